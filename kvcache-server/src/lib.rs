@@ -1,0 +1,4 @@
+//! kvcache-server: a memcached-compatible cache server.
+#![warn(missing_docs)]
+
+pub mod item;

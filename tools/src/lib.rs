@@ -1,0 +1,2 @@
+//! slabtune: size-class recommendations from observed traffic.
+#![warn(missing_docs)]
