@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every check of the workspace, from a fresh machine: installs what the tests need,
+# then formatting and lints, a release build of everything (benchmarks included, built but
+# not run), the unit/property/integration tests, the slab-core examples' system-call
+# checks, the loom models, the real-client checks against the release server, and short
+# bounded fuzz runs.
+#
+#   ./scripts/test-all.sh            everything
+#   FUZZ_SECONDS=0 ./scripts/test-all.sh   everything but fuzzing
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n==== %s\n' "$*"; }
+
+step "setup"
+./scripts/setup.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --release -q -- -D warnings
+
+step "release build (server, tools, examples, benchmarks)"
+cargo build --workspace --release --all-targets -q
+
+step "tests"
+cargo test --workspace --release
+
+step "slab-core examples under strace"
+./scripts/check-examples.sh
+
+step "loom models"
+./scripts/loom.sh
+
+step "real clients against the release server"
+./tests/clients/run-all.sh "$root/target/release/kvcache-server"
+
+if [ "${FUZZ_SECONDS:-30}" != 0 ]; then
+    step "bounded fuzzing"
+    FUZZ_SECONDS="${FUZZ_SECONDS:-30}" ./scripts/fuzz.sh
+fi
+
+step "all checks passed"
