@@ -1,1 +1,993 @@
-//! (engine layer: engine)
+//! The slab engine: one reservation of address space, slabs as fixed-size slots inside it,
+//! per-class slab lists, a pool of empty slabs with adaptive retention, and the hard limit.
+//!
+//! Locks: one per class (its slabs and their free lists) and one for the pool (empty slabs, the
+//! OS side, retention). The order is always class, then pool; the pool lock is never held while
+//! taking a class lock, and `munmap` runs with no lock held.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::fmt;
+use std::ptr::NonNull;
+
+use crate::error::Error;
+use crate::os::{Os, HUGE_PAGE};
+use crate::release::{coalesce, ReleaseReport, Run};
+use crate::size_class::{ClassId, SizeClasses};
+use crate::stats::{ClassStats, Stats};
+use crate::sync::atomic::{AtomicU64, Ordering};
+use crate::sync::Mutex;
+
+/// Default reservation for an engine without a memory limit.
+const UNLIMITED_RESERVE: usize = 64 << 30;
+/// The smallest reservation tried when the default one fails.
+const MIN_FALLBACK_RESERVE: usize = 1 << 30;
+/// Most slots a default reservation holds (bounds the per-slot metadata for tiny slabs).
+const MAX_DEFAULT_SLOTS: usize = 1 << 20;
+
+/// Engine configuration. Build with [`Config::new`] and the builder-style setters.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The size classes (their slab size is the engine's slab size).
+    pub classes: SizeClasses,
+    /// Hard limit on mapped bytes; `None` = unlimited (bounded by the reservation).
+    pub memory_limit: Option<usize>,
+    /// Advise mapped regions with `MADV_HUGEPAGE`.
+    pub huge_pages: bool,
+    /// Bytes of address space to reserve; `None` = twice the limit (at least 64 MiB), or 64 GiB
+    /// when unlimited (halved until the reservation succeeds, down to 1 GiB).
+    pub reserve_bytes: Option<usize>,
+    /// Bytes mapped per `mmap` of fresh address space: a power of two, at least 2 MiB and at
+    /// least one slab. Default 2 MiB (or one slab if slabs are larger).
+    pub map_granule: usize,
+    /// The retention target never drops below this many empty slabs.
+    pub min_retained_slabs: usize,
+    /// The retention target never exceeds this many empty slabs (`None` = no cap).
+    pub max_retained_slabs: Option<usize>,
+    /// Mapping new slabs within this many reap intervals of releasing some counts as a
+    /// misjudgement and raises the retention target by the amount mapped. Default 4.
+    pub misjudge_window: u32,
+    /// After this many consecutive reap intervals in which pooled slabs stayed unused, the
+    /// target decays by half the unused amount per interval. Default 2.
+    pub decay_after: u32,
+}
+
+impl Config {
+    /// Defaults for `classes`: unlimited, no huge-page advice, 2 MiB mapping granule,
+    /// retention adapting from 0.
+    pub fn new(classes: SizeClasses) -> Self {
+        let map_granule = HUGE_PAGE.max(classes.slab_size());
+        Config {
+            classes,
+            memory_limit: None,
+            huge_pages: false,
+            reserve_bytes: None,
+            map_granule,
+            min_retained_slabs: 0,
+            max_retained_slabs: None,
+            misjudge_window: 4,
+            decay_after: 2,
+        }
+    }
+
+    /// Sets the hard memory limit in bytes.
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Advise mapped memory for transparent huge pages.
+    pub fn huge_pages(mut self, on: bool) -> Self {
+        self.huge_pages = on;
+        self
+    }
+
+    /// Sets the size of the address-space reservation.
+    pub fn reserve_bytes(mut self, bytes: usize) -> Self {
+        self.reserve_bytes = Some(bytes);
+        self
+    }
+
+    /// Sets the bytes mapped per fresh `mmap`.
+    pub fn map_granule(mut self, bytes: usize) -> Self {
+        self.map_granule = bytes;
+        self
+    }
+
+    /// Sets the floor and cap of the retention target, in slabs.
+    pub fn retained_slabs(mut self, min: usize, max: Option<usize>) -> Self {
+        self.min_retained_slabs = min;
+        self.max_retained_slabs = max;
+        self
+    }
+
+    /// Sets the misjudgement window and the decay delay, in reap intervals.
+    pub fn retention_intervals(mut self, misjudge_window: u32, decay_after: u32) -> Self {
+        self.misjudge_window = misjudge_window;
+        self.decay_after = decay_after;
+        self
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The raw layer: reading and writing the free-list link stored in a free chunk.
+// ---------------------------------------------------------------------------------------------
+
+mod link {
+    use std::ptr::NonNull;
+
+    /// Reads the free-list link stored in a free chunk.
+    ///
+    /// # Safety
+    /// `chunk` must point to at least 4 bytes of mapped memory of a free chunk that this
+    /// engine's class lock protects (no one else reads or writes it).
+    #[inline]
+    pub(super) unsafe fn read(chunk: NonNull<u8>) -> u32 {
+        // SAFETY: by the caller's contract the 4 bytes are mapped and not aliased mutably;
+        // chunks need not be 4-aligned (alignment 1 tables), hence `read_unaligned`.
+        unsafe { chunk.as_ptr().cast::<u32>().read_unaligned() }
+    }
+
+    /// Stores a free-list link in a chunk that was just freed.
+    ///
+    /// # Safety
+    /// `chunk` must point to at least 4 bytes of mapped memory of a chunk that its owner has
+    /// given back, under this engine's class lock.
+    #[inline]
+    pub(super) unsafe fn write(chunk: NonNull<u8>, next: u32) {
+        // SAFETY: by the caller's contract nobody else uses these 4 bytes any more.
+        unsafe { chunk.as_ptr().cast::<u32>().write_unaligned(next) }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-class state.
+// ---------------------------------------------------------------------------------------------
+
+const NONE: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+struct SlabMeta {
+    /// Slot number in the reservation.
+    slot: u32,
+    /// Chunks carved so far; chunks `bump..` were never handed out (and never touched).
+    bump: u32,
+    /// First free chunk index + 1, or 0; each free chunk stores the next link.
+    free_head: u32,
+    /// Chunks handed out.
+    used: u32,
+    /// Position in `ClassState::partial`, or `NONE`.
+    partial_pos: u32,
+}
+
+#[derive(Debug, Default)]
+struct ClassState {
+    slabs: Vec<SlabMeta>,
+    /// Indices into `slabs` of slabs with a free chunk and at least one used chunk (or the
+    /// former spare being filled).
+    partial: Vec<u32>,
+    /// Index of the one empty slab the class keeps, if any (not in `partial`).
+    spare: Option<u32>,
+    used: usize,
+    full: usize,
+}
+
+/// Cache-line padding so neighbouring class locks do not share a line.
+#[repr(align(128))]
+#[derive(Debug)]
+struct Padded<T>(T);
+
+fn owner_word(class: ClassId, idx: u32) -> u64 {
+    ((class.0 as u64 + 1) << 32) | idx as u64
+}
+
+impl ClassState {
+    fn add_partial(&mut self, idx: u32) {
+        let m = &mut self.slabs[idx as usize];
+        debug_assert_eq!(m.partial_pos, NONE);
+        m.partial_pos = self.partial.len() as u32;
+        self.partial.push(idx);
+    }
+
+    fn remove_partial(&mut self, idx: u32) {
+        let pos = self.slabs[idx as usize].partial_pos;
+        debug_assert_ne!(pos, NONE);
+        self.slabs[idx as usize].partial_pos = NONE;
+        self.partial.swap_remove(pos as usize);
+        if let Some(&moved) = self.partial.get(pos as usize) {
+            self.slabs[moved as usize].partial_pos = pos;
+        }
+    }
+
+    /// Removes slab `idx` (empty, not in `partial`, not the spare) and returns its slot.
+    fn remove_slab(&mut self, idx: u32, class: ClassId, owner: &[AtomicU64]) -> u32 {
+        let m = self.slabs.swap_remove(idx as usize);
+        debug_assert!(m.used == 0 && m.partial_pos == NONE);
+        owner[m.slot as usize].store(0, Ordering::Release);
+        let old_last = self.slabs.len() as u32;
+        if let Some(moved) = self.slabs.get(idx as usize).copied() {
+            owner[moved.slot as usize].store(owner_word(class, idx), Ordering::Release);
+            if moved.partial_pos != NONE {
+                self.partial[moved.partial_pos as usize] = idx;
+            }
+            if self.spare == Some(old_last) {
+                self.spare = Some(idx);
+            }
+        }
+        m.slot
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The pool: empty slabs, slot states, retention.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum SlotState {
+    /// Inside the reservation, `PROT_NONE`, never mapped.
+    Fresh,
+    /// Mapped read-write (in a class or in the pool).
+    Mapped,
+    /// Being unmapped (no lock held during `munmap`).
+    Releasing,
+    /// Unmapped by us: a hole in the reservation we may map back with `MAP_FIXED_NOREPLACE`.
+    Hole,
+    /// Something else mapped into our hole; never touched again.
+    Foreign,
+}
+
+#[derive(Debug)]
+struct Pool {
+    state: Vec<SlotState>,
+    /// Empty mapped slabs not owned by any class.
+    empty: Vec<u32>,
+    next_fresh: u32,
+    holes: BTreeSet<u32>,
+    mapped_slabs: usize,
+    released_bytes: u64,
+    released_slabs: u64,
+    // Retention.
+    target: usize,
+    /// Smallest `empty.len()` seen since the last reap.
+    low_water: usize,
+    /// Consecutive reap intervals with `low_water > 0`.
+    idle_intervals: u32,
+    epoch: u64,
+    /// Slabs released by reaps, per reap epoch, not yet mapped again.
+    recent_releases: VecDeque<(u64, usize)>,
+}
+
+/// The slab engine. Shared by all threads through `&self`; see the [module docs](self).
+pub struct SlabEngine {
+    classes: SizeClasses,
+    /// The reservation's aligned base: slot `i` is `base + i * slab_size`.
+    base: NonNull<u8>,
+    /// Usable reserved bytes from `base`.
+    reserved: usize,
+    raw: NonNull<u8>,
+    raw_len: usize,
+    slab_shift: u32,
+    nslots: u32,
+    granule_slabs: u32,
+    /// Per slot: 0 if no class owns it, else `(class + 1) << 32 | index in the class's slabs`.
+    /// Written under the owning class's lock; read without a lock by `class_of`.
+    owner: Box<[AtomicU64]>,
+    class_state: Box<[Padded<Mutex<ClassState>>]>,
+    pool: Mutex<Pool>,
+    os: Os,
+    limit_slabs: Option<usize>,
+    limit: Option<usize>,
+    huge_pages: bool,
+    min_retained: usize,
+    max_retained: Option<usize>,
+    misjudge_window: u32,
+    decay_after: u32,
+}
+
+// SAFETY: the raw pointers only name the engine's own reservation, which lives as long as the
+// engine; every piece of mutable state is behind a `Mutex` or an atomic, and chunk memory is
+// only touched under the owning class's lock (free-list links) or by whoever holds the chunk.
+unsafe impl Send for SlabEngine {}
+// SAFETY: as for `Send`: all `&self` methods synchronise through the locks and atomics.
+unsafe impl Sync for SlabEngine {}
+
+impl fmt::Debug for SlabEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlabEngine")
+            .field("base", &self.base)
+            .field("reserved", &self.reserved)
+            .field("slab_size", &self.classes.slab_size())
+            .field("classes", &self.classes.len())
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+fn config_err(msg: String) -> Error {
+    Error::InvalidConfig(msg)
+}
+
+impl SlabEngine {
+    /// Reserves the address space and sets up an engine. Nothing is mapped yet.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        let slab = config.classes.slab_size();
+        let align = HUGE_PAGE.max(slab);
+        if !config.map_granule.is_power_of_two() || config.map_granule < align {
+            return Err(config_err(format!(
+                "map granule {} must be a power of two of at least {align} bytes",
+                config.map_granule
+            )));
+        }
+        if let Some(l) = config.memory_limit {
+            if l < slab {
+                return Err(config_err(format!(
+                    "memory limit {l} is smaller than one slab ({slab} bytes)"
+                )));
+            }
+        }
+        if config.classes.len() >= u16::MAX as usize {
+            return Err(config_err("too many classes".into()));
+        }
+        let os = Os::default();
+        let reservation = match (config.reserve_bytes, config.memory_limit) {
+            (Some(r), limit) => {
+                let r = r.div_ceil(align) * align;
+                if let Some(l) = limit {
+                    if r < l {
+                        return Err(config_err(format!(
+                            "reservation of {r} bytes is smaller than the memory limit {l}"
+                        )));
+                    }
+                }
+                os.reserve(r, align)?
+            }
+            (None, Some(l)) => {
+                let r = (l.div_ceil(align) * align).saturating_mul(2).max(64 << 20);
+                os.reserve(r, align)?
+            }
+            (None, None) => {
+                let mut r = UNLIMITED_RESERVE.min(slab.saturating_mul(MAX_DEFAULT_SLOTS));
+                loop {
+                    match os.reserve(r, align) {
+                        Ok(res) => break res,
+                        Err(_) if r / 2 >= MIN_FALLBACK_RESERVE.max(align) => r /= 2,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        };
+        let nslots = reservation.len / slab;
+        if nslots > u32::MAX as usize - 1 {
+            return Err(config_err(format!("{nslots} slots is too many")));
+        }
+        let owner = (0..nslots).map(|_| AtomicU64::new(0)).collect();
+        let class_state = (0..config.classes.len())
+            .map(|_| Padded(Mutex::new(ClassState::default())))
+            .collect();
+        let pool = Pool {
+            state: vec![SlotState::Fresh; nslots],
+            empty: Vec::new(),
+            next_fresh: 0,
+            holes: BTreeSet::new(),
+            mapped_slabs: 0,
+            released_bytes: 0,
+            released_slabs: 0,
+            target: config.min_retained_slabs,
+            low_water: 0,
+            idle_intervals: 0,
+            epoch: 0,
+            recent_releases: VecDeque::new(),
+        };
+        Ok(SlabEngine {
+            base: reservation.base,
+            reserved: reservation.len,
+            raw: reservation.raw,
+            raw_len: reservation.raw_len,
+            slab_shift: slab.trailing_zeros(),
+            nslots: nslots as u32,
+            granule_slabs: (config.map_granule / slab) as u32,
+            owner,
+            class_state,
+            pool: Mutex::new(pool),
+            os,
+            limit_slabs: config.memory_limit.map(|l| l / slab),
+            limit: config.memory_limit,
+            huge_pages: config.huge_pages,
+            min_retained: config.min_retained_slabs,
+            max_retained: config.max_retained_slabs,
+            misjudge_window: config.misjudge_window,
+            decay_after: config.decay_after,
+            classes: config.classes,
+        })
+    }
+
+    /// The size classes.
+    #[inline]
+    pub fn classes(&self) -> &SizeClasses {
+        &self.classes
+    }
+
+    /// The slab size in bytes.
+    #[inline]
+    pub fn slab_size(&self) -> usize {
+        1 << self.slab_shift
+    }
+
+    /// The hard memory limit, if any.
+    #[inline]
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
+    #[inline]
+    fn slot_ptr(&self, slot: u32) -> NonNull<u8> {
+        let p = self
+            .base
+            .as_ptr()
+            .wrapping_add((slot as usize) << self.slab_shift);
+        NonNull::new(p).expect("slots lie inside the reservation")
+    }
+
+    #[inline]
+    fn class_lock(&self, class: ClassId) -> &Mutex<ClassState> {
+        &self.class_state[class.index()].0
+    }
+
+    /// Allocates one chunk of `class`. Prefers partial slabs, then the class's empty spare, then
+    /// an empty slab from the pool, then maps new memory; fails with
+    /// [`Error::LimitReached`] when none of those can be had.
+    ///
+    /// The chunk's contents are unspecified (a reused slab keeps old data). Panics if `class`
+    /// is out of range.
+    pub fn alloc(&self, class: ClassId) -> Result<NonNull<u8>, Error> {
+        let mut st = self.class_lock(class).lock();
+        let idx = self.slab_with_room(&mut st, class)?;
+        Ok(self.pop_chunk(&mut st, class, idx))
+    }
+
+    /// Allocates up to `max` chunks of `class` into `out` under one lock acquisition. Returns
+    /// how many were pushed (at least one unless `max == 0`), or the error that prevented
+    /// getting even one.
+    pub fn alloc_batch(
+        &self,
+        class: ClassId,
+        out: &mut Vec<NonNull<u8>>,
+        max: usize,
+    ) -> Result<usize, Error> {
+        if max == 0 {
+            return Ok(0);
+        }
+        out.reserve(max);
+        let mut st = self.class_lock(class).lock();
+        let mut n = 0;
+        while n < max {
+            let idx = match self.slab_with_room(&mut st, class) {
+                Ok(i) => i,
+                Err(e) if n == 0 => return Err(e),
+                Err(_) => break,
+            };
+            // Drain this slab before looking for another one.
+            while n < max && st.slabs[idx as usize].partial_pos != NONE {
+                out.push(self.pop_chunk(&mut st, class, idx));
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Index of a slab of the class with a free chunk, adding one if needed.
+    fn slab_with_room(&self, st: &mut ClassState, class: ClassId) -> Result<u32, Error> {
+        if let Some(&idx) = st.partial.last() {
+            return Ok(idx);
+        }
+        if let Some(idx) = st.spare.take() {
+            st.add_partial(idx);
+            return Ok(idx);
+        }
+        let slot = self.take_slab()?;
+        let idx = st.slabs.len() as u32;
+        st.slabs.push(SlabMeta {
+            slot,
+            bump: 0,
+            free_head: 0,
+            used: 0,
+            partial_pos: NONE,
+        });
+        self.owner[slot as usize].store(owner_word(class, idx), Ordering::Release);
+        st.add_partial(idx);
+        Ok(idx)
+    }
+
+    /// Pops one chunk from slab `idx`, which is in the partial list.
+    fn pop_chunk(&self, st: &mut ClassState, class: ClassId, idx: u32) -> NonNull<u8> {
+        let cs = self.classes.chunk_size(class);
+        let cps = self.classes.chunks_per_slab(class) as u32;
+        let m = &mut st.slabs[idx as usize];
+        let slab = self.slot_ptr(m.slot);
+        let chunk = if m.free_head != 0 {
+            let i = m.free_head - 1;
+            let p = NonNull::new(slab.as_ptr().wrapping_add(i as usize * cs)).expect("in slab");
+            // SAFETY: chunk `i` is on this slab's free list, which the class lock (held through
+            // `st`) protects; free chunks are mapped and belong to nobody else.
+            m.free_head = unsafe { link::read(p) };
+            p
+        } else {
+            debug_assert!(m.bump < cps);
+            let i = m.bump;
+            m.bump += 1;
+            NonNull::new(slab.as_ptr().wrapping_add(i as usize * cs)).expect("in slab")
+        };
+        m.used += 1;
+        st.used += 1;
+        if m.used == cps {
+            st.full += 1;
+            st.remove_partial(idx);
+        }
+        chunk
+    }
+
+    /// Frees a chunk; its class and slab are found from the pointer in O(1).
+    ///
+    /// # Safety
+    /// `ptr` must have been returned by [`alloc`](Self::alloc) or
+    /// [`alloc_batch`](Self::alloc_batch) of this engine and not freed since; the caller must
+    /// not use it afterwards.
+    pub unsafe fn free(&self, ptr: NonNull<u8>) {
+        let class = self
+            .class_of_slot(ptr.as_ptr())
+            .expect("free of a pointer the engine does not own");
+        // SAFETY: forwarded from the caller.
+        unsafe { self.free_batch(class, &[ptr]) }
+    }
+
+    /// Frees chunks all of one class under one lock acquisition.
+    ///
+    /// # Safety
+    /// Every pointer must have been returned by an allocation of `class` from this engine and
+    /// not freed since (no duplicates in `ptrs`); the caller must not use them afterwards.
+    pub unsafe fn free_batch(&self, class: ClassId, ptrs: &[NonNull<u8>]) {
+        if ptrs.is_empty() {
+            return;
+        }
+        let cs = self.classes.chunk_size(class);
+        let cps = self.classes.chunks_per_slab(class) as u32;
+        let mask = self.slab_size() - 1;
+        let mut to_pool = Vec::new();
+        let mut st = self.class_lock(class).lock();
+        for &p in ptrs {
+            let off = self.offset_of(p.as_ptr());
+            assert!(off < self.reserved, "free of a pointer outside the engine");
+            let slot = off >> self.slab_shift;
+            let word = self.owner[slot].load(Ordering::Relaxed);
+            assert_eq!(
+                word >> 32,
+                class.0 as u64 + 1,
+                "free of a chunk of another class"
+            );
+            let idx = word as u32;
+            let in_slab = off & mask;
+            debug_assert_eq!(
+                in_slab % cs,
+                0,
+                "free of a pointer that is not a chunk start"
+            );
+            let chunk = (in_slab / cs) as u32;
+            let m = &mut st.slabs[idx as usize];
+            debug_assert!(chunk < m.bump && m.used > 0);
+            // SAFETY: the caller hands the chunk back; it lies in a mapped slab of this class,
+            // whose lock we hold.
+            unsafe { link::write(p, m.free_head) };
+            m.free_head = chunk + 1;
+            let was_full = m.used == cps;
+            m.used -= 1;
+            let now_empty = m.used == 0;
+            st.used -= 1;
+            if was_full {
+                st.full -= 1;
+                st.add_partial(idx);
+            }
+            if now_empty {
+                st.remove_partial(idx);
+                if st.spare.is_none() {
+                    let m = &mut st.slabs[idx as usize];
+                    m.bump = 0;
+                    m.free_head = 0;
+                    st.spare = Some(idx);
+                } else {
+                    to_pool.push(st.remove_slab(idx, class, &self.owner));
+                }
+            }
+        }
+        if !to_pool.is_empty() {
+            let mut pool = self.pool.lock();
+            pool.empty.extend_from_slice(&to_pool);
+        }
+    }
+
+    fn class_of_slot(&self, ptr: *const u8) -> Option<ClassId> {
+        if !self.contains(ptr) {
+            return None;
+        }
+        let slot = self.offset_of(ptr) >> self.slab_shift;
+        let word = self.owner[slot].load(Ordering::Acquire);
+        let c = (word >> 32) as u16;
+        (c != 0).then(|| ClassId(c - 1))
+    }
+
+    /// The class of the chunk that starts at `ptr`, in O(1); `None` if `ptr` is outside the
+    /// engine, in a slab no class owns, or not at a chunk boundary.
+    pub fn class_of(&self, ptr: *const u8) -> Option<ClassId> {
+        let class = self.class_of_slot(ptr)?;
+        let in_slab = self.offset_of(ptr) & (self.slab_size() - 1);
+        let cs = self.classes.chunk_size(class);
+        (in_slab % cs == 0 && in_slab / cs < self.classes.chunks_per_slab(class)).then_some(class)
+    }
+
+    /// Whether `ptr` lies in the engine's reserved address space (O(1) range check).
+    #[inline]
+    pub fn contains(&self, ptr: *const u8) -> bool {
+        (ptr as usize).wrapping_sub(self.base.as_ptr() as usize) < self.reserved
+    }
+
+    /// `ptr`'s offset from the reservation base (meaningful when [`contains`](Self::contains)).
+    #[inline]
+    pub fn offset_of(&self, ptr: *const u8) -> usize {
+        (ptr as usize).wrapping_sub(self.base.as_ptr() as usize)
+    }
+
+    /// The pointer at `offset` from the reservation base; panics if `offset` is outside the
+    /// reservation. Inverse of [`offset_of`](Self::offset_of).
+    #[inline]
+    pub fn ptr_at(&self, offset: usize) -> NonNull<u8> {
+        assert!(
+            offset < self.reserved,
+            "offset {offset} outside the reservation"
+        );
+        NonNull::new(self.base.as_ptr().wrapping_add(offset)).expect("inside the reservation")
+    }
+
+    /// The reservation's base address and length (the range [`contains`](Self::contains)
+    /// checks).
+    pub fn reservation(&self) -> (NonNull<u8>, usize) {
+        (self.base, self.reserved)
+    }
+
+    /// Calls `f(slab_base, carved_chunks)` for each slab the class holds. `carved_chunks` is
+    /// how many chunks from the slab start were ever handed out since the slab joined the
+    /// class; chunks beyond never were. Some of the carved ones may be free again. The slab
+    /// list is snapshotted under the class lock and `f` runs without it, so `f` may call the
+    /// engine; slabs may change class meanwhile.
+    pub fn for_each_slab(&self, class: ClassId, mut f: impl FnMut(NonNull<u8>, usize)) {
+        let snapshot: Vec<(u32, u32)> = {
+            let st = self.class_lock(class).lock();
+            st.slabs
+                .iter()
+                .filter(|m| m.used > 0)
+                .map(|m| (m.slot, m.bump))
+                .collect()
+        };
+        for (slot, bump) in snapshot {
+            f(self.slot_ptr(slot), bump as usize);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Pool side.
+    // -----------------------------------------------------------------------------------------
+
+    /// An empty mapped slab from the pool, mapping more if needed.
+    fn take_slab(&self) -> Result<u32, Error> {
+        let mut pool = self.pool.lock();
+        if pool.empty.is_empty() {
+            self.map_more(&mut pool)?;
+        }
+        let slot = pool.empty.pop().expect("map_more added slabs");
+        pool.low_water = pool.low_water.min(pool.empty.len());
+        Ok(slot)
+    }
+
+    /// Maps up to one granule of new slabs into the pool, within the limit.
+    fn map_more(&self, pool: &mut Pool) -> Result<(), Error> {
+        let mut n = self.granule_slabs as usize;
+        if let Some(max) = self.limit_slabs {
+            n = n.min(max.saturating_sub(pool.mapped_slabs));
+            if n == 0 {
+                return Err(Error::LimitReached {
+                    limit: self.limit.unwrap_or(0),
+                });
+            }
+        }
+        let slab = self.slab_size();
+        let (start, len) = loop {
+            if let Some(&h) = pool.holes.first() {
+                // Map back into our own hole, as much of a contiguous run as we want.
+                let mut len = 1u32;
+                while (len as usize) < n && pool.holes.contains(&(h + len)) {
+                    len += 1;
+                }
+                for s in h..h + len {
+                    pool.holes.remove(&s);
+                }
+                let addr = self.slot_ptr(h);
+                // SAFETY: MAP_FIXED_NOREPLACE replaces nothing; the range is inside our
+                // reservation and page-aligned.
+                match unsafe { self.os.map_fixed(addr, len as usize * slab, true) } {
+                    Ok(()) => break (h, len),
+                    Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                        // Someone else mapped into the hole: never touch those slots again.
+                        for s in h..h + len {
+                            pool.state[s as usize] = SlotState::Foreign;
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        pool.holes.extend(h..h + len);
+                        return Err(e.into());
+                    }
+                }
+            }
+            let avail = (self.nslots - pool.next_fresh) as usize;
+            let len = n.min(avail) as u32;
+            if len == 0 {
+                return Err(Error::AddressSpaceExhausted {
+                    reserved: self.reserved,
+                });
+            }
+            let start = pool.next_fresh;
+            // SAFETY: 1. slots `next_fresh..` are fresh: still our PROT_NONE reservation, and
+            // nothing points into them; 2. slot addresses and slab sizes are page multiples.
+            unsafe {
+                self.os
+                    .map_fixed(self.slot_ptr(start), len as usize * slab, false)?
+            };
+            pool.next_fresh += len;
+            break (start, len);
+        };
+        if self.huge_pages {
+            // Advice only: a kernel without THP refuses it and nothing is lost.
+            let _ = self
+                .os
+                .advise_huge(self.slot_ptr(start), len as usize * slab);
+        }
+        for s in start..start + len {
+            pool.state[s as usize] = SlotState::Mapped;
+        }
+        // Lowest address on top: pop order follows the address order.
+        pool.empty.extend((start..start + len).rev());
+        pool.mapped_slabs += len as usize;
+        // Mapping soon after a reap released slabs means that reap misjudged demand: keep
+        // that much more next time.
+        let mut misjudged = len as usize;
+        while misjudged > 0 {
+            let Some(front) = pool.recent_releases.front_mut() else {
+                break;
+            };
+            let take = misjudged.min(front.1);
+            front.1 -= take;
+            misjudged -= take;
+            pool.target += take;
+            if front.1 == 0 {
+                pool.recent_releases.pop_front();
+            }
+        }
+        if let Some(max) = self.max_retained {
+            pool.target = pool.target.min(max);
+        }
+        Ok(())
+    }
+
+    /// Moves every class's empty spare slab into the pool.
+    fn drain_spares(&self) {
+        let mut spares = Vec::new();
+        for (i, lock) in self.class_state.iter().enumerate() {
+            let mut st = lock.0.lock();
+            if let Some(idx) = st.spare.take() {
+                spares.push(st.remove_slab(idx, ClassId(i as u16), &self.owner));
+            }
+        }
+        if !spares.is_empty() {
+            self.pool.lock().empty.extend_from_slice(&spares);
+        }
+    }
+
+    /// Closes a reap interval: adapts the retention target to the demand observed since the
+    /// last reap and returns the pooled empty slabs beyond it to the OS, batched (sorted,
+    /// coalesced, one `munmap` per contiguous run). The lowest-addressed slabs are kept.
+    ///
+    /// Call it periodically (the magazine layer's reaper does, e.g. every few seconds).
+    pub fn reap(&self) -> ReleaseReport {
+        self.drain_spares();
+        let (victims, epoch) = {
+            let mut pool = self.pool.lock();
+            let pool = &mut *pool;
+            pool.epoch += 1;
+            let epoch = pool.epoch;
+            let window = u64::from(self.misjudge_window);
+            pool.recent_releases.retain(|&(e, _)| epoch - e <= window);
+            if pool.low_water > 0 {
+                pool.idle_intervals += 1;
+                if pool.idle_intervals >= self.decay_after {
+                    pool.target = pool.target.saturating_sub(pool.low_water.div_ceil(2));
+                }
+            } else {
+                pool.idle_intervals = 0;
+            }
+            pool.target = pool.target.max(self.min_retained);
+            if let Some(max) = self.max_retained {
+                pool.target = pool.target.min(max);
+            }
+            let keep = pool.target.min(pool.empty.len());
+            let victims = if pool.empty.len() > keep {
+                pool.empty.sort_unstable_by(|a, b| b.cmp(a));
+                // Descending: the kept lowest-addressed ones stay on top of the stack.
+                let cut = pool.empty.len() - keep;
+                let victims: Vec<u32> = pool.empty.drain(..cut).collect();
+                for &s in &victims {
+                    pool.state[s as usize] = SlotState::Releasing;
+                }
+                victims
+            } else {
+                Vec::new()
+            };
+            pool.low_water = pool.empty.len();
+            (victims, epoch)
+        };
+        let report = self.release_slots(victims, true);
+        if report.slabs > 0 {
+            self.pool
+                .lock()
+                .recent_releases
+                .push_back((epoch, report.slabs));
+        }
+        report
+    }
+
+    /// Returns every empty slab (pooled or kept by a class) to the OS now, batched and
+    /// coalesced. Unlike [`reap`](Self::reap) this does not count as a retention decision.
+    pub fn release_all(&self) -> ReleaseReport {
+        self.release_all_inner(true)
+    }
+
+    /// Like [`release_all`](Self::release_all) but with one `munmap` per slab. This is the
+    /// naive release path; it exists only so benchmarks and tests can compare against it.
+    #[doc(hidden)]
+    pub fn release_all_unbatched(&self) -> ReleaseReport {
+        self.release_all_inner(false)
+    }
+
+    fn release_all_inner(&self, batched: bool) -> ReleaseReport {
+        self.drain_spares();
+        let victims = {
+            let mut pool = self.pool.lock();
+            let victims = std::mem::take(&mut pool.empty);
+            for &s in &victims {
+                pool.state[s as usize] = SlotState::Releasing;
+            }
+            pool.low_water = 0;
+            victims
+        };
+        self.release_slots(victims, batched)
+    }
+
+    /// Unmaps slots marked `Releasing`, with no lock held, then records the result.
+    fn release_slots(&self, mut slots: Vec<u32>, batched: bool) -> ReleaseReport {
+        if slots.is_empty() {
+            return ReleaseReport::default();
+        }
+        let runs: Vec<Run> = if batched {
+            coalesce(&mut slots)
+        } else {
+            slots.iter().map(|&s| Run { start: s, len: 1 }).collect()
+        };
+        let slab = self.slab_size();
+        let mut report = ReleaseReport::default();
+        let mut failed = Vec::new();
+        for r in &runs {
+            let bytes = r.len as usize * slab;
+            report.munmap_calls += 1;
+            // SAFETY: the run's slots are marked `Releasing`: mapped by us, owned by no class
+            // (so no chunk in them is handed out), and no other code maps or uses them until we
+            // mark them again below.
+            match unsafe { self.os.unmap(self.slot_ptr(r.start), bytes) } {
+                Ok(()) => {
+                    report.slabs += r.len as usize;
+                    report.bytes += bytes;
+                    report.runs += 1;
+                }
+                Err(_) => failed.push(*r),
+            }
+        }
+        let mut pool = self.pool.lock();
+        for r in &runs {
+            let ok = !failed.contains(r);
+            for s in r.start..r.start + r.len {
+                if ok {
+                    pool.state[s as usize] = SlotState::Hole;
+                    pool.holes.insert(s);
+                } else {
+                    pool.state[s as usize] = SlotState::Mapped;
+                    pool.empty.push(s);
+                }
+            }
+        }
+        pool.mapped_slabs -= report.slabs;
+        pool.released_slabs += report.slabs as u64;
+        pool.released_bytes += report.bytes as u64;
+        report
+    }
+
+    /// A snapshot of the accounting. Takes each class lock in turn, then the pool lock; the
+    /// figures of one class are consistent with each other.
+    pub fn stats(&self) -> Stats {
+        let classes = self
+            .classes
+            .iter()
+            .map(|(class, chunk_size)| {
+                let st = self.class_lock(class).lock();
+                let cps = self.classes.chunks_per_slab(class);
+                ClassStats {
+                    class,
+                    chunk_size,
+                    chunks_per_slab: cps,
+                    slabs: st.slabs.len(),
+                    full_slabs: st.full,
+                    empty_slabs: usize::from(st.spare.is_some()),
+                    used_chunks: st.used,
+                    free_chunks: st.slabs.len() * cps - st.used,
+                }
+            })
+            .collect();
+        let pool = self.pool.lock();
+        let calls = self.os.calls();
+        Stats {
+            mapped_bytes: pool.mapped_slabs * self.slab_size(),
+            reserved_bytes: self.reserved,
+            limit: self.limit,
+            mmap_calls: calls.mmap,
+            munmap_calls: calls.munmap,
+            madvise_calls: calls.madvise,
+            released_bytes: pool.released_bytes,
+            released_slabs: pool.released_slabs,
+            pooled_slabs: pool.empty.len(),
+            retention_target_slabs: pool.target,
+            slab_size: self.slab_size(),
+            classes,
+        }
+    }
+}
+
+impl Drop for SlabEngine {
+    fn drop(&mut self) {
+        // Unmap what is ours: the alignment slack and every slot that is fresh or mapped, in
+        // maximal runs. Holes may hold someone else's mapping by now and are skipped.
+        let pool = self.pool.lock();
+        let raw_start = self.raw.as_ptr() as usize;
+        let base = self.base.as_ptr() as usize;
+        let slab = self.slab_size();
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        let mut push = |start: usize, len: usize| match runs.last_mut() {
+            Some((s, l)) if *s + *l == start => *l += len,
+            _ => runs.push((start, len)),
+        };
+        push(raw_start, base - raw_start);
+        for (i, st) in pool.state.iter().enumerate() {
+            if matches!(st, SlotState::Fresh | SlotState::Mapped) {
+                push(base + i * slab, slab);
+            }
+        }
+        let end = base + self.reserved;
+        push(end, raw_start + self.raw_len - end);
+        drop(pool);
+        for (start, len) in runs {
+            if len == 0 {
+                continue;
+            }
+            let p = NonNull::new(self.raw.as_ptr().wrapping_add(start - raw_start))
+                .expect("inside the reservation");
+            // SAFETY: the range is part of our reservation and is either still reserved or
+            // mapped by us; `&mut self` means no chunk handed out is in use any more (the
+            // caller's contract on freed pointers; outstanding chunks die with the engine).
+            let _ = unsafe { self.os.unmap(p, len) };
+        }
+    }
+}
