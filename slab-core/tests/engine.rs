@@ -1,0 +1,421 @@
+//! Engine behaviour: allocation, pointer -> slab/class, the limit, retention and batched
+//! release, accounting identities, and cross-thread frees.
+#![cfg(not(miri))] // every test here maps memory with MAP_FIXED and partial munmaps
+
+use std::collections::HashSet;
+use std::ptr::NonNull;
+
+use proptest::prelude::*;
+use slab_core::engine::{Config, SlabEngine};
+use slab_core::size_class::{ClassId, SizeClasses};
+use slab_core::stats::Stats;
+use slab_core::Error;
+
+const MIB: usize = 1 << 20;
+
+fn engine(limit: Option<usize>) -> SlabEngine {
+    let mut c = Config::new(SizeClasses::memcached_default());
+    if let Some(l) = limit {
+        c = c.memory_limit(l);
+    }
+    SlabEngine::new(c).unwrap()
+}
+
+/// The identities every snapshot must satisfy.
+fn check_identities(s: &Stats) {
+    for c in &s.classes {
+        assert_eq!(c.used_chunks + c.free_chunks, c.slabs * c.chunks_per_slab, "{c:?}");
+        assert!(c.full_slabs + c.empty_slabs <= c.slabs, "{c:?}");
+        assert!(c.empty_slabs <= 1);
+    }
+    let class_slabs: usize = s.classes.iter().map(|c| c.slabs).sum();
+    assert_eq!(s.mapped_bytes, (class_slabs + s.pooled_slabs) * s.slab_size);
+    if let Some(l) = s.limit {
+        assert!(s.mapped_bytes <= l);
+    }
+    assert!(s.mapped_bytes <= s.reserved_bytes);
+}
+
+#[test]
+fn alloc_free_round_trip_and_pointer_lookup() {
+    let e = engine(None);
+    let mut all = Vec::new();
+    for (class, size) in e.classes().iter().collect::<Vec<_>>() {
+        let n = e.classes().chunks_per_slab(class) + 1; // spills into a second slab
+        let mut got = Vec::new();
+        assert_eq!(e.alloc_batch(class, &mut got, n).unwrap(), n);
+        for &p in &got {
+            assert_eq!(e.class_of(p.as_ptr()), Some(class));
+            assert!(e.contains(p.as_ptr()));
+            assert_eq!(e.ptr_at(e.offset_of(p.as_ptr())), p);
+            assert_eq!(e.offset_of(p.as_ptr()) % 8, 0);
+            // Not a chunk start: no class.
+            if size > 1 {
+                assert_eq!(e.class_of(p.as_ptr().wrapping_add(1)), None);
+            }
+            // SAFETY: the chunk is ours and `size` bytes long.
+            unsafe { p.as_ptr().write_bytes(class.0 as u8, size.min(64)) };
+        }
+        all.push((class, got));
+    }
+    let s = e.stats();
+    check_identities(&s);
+    for (class, got) in &all {
+        let c = &s.classes[class.index()];
+        assert_eq!(c.used_chunks, got.len());
+        assert_eq!(c.slabs, 2);
+        assert_eq!(c.full_slabs, 1);
+    }
+    // No two chunks overlap.
+    let mut spans: Vec<(usize, usize)> = all
+        .iter()
+        .flat_map(|(c, v)| {
+            let cs = e.classes().chunk_size(*c);
+            v.iter().map(move |p| (p.as_ptr() as usize, cs))
+        })
+        .collect();
+    spans.sort();
+    for w in spans.windows(2) {
+        assert!(w[0].0 + w[0].1 <= w[1].0);
+    }
+    assert!(!e.contains(std::ptr::null()));
+    assert_eq!(e.class_of(&0u8 as *const u8), None);
+    for (class, got) in &all {
+        // SAFETY: all from `alloc_batch` of this class, freed once.
+        unsafe { e.free_batch(*class, got) };
+    }
+    let s = e.stats();
+    check_identities(&s);
+    assert!(s.classes.iter().all(|c| c.used_chunks == 0 && c.slabs <= 1));
+}
+
+#[test]
+fn allocation_prefers_partial_slabs() {
+    let e = engine(None);
+    let class = ClassId(38); // 524288: two chunks per slab
+    let a = e.alloc(class).unwrap();
+    let b = e.alloc(class).unwrap(); // slab 1 full
+    let c = e.alloc(class).unwrap(); // slab 2 half
+    // SAFETY: from `alloc`, freed once.
+    unsafe { e.free(a) };
+    // Both slab 1 and slab 2 have a free chunk; the next two allocations fill them both rather
+    // than opening a third slab.
+    let x = e.alloc(class).unwrap();
+    let y = e.alloc(class).unwrap();
+    assert_eq!(e.stats().classes[38].slabs, 2);
+    let set: HashSet<_> = [b, c, x, y].into_iter().collect();
+    assert_eq!(set.len(), 4);
+    assert!(set.contains(&a));
+}
+
+#[test]
+fn freed_chunk_is_reused_first() {
+    let e = engine(None);
+    let class = e.classes().class_for(100).unwrap();
+    let v: Vec<_> = (0..10).map(|_| e.alloc(class).unwrap()).collect();
+    // SAFETY: from `alloc`, freed once.
+    unsafe { e.free(v[4]) };
+    assert_eq!(e.alloc(class).unwrap(), v[4]);
+}
+
+#[test]
+fn hard_limit_is_never_exceeded() {
+    let limit = 8 * MIB;
+    let e = engine(Some(limit));
+    let small = e.classes().class_for(100).unwrap();
+    let big = e.classes().class_for(300_000).unwrap();
+    let mut held = Vec::new();
+    let err = loop {
+        match e.alloc(big) {
+            Ok(p) => held.push((big, p)),
+            Err(err) => break err,
+        }
+        match e.alloc(small) {
+            Ok(p) => held.push((small, p)),
+            Err(err) => break err,
+        }
+        assert!(e.stats().mapped_bytes <= limit);
+    };
+    assert!(matches!(err, Error::LimitReached { limit: l } if l == limit), "{err}");
+    assert!(err.to_string().contains("limit"));
+    let s = e.stats();
+    check_identities(&s);
+    assert_eq!(s.mapped_bytes, limit);
+    // The small class still has room in its slab even though the limit is reached.
+    let mut more = Vec::new();
+    assert!(e.alloc_batch(small, &mut more, 5).unwrap() >= 1);
+    // Free the big ones: their slabs go to the pool and the other class can have them.
+    for &(c, p) in held.iter().filter(|(c, _)| *c == big) {
+        // SAFETY: from `alloc` of class `c`, freed once.
+        unsafe { e.free_batch(c, &[p]) };
+    }
+    let mid = e.classes().class_for(5000).unwrap();
+    let mut got = Vec::new();
+    let n = e.alloc_batch(mid, &mut got, 100_000).unwrap();
+    assert!(n > 0);
+    let s = e.stats();
+    check_identities(&s);
+    assert!(s.mapped_bytes <= limit);
+    assert!(matches!(e.alloc_batch(mid, &mut got, 100_000), Err(Error::LimitReached { .. })));
+}
+
+#[test]
+fn config_is_validated() {
+    let c = || Config::new(SizeClasses::memcached_default());
+    assert!(matches!(SlabEngine::new(c().memory_limit(1000)), Err(Error::InvalidConfig(_))));
+    assert!(matches!(SlabEngine::new(c().map_granule(3 * MIB)), Err(Error::InvalidConfig(_))));
+    assert!(matches!(SlabEngine::new(c().map_granule(MIB)), Err(Error::InvalidConfig(_))));
+    let e = SlabEngine::new(c().memory_limit(64 * MIB).reserve_bytes(32 * MIB)).unwrap_err();
+    assert!(e.to_string().contains("smaller than the memory limit"), "{e}");
+}
+
+#[test]
+fn release_all_coalesces_into_one_munmap_per_run() {
+    let e = engine(None);
+    let class = e.classes().class_for(1000).unwrap();
+    let cps = e.classes().chunks_per_slab(class);
+    let mut v = Vec::new();
+    let n = e.alloc_batch(class, &mut v, 64 * cps).unwrap();
+    assert_eq!(n, 64 * cps);
+    let before = e.stats();
+    assert_eq!(before.mapped_bytes, 64 * MIB);
+    // SAFETY: from `alloc_batch` of this class, freed once.
+    unsafe { e.free_batch(class, &v) };
+    let r = e.release_all();
+    assert_eq!((r.slabs, r.bytes, r.runs, r.munmap_calls), (64, 64 * MIB, 1, 1));
+    let s = e.stats();
+    check_identities(&s);
+    assert_eq!(s.mapped_bytes, 0);
+    assert_eq!(s.munmap_calls, before.munmap_calls + 1);
+    assert_eq!(s.released_bytes, 64 * MIB as u64);
+    // Mapping back reuses the holes.
+    let mut v = Vec::new();
+    e.alloc_batch(class, &mut v, 10 * cps).unwrap();
+    assert!(v.iter().all(|p| e.offset_of(p.as_ptr()) < 64 * MIB));
+    // SAFETY: as above.
+    unsafe { e.free_batch(class, &v) };
+    // Unbatched: one call per slab.
+    let r = e.release_all_unbatched();
+    assert_eq!((r.slabs, r.munmap_calls), (10, 10));
+}
+
+#[test]
+fn release_of_scattered_slabs_makes_one_call_per_run() {
+    let e = engine(None);
+    let class = ClassId(38); // two chunks per slab
+    let mut v = Vec::new();
+    e.alloc_batch(class, &mut v, 2 * 20).unwrap(); // 20 slabs, in address order
+    v.sort();
+    // Free every slab except slabs 5 and 12: runs 0..5, 6..12, 13..20 (plus the class spare).
+    let keep: Vec<_> = v[10..12].iter().chain(&v[24..26]).copied().collect();
+    let free: Vec<_> = v.iter().filter(|p| !keep.contains(p)).copied().collect();
+    // SAFETY: from `alloc_batch` of this class, freed once.
+    unsafe { e.free_batch(class, &free) };
+    let r = e.release_all();
+    assert_eq!(r.slabs, 18);
+    assert_eq!(r.runs, 3);
+    assert_eq!(r.munmap_calls, 3);
+    assert_eq!(r.bytes_per_call(), 6 * MIB);
+}
+
+#[test]
+fn reap_releases_a_spike_and_stops_churn() {
+    let e = engine(None);
+    let class = e.classes().class_for(2000).unwrap();
+    let cps = e.classes().chunks_per_slab(class);
+    let fill_free = |slabs: usize| {
+        let mut v = Vec::new();
+        e.alloc_batch(class, &mut v, slabs * cps).unwrap();
+        // SAFETY: from `alloc_batch` of this class, freed once.
+        unsafe { e.free_batch(class, &v) };
+    };
+    // A one-off spike goes back at the next reap.
+    fill_free(100);
+    let r = e.reap();
+    assert_eq!(r.slabs, 100);
+    assert_eq!(e.stats().mapped_bytes, 0);
+
+    // Fill/free cycles: after the first one or two, no more mmap/munmap.
+    let mut calls = Vec::new();
+    for _ in 0..12 {
+        fill_free(32);
+        e.reap();
+        let s = e.stats();
+        calls.push(s.mmap_calls + s.munmap_calls);
+    }
+    assert!(calls[3..].windows(2).all(|w| w[0] == w[1]), "{calls:?}");
+    let s = e.stats();
+    assert!(s.retention_target_slabs >= 32, "{s}");
+    assert!(s.mapped_bytes >= 32 * MIB);
+
+    // When the demand stops, the retained slabs decay back to the OS.
+    for _ in 0..40 {
+        e.reap();
+    }
+    let s = e.stats();
+    assert_eq!(s.retention_target_slabs, 0, "{s}");
+    assert_eq!(s.mapped_bytes, 0, "{s}");
+}
+
+#[test]
+fn retention_floor_and_cap() {
+    let c = Config::new(SizeClasses::memcached_default()).retained_slabs(4, Some(6));
+    let e = SlabEngine::new(c).unwrap();
+    let class = ClassId(0);
+    let cps = e.classes().chunks_per_slab(class);
+    for _ in 0..5 {
+        let mut v = Vec::new();
+        e.alloc_batch(class, &mut v, 20 * cps).unwrap();
+        // SAFETY: from `alloc_batch` of this class, freed once.
+        unsafe { e.free_batch(class, &v) };
+        e.reap();
+        let s = e.stats();
+        assert!((4..=6).contains(&s.retention_target_slabs), "{s}");
+        assert!(s.pooled_slabs <= 6 && s.pooled_slabs >= 4, "{s}");
+    }
+}
+
+#[test]
+fn for_each_slab_walks_used_slabs() {
+    let e = engine(None);
+    let class = e.classes().class_for(500).unwrap();
+    let cps = e.classes().chunks_per_slab(class);
+    let mut v = Vec::new();
+    e.alloc_batch(class, &mut v, cps + 7).unwrap();
+    let mut seen = Vec::new();
+    e.for_each_slab(class, |base, chunks| seen.push((base, chunks)));
+    seen.sort();
+    assert_eq!(seen.len(), 2);
+    let carved: usize = seen.iter().map(|s| s.1).sum();
+    assert_eq!(carved, cps + 7);
+    for p in &v {
+        assert!(seen.iter().any(|(b, _)| {
+            let off = (p.as_ptr() as usize).wrapping_sub(b.as_ptr() as usize);
+            off < e.slab_size()
+        }));
+    }
+}
+
+#[test]
+fn frees_from_other_threads() {
+    let e = engine(Some(256 * MIB));
+    let classes: Vec<ClassId> = [64usize, 200, 1000, 9000].iter().map(|&s| e.classes().class_for(s).unwrap()).collect();
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<(ClassId, usize)>>();
+        let e = &e;
+        let classes = &classes;
+        for t in 0..2 {
+            let tx = tx.clone();
+            s.spawn(move || {
+                for round in 0..50 {
+                    let class = classes[(t + round) % classes.len()];
+                    let mut v = Vec::new();
+                    e.alloc_batch(class, &mut v, 500).unwrap();
+                    for p in &v {
+                        // SAFETY: our chunk, at least 8 bytes.
+                        unsafe { p.as_ptr().cast::<u64>().write_unaligned(p.as_ptr() as u64) };
+                    }
+                    tx.send(v.into_iter().map(|p| (class, p.as_ptr() as usize)).collect()).unwrap();
+                }
+            });
+        }
+        drop(tx);
+        s.spawn(move || {
+            for batch in rx {
+                for (class, addr) in batch {
+                    let p = e.ptr_at(e.offset_of(addr as *const u8));
+                    // SAFETY: written by the allocating thread; the channel orders it before us.
+                    assert_eq!(unsafe { p.as_ptr().cast::<u64>().read_unaligned() }, addr as u64);
+                    assert_eq!(e.class_of(p.as_ptr()), Some(class));
+                    // SAFETY: each chunk is sent once and freed once.
+                    unsafe { e.free(p) };
+                }
+            }
+        });
+    });
+    let s = e.stats();
+    check_identities(&s);
+    assert!(s.classes.iter().all(|c| c.used_chunks == 0));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Alloc { class: u16, n: usize },
+    Free { pick: usize, n: usize },
+    Reap,
+    ReleaseAll,
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u16..39, 1usize..3000).prop_map(|(class, n)| Op::Alloc { class, n }),
+        4 => (any::<usize>(), 1usize..3000).prop_map(|(pick, n)| Op::Free { pick, n }),
+        1 => Just(Op::Reap),
+        1 => Just(Op::ReleaseAll),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    /// Random operation sequences against a model: live chunks never overlap, pointer -> class
+    /// round-trips, counts match the model, accounting identities hold, the limit holds.
+    #[test]
+    fn model_check(ops in prop::collection::vec(arb_op(), 1..40), limit_mib in 4usize..48) {
+        let e = engine(Some(limit_mib * MIB));
+        let mut live: Vec<(ClassId, NonNull<u8>)> = Vec::new();
+        for op in ops {
+            match op {
+                Op::Alloc { class, n } => {
+                    let class = ClassId(class);
+                    let mut v = Vec::new();
+                    match e.alloc_batch(class, &mut v, n) {
+                        Ok(k) => prop_assert!(k >= 1 && k <= n && k == v.len()),
+                        Err(err) => {
+                            prop_assert!(matches!(err, Error::LimitReached { .. }), "{}", err);
+                            prop_assert!(v.is_empty());
+                        }
+                    }
+                    for p in v {
+                        prop_assert_eq!(e.class_of(p.as_ptr()), Some(class));
+                        live.push((class, p));
+                    }
+                }
+                Op::Free { pick, n } => {
+                    for _ in 0..n.min(live.len()) {
+                        let (_, p) = live.swap_remove(pick % live.len());
+                        // SAFETY: a live chunk from this engine, removed from `live` so freed once.
+                        unsafe { e.free(p) };
+                    }
+                }
+                Op::Reap => { e.reap(); }
+                Op::ReleaseAll => {
+                    e.release_all();
+                    let s = e.stats();
+                    prop_assert_eq!(s.pooled_slabs, 0);
+                    prop_assert!(s.classes.iter().all(|c| c.empty_slabs == 0));
+                }
+            }
+            let s = e.stats();
+            check_identities(&s);
+            for c in &s.classes {
+                let n = live.iter().filter(|(k, _)| *k == c.class).count();
+                prop_assert_eq!(c.used_chunks, n);
+            }
+        }
+        let mut spans: Vec<(usize, usize)> = live
+            .iter()
+            .map(|(c, p)| (p.as_ptr() as usize, e.classes().chunk_size(*c)))
+            .collect();
+        spans.sort();
+        for w in spans.windows(2) {
+            prop_assert!(w[0].0 + w[0].1 <= w[1].0);
+        }
+        for (_, p) in live {
+            // SAFETY: live chunks from this engine, each freed once.
+            unsafe { e.free(p) };
+        }
+        e.release_all();
+        prop_assert_eq!(e.stats().mapped_bytes, 0);
+    }
+}
