@@ -1,4 +1,6 @@
-//! kvcache-server: a memcached-compatible cache server.
+//! kvcache-server: a memcached-compatible cache server whose items live in slab-core.
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod item;
+pub mod protocol;
