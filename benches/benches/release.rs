@@ -1,0 +1,92 @@
+//! The release path: one batched release (empty slabs sorted, coalesced into contiguous runs,
+//! one `munmap` per run) against releasing the same slabs with one `munmap` each, in one
+//! criterion group so the ratio comes from one run. Each pair is measured with the process
+//! otherwise idle and with a second thread spinning on the other CPU, where every `munmap`
+//! costs a TLB shootdown interrupt (REFERENCE.md section 2, seed 002).
+//!
+//! ```text
+//! cargo bench -p benches --bench release -- --warm-up-time 1 --measurement-time 5
+//! ```
+//!
+//! Each iteration maps `SLABS` slabs (untimed), touches every page, frees every chunk so all
+//! the slabs are empty, then times only the release.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use slab_core::engine::{Config, SlabEngine};
+use slab_core::size_class::{ClassId, SizeClasses};
+
+/// 64 MiB of 1 MiB slabs per release.
+const SLABS: usize = 64;
+
+/// Maps `SLABS` slabs, touches every page, and empties them again (untimed setup).
+fn fill_and_empty(engine: &SlabEngine, class: ClassId, chunks: &mut Vec<std::ptr::NonNull<u8>>) {
+    let per_slab = engine.classes().chunks_per_slab(class);
+    let size = engine.classes().chunk_size(class);
+    chunks.clear();
+    let mut got = 0;
+    while got < SLABS * per_slab {
+        got += engine.alloc_batch(class, chunks, SLABS * per_slab - got).expect("within limit");
+    }
+    for p in chunks.iter() {
+        for off in (0..size).step_by(4096) {
+            // SAFETY: `off < size`, inside a chunk we own.
+            unsafe { p.as_ptr().add(off).write(1) };
+        }
+    }
+    // SAFETY: every chunk came from `alloc_batch` of `class` and is freed once.
+    unsafe { engine.free_batch(class, chunks) };
+}
+
+fn run(engine: &SlabEngine, iters: u64, batched: bool) -> Duration {
+    let class = engine.classes().class_for(engine.classes().max_chunk()).unwrap();
+    let mut chunks = Vec::new();
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        fill_and_empty(engine, class, &mut chunks);
+        let t = Instant::now();
+        let report = if batched { engine.release_all() } else { engine.release_all_unbatched() };
+        total += t.elapsed();
+        assert_eq!(report.slabs, SLABS);
+        black_box(report);
+    }
+    total
+}
+
+fn release(c: &mut Criterion) {
+    let engine = SlabEngine::new(
+        Config::new(SizeClasses::memcached_default()).memory_limit(4 * SLABS << 20),
+    )
+    .expect("engine");
+    let mut g = c.benchmark_group("release_64MiB");
+    g.sample_size(10).sampling_mode(SamplingMode::Flat).throughput(Throughput::Bytes((SLABS << 20) as u64));
+    for busy in [false, true] {
+        let stop = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            if busy {
+                // A second thread of this process running on the other CPU: each munmap must
+                // interrupt it to flush its TLB.
+                s.spawn(|| {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                });
+            }
+            let tag = if busy { "busy_peer" } else { "idle" };
+            g.bench_function(format!("batched_coalesced/{tag}"), |b| {
+                b.iter_custom(|iters| run(&engine, iters, true))
+            });
+            g.bench_function(format!("one_munmap_per_slab/{tag}"), |b| {
+                b.iter_custom(|iters| run(&engine, iters, false))
+            });
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, release);
+criterion_main!(benches);
