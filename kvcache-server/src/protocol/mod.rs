@@ -4,3 +4,4 @@
 //! - [`text`]: memcached's classic text protocol (`get`, `set`, `incr`, `stats`...).
 
 pub mod text;
+pub mod meta;
