@@ -4,4 +4,5 @@
 //! - [`text`]: memcached's classic text protocol (`get`, `set`, `incr`, `stats`...).
 
 pub mod text;
+pub mod binary;
 pub mod meta;
