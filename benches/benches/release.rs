@@ -29,7 +29,9 @@ fn fill_and_empty(engine: &SlabEngine, class: ClassId, chunks: &mut Vec<std::ptr
     chunks.clear();
     let mut got = 0;
     while got < SLABS * per_slab {
-        got += engine.alloc_batch(class, chunks, SLABS * per_slab - got).expect("within limit");
+        got += engine
+            .alloc_batch(class, chunks, SLABS * per_slab - got)
+            .expect("within limit");
     }
     for p in chunks.iter() {
         for off in (0..size).step_by(4096) {
@@ -42,13 +44,20 @@ fn fill_and_empty(engine: &SlabEngine, class: ClassId, chunks: &mut Vec<std::ptr
 }
 
 fn run(engine: &SlabEngine, iters: u64, batched: bool) -> Duration {
-    let class = engine.classes().class_for(engine.classes().max_chunk()).unwrap();
+    let class = engine
+        .classes()
+        .class_for(engine.classes().max_chunk())
+        .unwrap();
     let mut chunks = Vec::new();
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         fill_and_empty(engine, class, &mut chunks);
         let t = Instant::now();
-        let report = if batched { engine.release_all() } else { engine.release_all_unbatched() };
+        let report = if batched {
+            engine.release_all()
+        } else {
+            engine.release_all_unbatched()
+        };
         total += t.elapsed();
         assert_eq!(report.slabs, SLABS);
         black_box(report);
@@ -58,11 +67,13 @@ fn run(engine: &SlabEngine, iters: u64, batched: bool) -> Duration {
 
 fn release(c: &mut Criterion) {
     let engine = SlabEngine::new(
-        Config::new(SizeClasses::memcached_default()).memory_limit(4 * SLABS << 20),
+        Config::new(SizeClasses::memcached_default()).memory_limit((4 * SLABS) << 20),
     )
     .expect("engine");
     let mut g = c.benchmark_group("release_64MiB");
-    g.sample_size(10).sampling_mode(SamplingMode::Flat).throughput(Throughput::Bytes((SLABS << 20) as u64));
+    g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .throughput(Throughput::Bytes((SLABS << 20) as u64));
     for busy in [false, true] {
         let stop = AtomicBool::new(false);
         std::thread::scope(|s| {

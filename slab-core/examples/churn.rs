@@ -14,11 +14,15 @@ use slab_core::engine::{Config, SlabEngine};
 use slab_core::size_class::{ClassId, SizeClasses};
 
 fn main() -> Result<(), slab_core::Error> {
-    let rounds: usize = std::env::args().nth(1).map_or(10, |a| a.parse().expect("ROUNDS"));
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .map_or(10, |a| a.parse().expect("ROUNDS"));
     let verbose = std::env::args().any(|a| a == "-v");
     let engine = SlabEngine::new(Config::new(SizeClasses::memcached_default()))?;
-    let classes: Vec<ClassId> =
-        [100usize, 250, 600, 2000].iter().map(|&s| engine.classes().class_for(s).unwrap()).collect();
+    let classes: Vec<ClassId> = [100usize, 250, 600, 2000]
+        .iter()
+        .map(|&s| engine.classes().class_for(s).unwrap())
+        .collect();
     let target = 64 << 20;
     // Reused across rounds so the pointer storage itself does not churn the C allocator.
     let mut held: Vec<Vec<NonNull<u8>>> = vec![Vec::new(); classes.len()];

@@ -13,11 +13,16 @@ use slab_core::engine::{Config, SlabEngine};
 use slab_core::size_class::{ClassId, SizeClasses};
 
 fn main() -> Result<(), slab_core::Error> {
-    let mib: usize = std::env::args().nth(1).map_or(256, |a| a.parse().expect("MiB"));
+    let mib: usize = std::env::args()
+        .nth(1)
+        .map_or(256, |a| a.parse().expect("MiB"));
     let target = mib << 20;
     let engine = SlabEngine::new(Config::new(SizeClasses::memcached_default()))?;
     let sizes = [64usize, 100, 150, 200, 300, 500, 800, 1200];
-    let classes: Vec<ClassId> = sizes.iter().map(|&s| engine.classes().class_for(s).unwrap()).collect();
+    let classes: Vec<ClassId> = sizes
+        .iter()
+        .map(|&s| engine.classes().class_for(s).unwrap())
+        .collect();
     let mut held: Vec<Vec<NonNull<u8>>> = vec![Vec::new(); classes.len()];
     let mut objects = 0usize;
     let mut i = 0;

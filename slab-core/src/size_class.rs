@@ -27,7 +27,7 @@ pub const SLAB_SIZE_RANGE: (usize, usize) = (4096, 1 << 30);
 /// A size class: a 0-based index into a [`SizeClasses`] table.
 ///
 /// memcached numbers its classes from 1; its display id is `index + 1`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClassId(pub u16);
 
 impl ClassId {
@@ -275,7 +275,7 @@ impl SizeClasses {
             return (c != u16::MAX).then_some(ClassId(c));
         }
         let i = self.sizes.partition_point(|&s| s < size);
-        (i < self.sizes.len()).then(|| ClassId(i as u16))
+        (i < self.sizes.len()).then_some(ClassId(i as u16))
     }
 
     /// The classes and their chunk sizes, smallest first.

@@ -58,12 +58,6 @@ pub struct ClassStats {
     pub free_chunks: usize,
 }
 
-impl Default for ClassId {
-    fn default() -> Self {
-        ClassId(0)
-    }
-}
-
 impl Stats {
     /// Bytes in slabs that belong to classes (`mapped_bytes` minus the pool).
     pub fn class_bytes(&self) -> usize {

@@ -24,7 +24,11 @@ fn engine(limit: Option<usize>) -> SlabEngine {
 /// The identities every snapshot must satisfy.
 fn check_identities(s: &Stats) {
     for c in &s.classes {
-        assert_eq!(c.used_chunks + c.free_chunks, c.slabs * c.chunks_per_slab, "{c:?}");
+        assert_eq!(
+            c.used_chunks + c.free_chunks,
+            c.slabs * c.chunks_per_slab,
+            "{c:?}"
+        );
         assert!(c.full_slabs + c.empty_slabs <= c.slabs, "{c:?}");
         assert!(c.empty_slabs <= 1);
     }
@@ -96,7 +100,7 @@ fn allocation_prefers_partial_slabs() {
     let a = e.alloc(class).unwrap();
     let b = e.alloc(class).unwrap(); // slab 1 full
     let c = e.alloc(class).unwrap(); // slab 2 half
-    // SAFETY: from `alloc`, freed once.
+                                     // SAFETY: from `alloc`, freed once.
     unsafe { e.free(a) };
     // Both slab 1 and slab 2 have a free chunk; the next two allocations fill them both rather
     // than opening a third slab.
@@ -136,7 +140,10 @@ fn hard_limit_is_never_exceeded() {
         }
         assert!(e.stats().mapped_bytes <= limit);
     };
-    assert!(matches!(err, Error::LimitReached { limit: l } if l == limit), "{err}");
+    assert!(
+        matches!(err, Error::LimitReached { limit: l } if l == limit),
+        "{err}"
+    );
     assert!(err.to_string().contains("limit"));
     let s = e.stats();
     check_identities(&s);
@@ -156,17 +163,32 @@ fn hard_limit_is_never_exceeded() {
     let s = e.stats();
     check_identities(&s);
     assert!(s.mapped_bytes <= limit);
-    assert!(matches!(e.alloc_batch(mid, &mut got, 100_000), Err(Error::LimitReached { .. })));
+    assert!(matches!(
+        e.alloc_batch(mid, &mut got, 100_000),
+        Err(Error::LimitReached { .. })
+    ));
 }
 
 #[test]
 fn config_is_validated() {
     let c = || Config::new(SizeClasses::memcached_default());
-    assert!(matches!(SlabEngine::new(c().memory_limit(1000)), Err(Error::InvalidConfig(_))));
-    assert!(matches!(SlabEngine::new(c().map_granule(3 * MIB)), Err(Error::InvalidConfig(_))));
-    assert!(matches!(SlabEngine::new(c().map_granule(MIB)), Err(Error::InvalidConfig(_))));
+    assert!(matches!(
+        SlabEngine::new(c().memory_limit(1000)),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        SlabEngine::new(c().map_granule(3 * MIB)),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        SlabEngine::new(c().map_granule(MIB)),
+        Err(Error::InvalidConfig(_))
+    ));
     let e = SlabEngine::new(c().memory_limit(64 * MIB).reserve_bytes(32 * MIB)).unwrap_err();
-    assert!(e.to_string().contains("smaller than the memory limit"), "{e}");
+    assert!(
+        e.to_string().contains("smaller than the memory limit"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -182,7 +204,10 @@ fn release_all_coalesces_into_one_munmap_per_run() {
     // SAFETY: from `alloc_batch` of this class, freed once.
     unsafe { e.free_batch(class, &v) };
     let r = e.release_all();
-    assert_eq!((r.slabs, r.bytes, r.runs, r.munmap_calls), (64, 64 * MIB, 1, 1));
+    assert_eq!(
+        (r.slabs, r.bytes, r.runs, r.munmap_calls),
+        (64, 64 * MIB, 1, 1)
+    );
     let s = e.stats();
     check_identities(&s);
     assert_eq!(s.mapped_bytes, 0);
@@ -299,7 +324,10 @@ fn for_each_slab_walks_used_slabs() {
 #[test]
 fn frees_from_other_threads() {
     let e = engine(Some(256 * MIB));
-    let classes: Vec<ClassId> = [64usize, 200, 1000, 9000].iter().map(|&s| e.classes().class_for(s).unwrap()).collect();
+    let classes: Vec<ClassId> = [64usize, 200, 1000, 9000]
+        .iter()
+        .map(|&s| e.classes().class_for(s).unwrap())
+        .collect();
     std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel::<Vec<(ClassId, usize)>>();
         let e = &e;
@@ -315,7 +343,12 @@ fn frees_from_other_threads() {
                         // SAFETY: our chunk, at least 8 bytes.
                         unsafe { p.as_ptr().cast::<u64>().write_unaligned(p.as_ptr() as u64) };
                     }
-                    tx.send(v.into_iter().map(|p| (class, p.as_ptr() as usize)).collect()).unwrap();
+                    tx.send(
+                        v.into_iter()
+                            .map(|p| (class, p.as_ptr() as usize))
+                            .collect(),
+                    )
+                    .unwrap();
                 }
             });
         }
@@ -325,7 +358,10 @@ fn frees_from_other_threads() {
                 for (class, addr) in batch {
                     let p = e.ptr_at(e.offset_of(addr as *const u8));
                     // SAFETY: written by the allocating thread; the channel orders it before us.
-                    assert_eq!(unsafe { p.as_ptr().cast::<u64>().read_unaligned() }, addr as u64);
+                    assert_eq!(
+                        unsafe { p.as_ptr().cast::<u64>().read_unaligned() },
+                        addr as u64
+                    );
                     assert_eq!(e.class_of(p.as_ptr()), Some(class));
                     // SAFETY: each chunk is sent once and freed once.
                     unsafe { e.free(p) };

@@ -26,13 +26,20 @@ fn within(measured: usize, expected: usize, tolerance: f64) -> bool {
 /// growth of `mapped_bytes` with the growth of RSS; then frees, releases and compares again.
 fn phase(huge_pages: bool) {
     let engine = SlabEngine::new(
-        Config::new(SizeClasses::memcached_default()).memory_limit(512 * MIB).huge_pages(huge_pages),
+        Config::new(SizeClasses::memcached_default())
+            .memory_limit(512 * MIB)
+            .huge_pages(huge_pages),
     )
     .unwrap();
-    let classes: Vec<_> =
-        [90usize, 100, 700, 1100, 3000, 4000].iter().map(|&s| engine.classes().class_for(s).unwrap()).collect();
+    let classes: Vec<_> = [90usize, 100, 700, 1100, 3000, 4000]
+        .iter()
+        .map(|&s| engine.classes().class_for(s).unwrap())
+        .collect();
     let slabs_per_class = 16;
-    let total: usize = classes.iter().map(|&c| engine.classes().chunks_per_slab(c) * slabs_per_class).sum();
+    let total: usize = classes
+        .iter()
+        .map(|&c| engine.classes().chunks_per_slab(c) * slabs_per_class)
+        .sum();
     // Touch the pointer storage before the baseline so only slab memory grows.
     let mut held: Vec<NonNull<u8>> = vec![NonNull::dangling(); total];
     held.clear();
@@ -46,7 +53,9 @@ fn phase(huge_pages: bool) {
         let mut got = 0;
         while got < want {
             batch.clear();
-            got += engine.alloc_batch(class, &mut batch, (want - got).min(4096)).unwrap();
+            got += engine
+                .alloc_batch(class, &mut batch, (want - got).min(4096))
+                .unwrap();
             for &p in &batch {
                 // SAFETY: a fresh chunk of `size` bytes that we own.
                 unsafe { p.as_ptr().write_bytes(0xA5, size) };
