@@ -4,3 +4,4 @@
 pub mod config;
 pub mod item;
 pub mod protocol;
+pub mod store;

@@ -1,0 +1,129 @@
+//! CLOCK eviction per size class.
+//!
+//! Each class has a hand: a position over the chunks of the class's slabs (as listed by
+//! `SlabEngine::for_each_slab`). To free a chunk of class `c` the hand advances: chunks
+//! whose tag is not `LIVE` are skipped, a set `REF` bit is cleared (second chance), and
+//! the first live item without it is evicted.
+//!
+//! The walk holds no shard lock. It reads only the tag word of each chunk, atomically
+//! (every access to that word is atomic, see [`crate::item`]); the slabs stay mapped
+//! because the walk holds the store's walk lock shared and only a release to the OS takes
+//! it exclusively. A candidate is confirmed under its shard's lock by finding *its handle*
+//! in the index (the shard and index hash come from the tag's hash bits); that check reads
+//! no item memory, and once it passes the item is protected by the lock like any other.
+//! A stale or racing tag can therefore cost a lock round trip but never a wrong eviction.
+
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+use slab_core::size_class::ClassId;
+
+use super::stats::bump;
+use super::{table_hash, Garbage, Store};
+use crate::item::{tag_atomic, widen_access, CHAINED, FETCHED, LIVE, REF};
+
+impl Store {
+    /// Evicts one item whose head is in `class` (or, for the class segments come from,
+    /// one chained item from any class). Expired items found on the way are reclaimed
+    /// instead. Returns false if nothing could be evicted.
+    pub(crate) fn evict_one(&self, class: ClassId) -> bool {
+        let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
+        if self.clock_sweep(class, false) {
+            return true;
+        }
+        if class.index() + 1 == self.cfg.classes.len() {
+            // Segments are never linked themselves: free one by evicting a chained item.
+            for c in 0..self.cfg.classes.len() {
+                if self.clock_sweep(ClassId(c as u16), true) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Advances `class`'s hand for at most two turns; with `chained_only`, only chained
+    /// items are candidates.
+    fn clock_sweep(&self, class: ClassId, chained_only: bool) -> bool {
+        let mut slabs: Vec<(NonNull<u8>, usize)> = Vec::new();
+        self.engine
+            .for_each_slab(class, |base, carved| slabs.push((base, carved)));
+        if slabs.is_empty() {
+            return false;
+        }
+        let cs = self.cfg.classes.chunk_size(class);
+        let cps = self.cfg.classes.chunks_per_slab(class);
+        let total = (slabs.len() * cps) as u64;
+        let hand = &self.hands[class.index()];
+        let mut pos = hand.load(Ordering::Relaxed) % total;
+        for _ in 0..2 * total {
+            let (si, ci) = ((pos / cps as u64) as usize, (pos % cps as u64) as usize);
+            pos = (pos + 1) % total;
+            let (base, carved) = slabs[si];
+            if ci >= carved {
+                continue;
+            }
+            // The chunk start lies inside the slab: `ci < carved <= cps`.
+            let p = NonNull::new(base.as_ptr().wrapping_add(ci * cs)).expect("inside a slab");
+            let tag = tag_atomic(p).load(Ordering::Acquire);
+            if tag & LIVE == 0 || (chained_only && tag & CHAINED == 0) {
+                continue;
+            }
+            if tag & REF != 0 {
+                tag_atomic(p).fetch_and(!REF, Ordering::AcqRel);
+                continue;
+            }
+            if self.try_evict(p, tag) {
+                hand.store(pos, Ordering::Relaxed);
+                return true;
+            }
+        }
+        hand.store(pos, Ordering::Relaxed);
+        false
+    }
+
+    /// Confirms under the shard lock that `p` is a linked item and evicts it.
+    fn try_evict(&self, p: NonNull<u8>, tag: u32) -> bool {
+        let h24 = tag >> 8;
+        let th = table_hash(h24);
+        let handle = self.handle_of(p);
+        let mut shard = self.lock_shard((h24 >> self.shard_shift) as usize);
+        if shard.table.find(th, |&h| h == handle).is_none() {
+            return false;
+        }
+        // Now `handle` is linked in this shard, and we hold its lock.
+        let it = self.item(handle);
+        if it.bits() & REF != 0 {
+            it.clear_bits(REF);
+            return false;
+        }
+        let now = self.now();
+        let class = self.class_of(handle).index();
+        let c = &self.per_class[class];
+        let fetched = it.bits() & FETCHED != 0;
+        if self.is_dead(&it, now).is_some() {
+            bump(&c.reclaimed);
+            if !fetched {
+                bump(&c.expired_unfetched);
+            }
+        } else {
+            bump(&c.evicted);
+            if it.exptime() != 0 {
+                bump(&c.evicted_nonzero);
+            }
+            if !fetched {
+                bump(&c.evicted_unfetched);
+            }
+            let idle = now.saturating_sub(widen_access(now, it.access_low()));
+            self.gauges[class]
+                .evicted_time
+                .store(idle, Ordering::Relaxed);
+        }
+        self.unlink_locked(&mut shard, th, handle);
+        drop(shard);
+        let mut g = Garbage::default();
+        g.push(handle);
+        self.free_garbage(g);
+        true
+    }
+}

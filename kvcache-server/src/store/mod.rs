@@ -1,0 +1,1395 @@
+//! The item store: items in slab-core chunks, a sharded hashbrown index of 4-byte
+//! handles, CAS, expiry, CLOCK eviction per class, `flush_all`, counters and the size
+//! histogram. No networking here.
+//!
+//! # Design
+//!
+//! ```text
+//!   key --hash--> h24 (24 bits, kept in the item's tag)
+//!                  |-- top bits --> shard i: Mutex<HashTable<u32>>   (4 bytes per entry)
+//!                  '-- mix(h24) --> index hash          |
+//!                                                       v handle = chunk offset >> 3
+//!   SlabEngine reservation: [ slab | slab | slab | ... ]  (64 KiB slabs, ~100 classes)
+//!                               chunk = [hdr 14 | cas 8 | flags? | key | value]
+//! ```
+//!
+//! * Every item lives in one chunk of the class that fits its [`stored_size`]; values
+//!   longer than the largest chunk are chained over several chunks (see [`crate::item`]).
+//!   The index is `N` shards (default 64), each a `Mutex` around a
+//!   `hashbrown::HashTable<u32>` whose entries are chunk handles; lookups compare the key
+//!   stored in the chunk. There is no other per-item memory.
+//! * Writers allocate and fill the new chunk *before* taking the shard lock (allocation may
+//!   evict, which locks other shards), then lock, check the mode (add/replace/cas), link
+//!   the new chunk in place of the old one, unlock, and free the old chunk. A chunk that is
+//!   not linked is freed on every failure path.
+//! * Readers run their closure under the shard lock, so the value cannot be freed or
+//!   overwritten while they copy it out.
+//!
+//! # Safety and correctness
+//!
+//! Item memory is written non-atomically only by the thread that owns it: a chunk being
+//! built belongs to the thread that allocated it; a linked item is written only under its
+//! shard's lock. The eviction hand ([`evict`]) walks a class's slabs without any shard lock
+//! and reads one word of each chunk, the *tag*, which is only ever accessed atomically (it
+//! holds the `LIVE`/`REF` bits and the key's 24 hash bits). From the tag it finds the shard,
+//! locks it and then checks that the index holds *this handle* (`find(hash, |h| h ==
+//! handle)`, which reads no item memory). Only an item that passes that check is read
+//! further, and it is then protected by the lock like any other. Tags of stale data (a
+//! slab reused by another class) are harmless: the index check fails. Slabs walked by the
+//! hand stay mapped because releasing memory to the OS ([`Store::maintenance`]) takes the
+//! walk lock exclusively.
+//!
+//! # Memory limit
+//!
+//! The engine's hard limit is `-m` rounded down to whole slabs: we never map more than
+//! `-m`. memcached instead grants each class its first 1 MiB page past `-m`; our small
+//! default slabs (64 KiB) make that unnecessary. When a class cannot get a chunk it evicts
+//! from its own CLOCK (or reports out of memory with `-M`).
+//!
+//! # Extending
+//!
+//! The meta protocol's operations live in `meta_ops.rs` as further `impl Store` blocks,
+//! built on the `pub(crate)` primitives here: [`Store::hash_key`], [`Store::lock_shard`],
+//! [`Store::find_live`], [`Store::prepare`], [`Store::link_locked`],
+//! [`Store::unlink_locked`], [`Store::free_item`], [`Store::item`], [`Store::next_cas`].
+//!
+//! [`stored_size`]: crate::item::stored_size
+
+mod classes;
+mod clock;
+mod evict;
+mod histogram;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+pub use classes::{default_classes, DEFAULT_SLAB_SIZE, FINE_MAX, GROWTH};
+pub use clock::{Clock, REALTIME_MAXDELTA, START_OFFSET};
+pub use histogram::SizeHistogram;
+pub use stats::{ClassStats, StoreStats};
+
+use std::borrow::Cow;
+use std::hash::BuildHasher;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use hashbrown::HashTable;
+use slab_core::engine::{Config as EngineConfig, SlabEngine};
+use slab_core::size_class::{ClassId, SizeClasses};
+
+use crate::item::{
+    self, key_offset, memcached_stored_size, pack_handle, stored_size, tag_atomic, tag_hash,
+    unpack_handle, widen_access, ItemRef, NewHeader, CHAINED, FETCHED, KEY_MAX, LIVE, REF, SEGMENT,
+    SEGMENT_DATA, STALE, WIN_SENT,
+};
+use stats::{bump, get, ClassCounters, ClassGauges, GlobalCounters};
+
+/// Default number of index shards.
+pub const DEFAULT_SHARDS: usize = 64;
+
+/// How many evictions a store attempts before reporting out of memory.
+const EVICT_TRIES: usize = 32;
+
+/// Store configuration. [`StoreConfig::new`] gives memcached's defaults with our classes.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// Memory limit in bytes (`-m`); the engine never maps more.
+    pub memory_limit: usize,
+    /// The size classes (their slab size is the engine's slab size).
+    pub classes: SizeClasses,
+    /// Largest item in memcached's accounting (`-I`): a store whose
+    /// [`memcached_stored_size`] exceeds it fails with [`StoreOutcome::TooLarge`].
+    pub item_size_max: usize,
+    /// CAS on (memcached's default; `-C` turns it off: cas 0, no CAS bytes stored).
+    pub cas_enabled: bool,
+    /// Evict when memory is full (`-M` turns it off: stores fail instead).
+    pub evictions: bool,
+    /// Index shards, a power of two from 1 to 256.
+    pub shards: usize,
+    /// Advise the engine's memory for transparent huge pages.
+    pub huge_pages: bool,
+}
+
+impl StoreConfig {
+    /// `memory_limit` bytes, our default classes on 64 KiB slabs, `-I 1m`, CAS on,
+    /// evictions on, [`DEFAULT_SHARDS`] shards.
+    pub fn new(memory_limit: usize) -> Self {
+        let item_size_max = 1 << 20;
+        StoreConfig {
+            memory_limit,
+            classes: default_classes(DEFAULT_SLAB_SIZE, item_size_max),
+            item_size_max,
+            cas_enabled: true,
+            evictions: true,
+            shards: DEFAULT_SHARDS,
+            huge_pages: false,
+        }
+    }
+}
+
+/// Why a store could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The configuration is inconsistent; the message says how.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+    /// The slab engine refused (e.g. the address space could not be reserved).
+    #[error("slab engine: {0}")]
+    Engine(#[from] slab_core::error::Error),
+}
+
+/// What a store command does when the key exists or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreMode {
+    /// Store unconditionally.
+    Set,
+    /// Store only if absent.
+    Add,
+    /// Store only if present.
+    Replace,
+    /// Append the data to the present value (flags and exptime unchanged).
+    Append,
+    /// Prepend the data to the present value (flags and exptime unchanged).
+    Prepend,
+    /// Store only if present with this CAS unique.
+    Cas(u64),
+}
+
+/// The result of [`Store::store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Stored.
+    Stored,
+    /// Not stored: `add` of a present key, `replace`/`append`/`prepend` of an absent one.
+    NotStored,
+    /// `cas`: the item changed since the client read it.
+    Exists,
+    /// `cas`: no such item.
+    NotFound,
+    /// Over `-I` (a `set` also deletes the old value, as memcached does).
+    TooLarge,
+    /// No memory and nothing evictable (a `set` also deletes the old value).
+    OutOfMemory,
+}
+
+/// The result of [`Store::incr_decr`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IncrOutcome {
+    /// The new value.
+    Value(u64),
+    /// No such item.
+    NotFound,
+    /// The value is not a decimal number (or too long to be one).
+    NonNumeric,
+    /// The value needed a new chunk and none could be had.
+    OutOfMemory,
+}
+
+/// An item as a reader sees it, valid inside the closure passed to [`Store::get`].
+#[derive(Clone, Copy, Debug)]
+pub struct ItemView<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The value.
+    pub value: &'a [u8],
+    /// Client flags.
+    pub flags: u32,
+    /// CAS unique (0 with `-C`).
+    pub cas: u64,
+    /// Expiration in server-clock seconds; 0 = never.
+    pub exptime: u32,
+    /// Server-clock time of the access *before* this one (or of the store).
+    pub last_access: u32,
+    /// Whether the item had been fetched before this access.
+    pub fetched: bool,
+    /// Whether the item is marked stale (meta invalidation).
+    pub stale: bool,
+    /// Whether a win token was already handed out (meta).
+    pub win_token_sent: bool,
+}
+
+/// The hash of a key, split into what the store needs.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyHash {
+    /// The 24 bits kept in the item's tag.
+    pub(crate) h24: u32,
+    /// The index hash, derived from `h24` only.
+    pub(crate) th: u64,
+    /// The shard.
+    pub(crate) shard: usize,
+}
+
+/// One index shard.
+#[derive(Debug, Default)]
+pub(crate) struct Shard {
+    pub(crate) table: HashTable<u32>,
+}
+
+/// Cache-line padding so neighbouring shard locks do not share a line.
+#[repr(align(128))]
+#[derive(Debug)]
+struct Padded<T>(T);
+
+/// Why a lookup found nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dead {
+    Expired,
+    Flushed,
+}
+
+/// The result of [`Store::find_live`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lookup {
+    /// A live item.
+    Hit(u32),
+    /// No item.
+    Miss,
+    /// An item that had expired or was flushed; it was unlinked and its handle left in
+    /// the [`Garbage`] to free after unlocking.
+    Dead(Dead),
+}
+
+/// Handles unlinked under a shard lock, freed after it is released.
+#[derive(Debug, Default)]
+pub(crate) struct Garbage {
+    slots: [Option<u32>; 2],
+    more: Vec<u32>,
+}
+
+impl Garbage {
+    pub(crate) fn push(&mut self, h: u32) {
+        match self.slots.iter_mut().find(|s| s.is_none()) {
+            Some(s) => *s = Some(h),
+            None => self.more.push(h),
+        }
+    }
+}
+
+/// A new item's chunks, allocated and headed but not yet linked.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) head: u32,
+    segs: Vec<u32>,
+    vlen: usize,
+}
+
+/// The store. Share it as `Arc<Store>`; every method takes `&self`.
+#[derive(Debug)]
+pub struct Store {
+    cfg: StoreConfig,
+    engine: SlabEngine,
+    shards: Box<[Padded<Mutex<Shard>>]>,
+    shard_shift: u32,
+    hasher: hashbrown::DefaultHashBuilder,
+    cas: AtomicU64,
+    clock: Clock,
+    /// memcached's `settings.oldest_live` (0 = no flush).
+    oldest_live: AtomicU32,
+    /// memcached's `settings.oldest_cas` (0 = none).
+    oldest_cas: AtomicU64,
+    global: GlobalCounters,
+    per_class: Box<[ClassCounters]>,
+    gauges: Box<[ClassGauges]>,
+    hist: SizeHistogram,
+    /// CLOCK hand position per class.
+    hands: Box<[AtomicU64]>,
+    /// Readers: eviction walks; writer: releasing memory to the OS.
+    walk_lock: RwLock<()>,
+    /// Largest chunk size: the limit of an inline item and the segment size.
+    max_chunk: usize,
+}
+
+/// The index hash of the 24 tag bits (splitmix64's finalizer).
+#[inline]
+pub(crate) fn table_hash(h24: u32) -> u64 {
+    let mut z = u64::from(h24).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// memcached's `safe_strtoull` applied to a value: leading whitespace, an optional sign,
+/// digits, then whitespace or the end; overflow and negative numbers are refused.
+pub fn parse_counter(value: &[u8]) -> Option<u64> {
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let mut i = 0;
+    while i < value.len() && is_space(value[i]) {
+        i += 1;
+    }
+    let mut neg = false;
+    if i < value.len() && (value[i] == b'+' || value[i] == b'-') {
+        neg = value[i] == b'-';
+        i += 1;
+    }
+    let start = i;
+    let mut n: u64 = 0;
+    while i < value.len() && value[i].is_ascii_digit() {
+        n = n.checked_mul(10)?.checked_add(u64::from(value[i] - b'0'))?;
+        i += 1;
+    }
+    if i == start {
+        // strtoull converted nothing: the end pointer is the start of the string.
+        return value.first().filter(|&&c| is_space(c)).map(|_| 0);
+    }
+    if i < value.len() && !is_space(value[i]) {
+        return None;
+    }
+    let n = if neg { n.wrapping_neg() } else { n };
+    if (n as i64) < 0 && neg {
+        return None;
+    }
+    Some(n)
+}
+
+impl Store {
+    /// Builds a store: reserves the engine's address space (nothing is mapped yet).
+    pub fn new(cfg: StoreConfig) -> Result<Self, StoreError> {
+        let bad = |m: String| Err(StoreError::Config(m));
+        if !cfg.shards.is_power_of_two() || cfg.shards > 256 {
+            return bad(format!(
+                "shards must be a power of two up to 256, not {}",
+                cfg.shards
+            ));
+        }
+        let slab = cfg.classes.slab_size();
+        if cfg.memory_limit < slab {
+            return bad(format!(
+                "memory limit {} is below one slab ({slab})",
+                cfg.memory_limit
+            ));
+        }
+        if cfg.memory_limit > item::HANDLE_SPAN / 2 {
+            return bad(format!(
+                "memory limit {} is above {}",
+                cfg.memory_limit,
+                item::HANDLE_SPAN / 2
+            ));
+        }
+        if cfg.classes.sizes().iter().any(|&s| s % 8 != 0 || s < 16) {
+            return bad("chunk sizes must be multiples of 8 and at least 16".into());
+        }
+        let max_chunk = cfg.classes.max_chunk();
+        if max_chunk < 256 {
+            return bad(format!(
+                "the largest chunk ({max_chunk}) must be at least 256 bytes"
+            ));
+        }
+        // The head of the largest chained item must fit the largest chunk.
+        let nseg = cfg.item_size_max.div_ceil(max_chunk - SEGMENT_DATA);
+        let head = key_offset(cfg.cas_enabled, true) + KEY_MAX + 4 + 4 * nseg;
+        if head > max_chunk {
+            return bad(format!(
+                "item size max {} needs {nseg} segments, more than a {max_chunk}-byte chunk can list",
+                cfg.item_size_max
+            ));
+        }
+        let reserve = (cfg.memory_limit * 2).clamp(64 << 20, item::HANDLE_SPAN);
+        let ecfg = EngineConfig::new(cfg.classes.clone())
+            .memory_limit(cfg.memory_limit)
+            .reserve_bytes(reserve)
+            .huge_pages(cfg.huge_pages);
+        let engine = SlabEngine::new(ecfg)?;
+        let (_, reserved) = engine.reservation();
+        if reserved > item::HANDLE_SPAN {
+            return bad(format!(
+                "reservation of {reserved} bytes is beyond 4-byte handles"
+            ));
+        }
+        let n = cfg.classes.len();
+        let shards = (0..cfg.shards)
+            .map(|_| Padded(Mutex::new(Shard::default())))
+            .collect();
+        let hist_max = memcached_stored_size(KEY_MAX, cfg.item_size_max, 1, true);
+        Ok(Store {
+            shard_shift: 24 - cfg.shards.trailing_zeros(),
+            shards,
+            hasher: hashbrown::DefaultHashBuilder::default(),
+            cas: AtomicU64::new(0),
+            clock: Clock::new(),
+            oldest_live: AtomicU32::new(0),
+            oldest_cas: AtomicU64::new(0),
+            global: GlobalCounters::default(),
+            per_class: (0..n).map(|_| ClassCounters::default()).collect(),
+            gauges: (0..n).map(|_| ClassGauges::default()).collect(),
+            hist: SizeHistogram::new(hist_max),
+            hands: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            walk_lock: RwLock::new(()),
+            max_chunk,
+            engine,
+            cfg,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &StoreConfig {
+        &self.cfg
+    }
+
+    /// The slab engine underneath (its own stats, reservation).
+    pub fn engine(&self) -> &SlabEngine {
+        &self.engine
+    }
+
+    /// The server clock (memcached's `current_time`).
+    #[inline]
+    pub fn now(&self) -> u32 {
+        self.clock.now()
+    }
+
+    /// The clock itself: `realtime()` conversions, the Unix start time, and `advance`
+    /// for tests.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Internals shared with the protocol-specific operations.
+    // -----------------------------------------------------------------------------------
+
+    /// Hashes a key.
+    #[inline]
+    pub(crate) fn hash_key(&self, key: &[u8]) -> KeyHash {
+        let h24 = tag_hash(self.hasher.hash_one(key));
+        KeyHash {
+            h24,
+            th: table_hash(h24),
+            shard: (h24 >> self.shard_shift) as usize,
+        }
+    }
+
+    /// Locks shard `i`.
+    #[inline]
+    pub(crate) fn lock_shard(&self, i: usize) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[i].0)
+    }
+
+    #[inline]
+    fn ptr(&self, handle: u32) -> NonNull<u8> {
+        self.engine.ptr_at(unpack_handle(handle))
+    }
+
+    #[inline]
+    fn handle_of(&self, p: NonNull<u8>) -> u32 {
+        pack_handle(self.engine.offset_of(p.as_ptr()))
+    }
+
+    /// A view of the item at `handle`.
+    ///
+    /// The caller must hold the lock of the shard whose index holds `handle` (or own the
+    /// chunk exclusively, e.g. a [`Prepared`] item not linked yet) for as long as it uses
+    /// the view.
+    #[inline]
+    pub(crate) fn item(&self, handle: u32) -> ItemRef<'_> {
+        // SAFETY: handles come from our index or from `prepare`, so they name chunks of
+        // this engine holding a written item head; the caller holds the shard lock (or
+        // owns the chunk), which is the view's contract.
+        unsafe { ItemRef::new(self.ptr(handle), self.cfg.cas_enabled) }
+    }
+
+    /// The class of the chunk an item head occupies.
+    #[inline]
+    pub(crate) fn class_of(&self, handle: u32) -> ClassId {
+        self.engine
+            .class_of(self.ptr(handle).as_ptr())
+            .expect("items live in class chunks")
+    }
+
+    /// A fresh CAS unique (0 with `-C`).
+    #[inline]
+    pub(crate) fn next_cas(&self) -> u64 {
+        if self.cfg.cas_enabled {
+            self.cas.fetch_add(1, Ordering::Relaxed) + 1
+        } else {
+            0
+        }
+    }
+
+    /// Whether a live item has expired or been flushed at `now`.
+    pub(crate) fn is_dead(&self, it: &ItemRef<'_>, now: u32) -> Option<Dead> {
+        let exp = it.exptime();
+        if exp != 0 && exp <= now {
+            return Some(Dead::Expired);
+        }
+        let ol = self.oldest_live.load(Ordering::Relaxed);
+        if ol == 0 || ol > now {
+            return None;
+        }
+        let oc = self.oldest_cas.load(Ordering::Relaxed);
+        let cas = it.cas();
+        if widen_access(now, it.access_low()) <= ol || (oc != 0 && cas != 0 && cas < oc) {
+            return Some(Dead::Flushed);
+        }
+        None
+    }
+
+    /// Looks a key up in a locked shard; an expired or flushed item is unlinked and its
+    /// handle pushed onto `garbage`.
+    pub(crate) fn find_live(
+        &self,
+        shard: &mut Shard,
+        kh: &KeyHash,
+        key: &[u8],
+        now: u32,
+        garbage: &mut Garbage,
+    ) -> Lookup {
+        let Some(&h) = shard.table.find(kh.th, |&h| self.item(h).key() == key) else {
+            return Lookup::Miss;
+        };
+        let it = self.item(h);
+        match self.is_dead(&it, now) {
+            None => Lookup::Hit(h),
+            Some(d) => {
+                let c = &self.per_class[self.class_of(h).index()];
+                bump(&c.reclaimed);
+                if it.bits() & FETCHED == 0 {
+                    bump(&c.expired_unfetched);
+                }
+                self.unlink_locked(shard, kh.th, h);
+                garbage.push(h);
+                Lookup::Dead(d)
+            }
+        }
+    }
+
+    /// Removes `handle` from a locked shard and clears its `LIVE` bit; the caller frees it
+    /// with [`free_item`](Self::free_item) after unlocking.
+    pub(crate) fn unlink_locked(&self, shard: &mut Shard, th: u64, handle: u32) {
+        let e = shard
+            .table
+            .find_entry(th, |&h| h == handle)
+            .expect("unlink of a linked item");
+        e.remove();
+        let it = self.item(handle);
+        it.clear_bits(LIVE);
+        let size = it.stored_size();
+        let g = &self.gauges[self.class_of(handle).index()];
+        g.number.fetch_sub(1, Ordering::Relaxed);
+        g.bytes.fetch_sub(size as u64, Ordering::Relaxed);
+        self.hist.remove(size);
+    }
+
+    /// Links a prepared item into a locked shard, in place of `old` if given (which is
+    /// then unlinked; the caller frees it after unlocking). Sets the CAS unique to `cas`.
+    pub(crate) fn link_locked(
+        &self,
+        shard: &mut Shard,
+        kh: &KeyHash,
+        new: u32,
+        old: Option<u32>,
+        cas: u64,
+    ) {
+        let it = self.item(new);
+        it.set_cas(cas);
+        it.set_bits(LIVE);
+        let size = it.stored_size();
+        let g = &self.gauges[self.class_of(new).index()];
+        g.number.fetch_add(1, Ordering::Relaxed);
+        g.bytes.fetch_add(size as u64, Ordering::Relaxed);
+        self.hist.add(size);
+        bump(&self.global.total_items);
+        if let Some(o) = old {
+            self.unlink_locked(shard, kh.th, o);
+        }
+        shard
+            .table
+            .insert_unique(kh.th, new, |&h| table_hash(self.item(h).tag() >> 8));
+    }
+
+    /// Frees an unlinked item's chunks.
+    pub(crate) fn free_item(&self, handle: u32) {
+        let it = self.item(handle);
+        debug_assert_eq!(it.bits() & LIVE, 0);
+        if it.is_chained() {
+            for i in 0..it.vlen_field() {
+                let seg = self.ptr(it.segment(i));
+                tag_atomic(seg).store(0, Ordering::Release);
+                // SAFETY: the segment belongs to this unlinked item, which nobody else can
+                // reach any more (it left the index under the shard lock), and it is freed
+                // exactly once, here.
+                unsafe { self.engine.free(seg) };
+            }
+        }
+        let p = it.ptr();
+        // SAFETY: as above for the head chunk.
+        unsafe { self.engine.free(p) };
+    }
+
+    fn free_garbage(&self, g: Garbage) {
+        for h in g.slots.into_iter().flatten().chain(g.more) {
+            self.free_item(h);
+        }
+    }
+
+    /// Allocates a chunk of `class`, evicting from the class when memory is full.
+    fn alloc_chunk(&self, class: ClassId) -> Option<NonNull<u8>> {
+        for _ in 0..EVICT_TRIES {
+            match self.engine.alloc(class) {
+                Ok(p) => return Some(p),
+                Err(_) if self.cfg.evictions => {
+                    if !self.evict_one(class) {
+                        return None;
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Allocates the chunks of a new item and writes its header and key; the value is
+    /// written with [`write_value`](Self::write_value). `None` when memory cannot be had
+    /// (nothing stays allocated).
+    pub(crate) fn prepare(
+        &self,
+        key: &[u8],
+        flags: u32,
+        exptime: u32,
+        vlen: usize,
+        kh: &KeyHash,
+        now: u32,
+    ) -> Option<Prepared> {
+        let cas = self.cfg.cas_enabled;
+        let size = stored_size(key.len(), vlen, flags, cas);
+        let mut h = NewHeader {
+            exptime,
+            vlen: vlen as u32,
+            klen: key.len() as u8,
+            bits: 0,
+            hash24: kh.h24,
+            access: now,
+            cas: 0,
+            flags,
+        };
+        let classes = &self.cfg.classes;
+        if size <= self.max_chunk && vlen <= item::INLINE_VALUE_MAX {
+            let class = classes.class_for(size)?;
+            let p = self.alloc_chunk(class)?;
+            // SAFETY: the chunk was just allocated for us (nobody else accesses it but the
+            // evictor's atomic tag reads), it is 8-aligned and `size` bytes fit in it.
+            unsafe { item::write_header(p, cas, &h, key) };
+            return Some(Prepared {
+                head: self.handle_of(p),
+                segs: Vec::new(),
+                vlen,
+            });
+        }
+        let payload = self.max_chunk - SEGMENT_DATA;
+        let nseg = vlen.div_ceil(payload);
+        let head_size = key_offset(cas, flags != 0) + key.len() + 4 + 4 * nseg;
+        let head_class = classes.class_for(head_size)?;
+        let mut segs = Vec::with_capacity(nseg);
+        let mut left = vlen;
+        let release = |segs: &Vec<u32>| {
+            for &s in segs {
+                let p = self.ptr(s);
+                tag_atomic(p).store(0, Ordering::Release);
+                // SAFETY: allocated above by this call and not published anywhere.
+                unsafe { self.engine.free(p) };
+            }
+        };
+        while left > 0 {
+            let n = left.min(payload);
+            let Some(p) = classes
+                .class_for(SEGMENT_DATA + n)
+                .and_then(|c| self.alloc_chunk(c))
+            else {
+                release(&segs);
+                return None;
+            };
+            tag_atomic(p).store(SEGMENT | (kh.h24 << 8), Ordering::Release);
+            segs.push(self.handle_of(p));
+            left -= n;
+        }
+        let Some(p) = self.alloc_chunk(head_class) else {
+            release(&segs);
+            return None;
+        };
+        h.vlen = nseg as u32;
+        h.bits = CHAINED;
+        // SAFETY: freshly allocated head chunk of `head_size` bytes or more.
+        unsafe { item::write_header(p, cas, &h, key) };
+        let body = key_offset(cas, flags != 0) + key.len();
+        // SAFETY: the chain descriptor (length and `nseg` handles) fits in `head_size`.
+        unsafe {
+            let d = p.as_ptr().add(body);
+            d.cast::<u32>().write_unaligned(vlen as u32);
+            for (i, &s) in segs.iter().enumerate() {
+                d.add(4 + 4 * i).cast::<u32>().write_unaligned(s);
+            }
+        }
+        Some(Prepared {
+            head: self.handle_of(p),
+            segs,
+            vlen,
+        })
+    }
+
+    /// Writes the concatenation of `pieces` (exactly the prepared length) as the value.
+    pub(crate) fn write_value(&self, prep: &Prepared, pieces: &[&[u8]]) {
+        debug_assert_eq!(pieces.iter().map(|p| p.len()).sum::<usize>(), prep.vlen);
+        let single: [(NonNull<u8>, usize); 1];
+        let chained: Vec<(NonNull<u8>, usize)>;
+        let dst: &[(NonNull<u8>, usize)] = if prep.segs.is_empty() {
+            let it = self.item(prep.head);
+            // SAFETY: the inline value area follows the key inside the head chunk.
+            let p = unsafe { it.ptr().add(it.body_off()) };
+            single = [(p, prep.vlen)];
+            &single[..]
+        } else {
+            let payload = self.max_chunk - SEGMENT_DATA;
+            let mut left = prep.vlen;
+            chained = prep
+                .segs
+                .iter()
+                .map(|&s| {
+                    let n = left.min(payload);
+                    left -= n;
+                    // SAFETY: segment data starts at SEGMENT_DATA inside the chunk.
+                    (unsafe { self.ptr(s).add(SEGMENT_DATA) }, n)
+                })
+                .collect();
+            &chained[..]
+        };
+        let mut pi = 0;
+        let mut po = 0;
+        for &(d, n) in dst {
+            let mut done = 0;
+            while done < n {
+                while pieces[pi].len() == po {
+                    pi += 1;
+                    po = 0;
+                }
+                let k = (n - done).min(pieces[pi].len() - po);
+                // SAFETY: `d + done .. + k` lies in a region of the prepared item, which
+                // this thread owns; the source is a caller slice that cannot overlap it
+                // (a different chunk, or caller memory).
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        pieces[pi].as_ptr().add(po),
+                        d.as_ptr().add(done),
+                        k,
+                    )
+                };
+                done += k;
+                po += k;
+            }
+        }
+    }
+
+    /// Frees a prepared item that was not linked.
+    pub(crate) fn discard(&self, prep: Prepared) {
+        self.free_item(prep.head);
+    }
+
+    /// The value of a live item (the caller holds its shard lock): borrowed from the chunk
+    /// when inline, assembled when chained.
+    pub(crate) fn value_of<'a>(&self, it: &ItemRef<'a>) -> Cow<'a, [u8]> {
+        if !it.is_chained() {
+            return Cow::Borrowed(it.inline_value());
+        }
+        let total = it.chained_len();
+        let payload = self.max_chunk - SEGMENT_DATA;
+        let mut out = Vec::with_capacity(total);
+        let mut left = total;
+        for i in 0..it.vlen_field() {
+            let n = left.min(payload);
+            // SAFETY: segment `i` of a live item holds `n` value bytes from SEGMENT_DATA;
+            // the caller's shard lock keeps it from being freed or written.
+            let s = unsafe {
+                std::slice::from_raw_parts(self.ptr(it.segment(i)).as_ptr().add(SEGMENT_DATA), n)
+            };
+            out.extend_from_slice(s);
+            left -= n;
+        }
+        Cow::Owned(out)
+    }
+
+    fn view<'a>(&self, it: &ItemRef<'a>, value: &'a [u8], prev_access: u32) -> ItemView<'a> {
+        let bits = it.bits();
+        ItemView {
+            key: it.key(),
+            value,
+            flags: it.flags(),
+            cas: it.cas(),
+            exptime: it.exptime(),
+            last_access: prev_access,
+            fetched: bits & FETCHED != 0,
+            stale: bits & STALE != 0,
+            win_token_sent: bits & WIN_SENT != 0,
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
+    // The public operations.
+    // -----------------------------------------------------------------------------------
+
+    /// Looks `key` up; on a hit calls `f` with the item under the shard lock (copy the
+    /// value out inside `f`) and returns true. Sets the item's CLOCK bit and counts
+    /// `get_hits`/`get_misses`.
+    pub fn get(&self, key: &[u8], f: impl FnOnce(&ItemView<'_>)) -> bool {
+        self.get_inner(key, None, f)
+    }
+
+    /// `gat`/`gats`: like [`get`](Self::get), and sets the expiration time first.
+    pub fn get_and_touch(&self, key: &[u8], exptime: i64, f: impl FnOnce(&ItemView<'_>)) -> bool {
+        bump(&self.global.cmd_touch);
+        self.get_inner(key, Some(exptime), f)
+    }
+
+    fn get_inner(&self, key: &[u8], touch: Option<i64>, f: impl FnOnce(&ItemView<'_>)) -> bool {
+        let kh = self.hash_key(key);
+        let now = self.now();
+        let mut garbage = Garbage::default();
+        let mut shard = self.lock_shard(kh.shard);
+        let hit = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+            Lookup::Hit(h) => {
+                let it = self.item(h);
+                let c = &self.per_class[self.class_of(h).index()];
+                bump(&c.get_hits);
+                if let Some(e) = touch {
+                    it.set_exptime(self.clock.realtime_at(e, now));
+                    bump(&c.touch_hits);
+                }
+                let prev = widen_access(now, it.access_low());
+                let value = self.value_of(&it);
+                f(&self.view(&it, &value, prev));
+                it.set_access(now);
+                it.set_bits(REF | FETCHED);
+                true
+            }
+            other => {
+                bump(&self.global.get_misses);
+                match other {
+                    Lookup::Dead(Dead::Expired) => bump(&self.global.get_expired),
+                    Lookup::Dead(Dead::Flushed) => bump(&self.global.get_flushed),
+                    _ => {}
+                }
+                if touch.is_some() {
+                    bump(&self.global.touch_misses);
+                }
+                false
+            }
+        };
+        drop(shard);
+        self.free_garbage(garbage);
+        hit
+    }
+
+    /// Whether an item of this key and value length is over `-I` (memcached's accounting).
+    pub fn too_large(&self, key_len: usize, value_len: usize, flags: u32) -> bool {
+        memcached_stored_size(key_len, value_len, flags, self.cfg.cas_enabled)
+            > self.cfg.item_size_max
+    }
+
+    /// Stores a value by `mode` (memcached's `set`/`add`/`replace`/`append`/`prepend`/
+    /// `cas`). `exptime` is the client's raw value.
+    pub fn store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        value: &[u8],
+    ) -> StoreOutcome {
+        if key.is_empty() || key.len() > KEY_MAX {
+            return StoreOutcome::NotStored;
+        }
+        if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
+            return self.concat(mode == StoreMode::Append, key, value);
+        }
+        let kh = self.hash_key(key);
+        if self.too_large(key.len(), value.len(), flags) {
+            if mode == StoreMode::Set {
+                self.remove_quiet(key, &kh);
+            }
+            return StoreOutcome::TooLarge;
+        }
+        let now = self.now();
+        let exp = self.clock.realtime_at(exptime, now);
+        let Some(prep) = self.prepare(key, flags, exp, value.len(), &kh, now) else {
+            if let Some(c) = self.cfg.classes.class_for(
+                stored_size(key.len(), value.len(), flags, self.cfg.cas_enabled)
+                    .min(self.max_chunk),
+            ) {
+                bump(&self.per_class[c.index()].outofmemory);
+                bump(&self.per_class[c.index()].cmd_set);
+            }
+            if mode == StoreMode::Set {
+                self.remove_quiet(key, &kh);
+            }
+            return StoreOutcome::OutOfMemory;
+        };
+        self.write_value(&prep, &[value]);
+        let class = self.class_of(prep.head);
+        let c = &self.per_class[class.index()];
+        bump(&c.cmd_set);
+        let mut garbage = Garbage::default();
+        let mut shard = self.lock_shard(kh.shard);
+        let found = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+            Lookup::Hit(h) => Some(h),
+            _ => None,
+        };
+        let outcome = match (mode, found) {
+            (StoreMode::Add, Some(h)) => {
+                self.item(h).set_bits(REF);
+                StoreOutcome::NotStored
+            }
+            (StoreMode::Replace, None) => StoreOutcome::NotStored,
+            (StoreMode::Cas(_), None) => {
+                bump(&self.global.cas_misses);
+                StoreOutcome::NotFound
+            }
+            (StoreMode::Cas(want), Some(h)) if self.item(h).cas() != want => {
+                bump(&self.per_class[self.class_of(h).index()].cas_badval);
+                StoreOutcome::Exists
+            }
+            _ => StoreOutcome::Stored,
+        };
+        let keep = if outcome == StoreOutcome::Stored {
+            if let (StoreMode::Cas(_), Some(h)) = (mode, found) {
+                bump(&self.per_class[self.class_of(h).index()].cas_hits);
+            }
+            let cas = self.next_cas();
+            self.link_locked(&mut shard, &kh, prep.head, found, cas);
+            if let Some(o) = found {
+                garbage.push(o);
+            }
+            None
+        } else {
+            Some(prep)
+        };
+        drop(shard);
+        if let Some(p) = keep {
+            self.discard(p);
+        }
+        self.free_garbage(garbage);
+        outcome
+    }
+
+    fn remove_quiet(&self, key: &[u8], kh: &KeyHash) {
+        let mut garbage = Garbage::default();
+        let mut shard = self.lock_shard(kh.shard);
+        if let Lookup::Hit(h) = self.find_live(&mut shard, kh, key, self.now(), &mut garbage) {
+            self.unlink_locked(&mut shard, kh.th, h);
+            garbage.push(h);
+        }
+        drop(shard);
+        self.free_garbage(garbage);
+    }
+
+    fn concat(&self, append: bool, key: &[u8], data: &[u8]) -> StoreOutcome {
+        let kh = self.hash_key(key);
+        loop {
+            let now = self.now();
+            let mut garbage = Garbage::default();
+            let mut shard = self.lock_shard(kh.shard);
+            let (old, old_len, flags, exptime) =
+                match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+                    Lookup::Hit(h) => {
+                        let it = self.item(h);
+                        (h, it.value_len(), it.flags(), it.exptime())
+                    }
+                    _ => {
+                        drop(shard);
+                        self.free_garbage(garbage);
+                        return StoreOutcome::NotStored;
+                    }
+                };
+            drop(shard);
+            self.free_garbage(garbage);
+            let new_len = old_len + data.len();
+            let class = self.class_of(old);
+            bump(&self.per_class[class.index()].cmd_set);
+            if self.too_large(key.len(), new_len, flags) {
+                bump(&self.per_class[class.index()].outofmemory);
+                return StoreOutcome::OutOfMemory;
+            }
+            let Some(prep) = self.prepare(key, flags, exptime, new_len, &kh, now) else {
+                bump(&self.per_class[class.index()].outofmemory);
+                return StoreOutcome::OutOfMemory;
+            };
+            let mut garbage = Garbage::default();
+            let mut shard = self.lock_shard(kh.shard);
+            let same = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+                Lookup::Hit(h) => h == old && self.item(h).value_len() == old_len,
+                _ => false,
+            };
+            if !same {
+                drop(shard);
+                self.discard(prep);
+                self.free_garbage(garbage);
+                continue;
+            }
+            {
+                let it = self.item(old);
+                let v = self.value_of(&it);
+                if append {
+                    self.write_value(&prep, &[&v, data]);
+                } else {
+                    self.write_value(&prep, &[data, &v]);
+                }
+            }
+            let cas = self.next_cas();
+            self.link_locked(&mut shard, &kh, prep.head, Some(old), cas);
+            garbage.push(old);
+            drop(shard);
+            self.free_garbage(garbage);
+            return StoreOutcome::Stored;
+        }
+    }
+
+    /// Deletes `key`; true if it was there.
+    pub fn delete(&self, key: &[u8]) -> bool {
+        let kh = self.hash_key(key);
+        let mut garbage = Garbage::default();
+        let mut shard = self.lock_shard(kh.shard);
+        let hit = match self.find_live(&mut shard, &kh, key, self.now(), &mut garbage) {
+            Lookup::Hit(h) => {
+                bump(&self.per_class[self.class_of(h).index()].delete_hits);
+                self.unlink_locked(&mut shard, kh.th, h);
+                garbage.push(h);
+                true
+            }
+            _ => {
+                bump(&self.global.delete_misses);
+                false
+            }
+        };
+        drop(shard);
+        self.free_garbage(garbage);
+        hit
+    }
+
+    /// `incr`/`decr` with memcached's semantics: incr wraps at 2^64, decr floors at 0;
+    /// the value must be a decimal number; a shorter result is padded with spaces in
+    /// place (as memcached does), a longer one gets a new chunk; flags and expiration are
+    /// kept; a new CAS unique is assigned.
+    pub fn incr_decr(&self, key: &[u8], delta: u64, incr: bool) -> IncrOutcome {
+        let kh = self.hash_key(key);
+        let miss = |s: &Self| {
+            bump(if incr {
+                &s.global.incr_misses
+            } else {
+                &s.global.decr_misses
+            });
+            IncrOutcome::NotFound
+        };
+        loop {
+            let now = self.now();
+            let mut garbage = Garbage::default();
+            let mut shard = self.lock_shard(kh.shard);
+            let h = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+                Lookup::Hit(h) => h,
+                _ => {
+                    drop(shard);
+                    self.free_garbage(garbage);
+                    return miss(self);
+                }
+            };
+            let it = self.item(h);
+            if it.is_chained() || it.value_len() == 0 {
+                return IncrOutcome::NonNumeric;
+            }
+            let Some(v) = parse_counter(it.inline_value()) else {
+                return IncrOutcome::NonNumeric;
+            };
+            let new = if incr {
+                v.wrapping_add(delta)
+            } else {
+                v.saturating_sub(delta)
+            };
+            let mut buf = [0u8; 20];
+            let digits = fmt_u64(new, &mut buf);
+            let c = &self.per_class[self.class_of(h).index()];
+            if digits.len() <= it.value_len() {
+                let dst = it.inline_value_mut();
+                dst[..digits.len()].copy_from_slice(digits);
+                dst[digits.len()..].fill(b' ');
+                it.set_cas(self.next_cas());
+                bump(if incr { &c.incr_hits } else { &c.decr_hits });
+                drop(shard);
+                self.free_garbage(garbage);
+                return IncrOutcome::Value(new);
+            }
+            let (flags, exptime) = (it.flags(), it.exptime());
+            drop(shard);
+            self.free_garbage(garbage);
+            let Some(prep) = self.prepare(key, flags, exptime, digits.len(), &kh, now) else {
+                return IncrOutcome::OutOfMemory;
+            };
+            let mut garbage = Garbage::default();
+            let mut shard = self.lock_shard(kh.shard);
+            let still = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+                Lookup::Hit(h2) if h2 == h => {
+                    let it = self.item(h);
+                    !it.is_chained() && parse_counter(it.inline_value()) == Some(v)
+                }
+                _ => false,
+            };
+            if !still {
+                drop(shard);
+                self.discard(prep);
+                self.free_garbage(garbage);
+                continue;
+            }
+            self.write_value(&prep, &[digits]);
+            bump(if incr { &c.incr_hits } else { &c.decr_hits });
+            let cas = self.next_cas();
+            self.link_locked(&mut shard, &kh, prep.head, Some(h), cas);
+            garbage.push(h);
+            drop(shard);
+            self.free_garbage(garbage);
+            return IncrOutcome::Value(new);
+        }
+    }
+
+    /// Sets a new expiration time; true if the item was there.
+    pub fn touch(&self, key: &[u8], exptime: i64) -> bool {
+        bump(&self.global.cmd_touch);
+        let kh = self.hash_key(key);
+        let now = self.now();
+        let mut garbage = Garbage::default();
+        let mut shard = self.lock_shard(kh.shard);
+        let hit = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+            Lookup::Hit(h) => {
+                let it = self.item(h);
+                it.set_exptime(self.clock.realtime_at(exptime, now));
+                it.set_access(now);
+                it.set_bits(REF);
+                bump(&self.per_class[self.class_of(h).index()].touch_hits);
+                true
+            }
+            _ => {
+                bump(&self.global.touch_misses);
+                false
+            }
+        };
+        drop(shard);
+        self.free_garbage(garbage);
+        hit
+    }
+
+    /// `flush_all [delay]` with memcached 1.6's semantics: items last accessed (or, with
+    /// CAS, stored) before the flush time are invalid from then on; items stored after it
+    /// survive. An immediate flush also unlinks the flushed items and frees their memory.
+    pub fn flush_all(&self, delay: i64) {
+        bump(&self.global.cmd_flush);
+        let now = self.now();
+        let new_oldest = if delay > 0 {
+            self.clock.realtime_at(delay, now)
+        } else {
+            now
+        };
+        if self.cfg.cas_enabled {
+            let ol = new_oldest.saturating_sub(1);
+            self.oldest_live.store(ol, Ordering::Relaxed);
+            if ol <= now {
+                self.oldest_cas.store(self.next_cas(), Ordering::Relaxed);
+            }
+        } else {
+            self.oldest_live.store(new_oldest, Ordering::Relaxed);
+        }
+        if self.oldest_live.load(Ordering::Relaxed) <= now {
+            self.crawl(false);
+        }
+    }
+
+    /// Unlinks every expired or flushed item; returns how many. With `count`, they count
+    /// as `crawler_reclaimed`. Also records each class's oldest access time for `age`.
+    fn crawl(&self, count: bool) -> u64 {
+        let now = self.now();
+        let n = self.cfg.classes.len();
+        let mut oldest = vec![u32::MAX; n];
+        let mut total = 0;
+        let mut dead = Vec::new();
+        for i in 0..self.shards.len() {
+            let mut shard = self.lock_shard(i);
+            shard.table.retain(|&mut h| {
+                let it = self.item(h);
+                let class = self.class_of(h).index();
+                if self.is_dead(&it, now).is_none() {
+                    oldest[class] = oldest[class].min(widen_access(now, it.access_low()));
+                    return true;
+                }
+                let c = &self.per_class[class];
+                bump(&c.reclaimed);
+                if count {
+                    bump(&c.crawler_reclaimed);
+                }
+                if it.bits() & FETCHED == 0 {
+                    bump(&c.expired_unfetched);
+                }
+                it.clear_bits(LIVE);
+                let size = it.stored_size();
+                let g = &self.gauges[class];
+                g.number.fetch_sub(1, Ordering::Relaxed);
+                g.bytes.fetch_sub(size as u64, Ordering::Relaxed);
+                self.hist.remove(size);
+                dead.push(h);
+                false
+            });
+            drop(shard);
+            total += dead.len() as u64;
+            for h in dead.drain(..) {
+                self.free_item(h);
+            }
+        }
+        for (g, o) in self.gauges.iter().zip(oldest) {
+            g.oldest_access
+                .store(if o == u32::MAX { 0 } else { o }, Ordering::Relaxed);
+        }
+        total
+    }
+
+    /// One background pass: reclaims expired and flushed items, refreshes the per-class
+    /// `age`, and lets the engine return memory it has kept unused to the OS. Returns how
+    /// many items were reclaimed. Call it about once a second, or use
+    /// [`spawn_maintenance`](Self::spawn_maintenance).
+    pub fn maintenance(&self) -> u64 {
+        let n = self.crawl(true);
+        let _w = self.walk_lock.write().unwrap_or_else(|e| e.into_inner());
+        self.engine.reap();
+        n
+    }
+
+    /// Starts a thread that calls [`maintenance`](Self::maintenance) every `interval`
+    /// until the last `Arc` of the store is dropped.
+    pub fn spawn_maintenance(self: &Arc<Self>, interval: Duration) -> std::thread::JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("kvcache-maint".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                match weak.upgrade() {
+                    Some(s) => {
+                        s.maintenance();
+                    }
+                    None => return,
+                }
+            })
+            .expect("spawn the maintenance thread")
+    }
+
+    /// Everything `stats`, `stats items` and `stats slabs` show.
+    pub fn stats(&self) -> StoreStats {
+        let es = self.engine.stats();
+        let now = self.now();
+        let mut s = StoreStats {
+            get_misses: get(&self.global.get_misses),
+            get_expired: get(&self.global.get_expired),
+            get_flushed: get(&self.global.get_flushed),
+            delete_misses: get(&self.global.delete_misses),
+            incr_misses: get(&self.global.incr_misses),
+            decr_misses: get(&self.global.decr_misses),
+            cas_misses: get(&self.global.cas_misses),
+            touch_misses: get(&self.global.touch_misses),
+            total_items: get(&self.global.total_items),
+            cmd_touch: get(&self.global.cmd_touch),
+            cmd_flush: get(&self.global.cmd_flush),
+            limit_maxbytes: self.cfg.memory_limit as u64,
+            mapped_bytes: es.mapped_bytes as u64,
+            ..StoreStats::default()
+        };
+        for (i, (chunk_size, cs)) in self.cfg.classes.sizes().iter().zip(&es.classes).enumerate() {
+            let class = ClassId(i as u16);
+            let c = &self.per_class[i];
+            let g = &self.gauges[i];
+            let mut end = 0;
+            let cps = self.cfg.classes.chunks_per_slab(class);
+            self.engine
+                .for_each_slab(class, |_, carved| end += cps - carved.min(cps));
+            let number = get(&g.number);
+            let oldest = g.oldest_access.load(Ordering::Relaxed);
+            let cl = ClassStats {
+                id: class.display_id(),
+                chunk_size: *chunk_size,
+                chunks_per_page: cps,
+                total_pages: cs.slabs,
+                total_chunks: cs.slabs * cps,
+                used_chunks: cs.used_chunks,
+                free_chunks: cs.free_chunks,
+                free_chunks_end: end,
+                mem_requested: get(&g.bytes),
+                get_hits: get(&c.get_hits),
+                cmd_set: get(&c.cmd_set),
+                delete_hits: get(&c.delete_hits),
+                incr_hits: get(&c.incr_hits),
+                decr_hits: get(&c.decr_hits),
+                cas_hits: get(&c.cas_hits),
+                cas_badval: get(&c.cas_badval),
+                touch_hits: get(&c.touch_hits),
+                number,
+                age: if number > 0 && oldest != 0 {
+                    now.saturating_sub(oldest)
+                } else {
+                    0
+                },
+                evicted: get(&c.evicted),
+                evicted_nonzero: get(&c.evicted_nonzero),
+                evicted_time: g.evicted_time.load(Ordering::Relaxed),
+                outofmemory: get(&c.outofmemory),
+                reclaimed: get(&c.reclaimed),
+                expired_unfetched: get(&c.expired_unfetched),
+                evicted_unfetched: get(&c.evicted_unfetched),
+                crawler_reclaimed: get(&c.crawler_reclaimed),
+            };
+            s.curr_items += cl.number;
+            s.bytes += cl.mem_requested;
+            s.evictions += cl.evicted;
+            s.reclaimed += cl.reclaimed;
+            s.expired_unfetched += cl.expired_unfetched;
+            s.evicted_unfetched += cl.evicted_unfetched;
+            s.crawler_reclaimed += cl.crawler_reclaimed;
+            s.get_hits += cl.get_hits;
+            s.cmd_set += cl.cmd_set;
+            s.delete_hits += cl.delete_hits;
+            s.incr_hits += cl.incr_hits;
+            s.decr_hits += cl.decr_hits;
+            s.cas_hits += cl.cas_hits;
+            s.cas_badval += cl.cas_badval;
+            s.touch_hits += cl.touch_hits;
+            s.outofmemory += cl.outofmemory;
+            s.total_malloced += (cl.total_pages * self.cfg.classes.slab_size()) as u64;
+            if cl.total_pages > 0 {
+                s.active_slabs += 1;
+            }
+            s.classes.push(cl);
+        }
+        s
+    }
+
+    /// `(stored size rounded up to a multiple of 8, item count)` for every nonempty
+    /// bucket: the basis of `stats sizes` and `stats sizes_fine`. Sizes are
+    /// [`stored_size`] (our layout).
+    pub fn size_histogram(&self) -> Vec<(usize, u64)> {
+        self.hist.snapshot()
+    }
+
+    /// `stats reset`: zeroes the counters (not the item gauges or the histogram).
+    pub fn reset_stats(&self) {
+        self.global.reset();
+        for c in self.per_class.iter() {
+            c.reset();
+        }
+    }
+}
+
+/// Writes `n` in decimal into `buf`, returning the digits.
+fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
