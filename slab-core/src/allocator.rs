@@ -1,1 +1,975 @@
-//! (magazine layer: allocator)
+//! [`SlabAllocator`]: the slab engine behind per-thread magazines and per-class depots.
+//!
+//! ```text
+//!   thread A                    thread B                     any thread
+//!   per class:                  per class:
+//!   [loaded][previous]          [loaded][previous]           alloc/free: pop/push on
+//!        |  both spent               |                       `loaded`, swap with `previous`
+//!        v                           v                       (thread-local, no atomics)
+//!   +-------------------- depot (per class, one lock) -----------------+
+//!   |  full magazines: [m][m][m]      empty magazines: [m][m]          |  bounded in bytes;
+//!   +------------------------------------------------------------------+  reaped by working set
+//!        |  depot has no full magazine: fill one with `alloc_batch`
+//!        |  depot over its bound: `free_batch` the rounds
+//!        v
+//!   SlabEngine (per-class slab lists, pool of empty slabs, batched munmap)
+//! ```
+//!
+//! Each allocator instance has an id; a thread's magazines for it live in a thread-local list
+//! keyed by that id (the most recently used instance first), created on first use. When the
+//! thread exits, the list's destructor puts every magazine back into its allocator's depot (or,
+//! beyond the depot's bound, the chunks back into the engine), so no memory is stranded in the
+//! caches of threads that are gone.
+//!
+//! # Example
+//!
+//! ```
+//! use slab_core::allocator::{MagazineConfig, SlabAllocator};
+//! use slab_core::engine::Config;
+//! use slab_core::size_class::SizeClasses;
+//!
+//! let a = SlabAllocator::with_magazines(
+//!     Config::new(SizeClasses::memcached_default()).memory_limit(64 << 20),
+//!     MagazineConfig::default().initial_rounds(16),
+//! )?;
+//! let p = a.alloc(100)?; // the 120-byte class
+//! // SAFETY: `p` came from `a.alloc(100)` and is not used afterwards.
+//! unsafe { a.dealloc(p, 100) };
+//! a.flush_thread_cache();
+//! assert_eq!(a.stats().live_chunks(), 0);
+//! # Ok::<(), slab_core::Error>(())
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::atomic::AtomicU64 as StdAtomicU64;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use crate::depot::{Depot, DepotParams};
+use crate::engine::{Config, SlabEngine};
+use crate::error::Error;
+use crate::magazine::{ClassCache, Magazine};
+use crate::reap::ReapReport;
+use crate::size_class::{ClassId, SizeClasses};
+use crate::stats::Stats;
+use crate::sync::atomic::{AtomicUsize, Ordering};
+
+/// Settings of the magazine layer. Build with [`MagazineConfig::default`] and the setters.
+#[derive(Clone, Debug)]
+pub struct MagazineConfig {
+    /// Rounds per magazine at start (before contention grows it). Default 32.
+    pub initial_rounds: usize,
+    /// Rounds per magazine at most, however contended the depot. Default 256.
+    pub max_rounds: usize,
+    /// Bytes of chunks one magazine may hold: a class's magazine size is capped at
+    /// `max_magazine_bytes / chunk_size`, and classes whose chunk is larger than this bypass
+    /// magazines (every allocation goes to the engine). Default 64 KiB.
+    pub max_magazine_bytes: usize,
+    /// Bytes of chunks one class's depot may hold in full magazines; beyond it, frees that
+    /// overflow a thread's magazines go straight back to the engine. Default 4 MiB.
+    pub max_depot_bytes: usize,
+    /// Contention events on a depot lock (since the last resize or reap) that double the
+    /// class's magazine size. Default 8.
+    pub contention_threshold: u64,
+    /// Start a background reaper with this interval when the allocator is built. Default none.
+    pub reap_interval: Option<Duration>,
+}
+
+impl Default for MagazineConfig {
+    fn default() -> Self {
+        MagazineConfig {
+            initial_rounds: 32,
+            max_rounds: 256,
+            max_magazine_bytes: 64 << 10,
+            max_depot_bytes: 4 << 20,
+            contention_threshold: 8,
+            reap_interval: None,
+        }
+    }
+}
+
+impl MagazineConfig {
+    /// Sets the initial magazine size in rounds (0 disables magazines).
+    pub fn initial_rounds(mut self, rounds: usize) -> Self {
+        self.initial_rounds = rounds;
+        self
+    }
+
+    /// Sets the largest magazine size in rounds.
+    pub fn max_rounds(mut self, rounds: usize) -> Self {
+        self.max_rounds = rounds;
+        self
+    }
+
+    /// Sets the bytes one magazine may hold.
+    pub fn max_magazine_bytes(mut self, bytes: usize) -> Self {
+        self.max_magazine_bytes = bytes;
+        self
+    }
+
+    /// Sets the bytes one class's depot may hold.
+    pub fn max_depot_bytes(mut self, bytes: usize) -> Self {
+        self.max_depot_bytes = bytes;
+        self
+    }
+
+    /// Sets the contention events that grow a magazine.
+    pub fn contention_threshold(mut self, events: u64) -> Self {
+        self.contention_threshold = events;
+        self
+    }
+
+    /// Starts a background reaper with this interval.
+    pub fn reap_interval(mut self, interval: Duration) -> Self {
+        self.reap_interval = Some(interval);
+        self
+    }
+
+    fn params(&self, chunk: usize) -> DepotParams {
+        let by_bytes = self.max_magazine_bytes / chunk;
+        DepotParams {
+            initial_rounds: self.initial_rounds.min(by_bytes),
+            max_rounds: self.max_rounds.min(by_bytes).max(1),
+            max_depot_rounds: self.max_depot_bytes / chunk,
+            contention_threshold: self.contention_threshold.max(1),
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.initial_rounds > self.max_rounds {
+            return Err(Error::InvalidConfig(format!(
+                "initial magazine size {} exceeds the maximum {}",
+                self.initial_rounds, self.max_rounds
+            )));
+        }
+        if self.reap_interval == Some(Duration::ZERO) {
+            return Err(Error::InvalidConfig(
+                "reap interval must not be zero".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A general-purpose table of classes for arbitrary small allocations: 16-byte steps up to
+/// 128 B, then four classes per doubling up to 32 KiB, every size a multiple of 16 (so every
+/// chunk is 16-byte aligned), 1 MiB slabs. Used by [`SlabGlobalAlloc`](crate::global::SlabGlobalAlloc).
+pub fn general_classes() -> SizeClasses {
+    let mut sizes: Vec<usize> = (1..=8).map(|i| i * 16).collect();
+    let mut base = 128;
+    while base < 32 << 10 {
+        for q in 1..=4 {
+            sizes.push(base + base * q / 4);
+        }
+        base *= 2;
+    }
+    SizeClasses::from_list(&sizes, 16, 1 << 20).expect("the general-purpose table is valid")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared state (one per allocator instance).
+// ---------------------------------------------------------------------------------------------
+
+/// What every thread's magazines for one allocator point at: the engine and the depots.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    id: u64,
+    engine: SlabEngine,
+    depots: Box<[Depot]>,
+    /// Per class: rounds in threads' magazines, as of each thread's last slow path.
+    thread_rounds: Box<[AtomicUsize]>,
+}
+
+impl Shared {
+    #[inline]
+    fn depot(&self, class: ClassId) -> &Depot {
+        &self.depots[class.index()]
+    }
+
+    /// Publishes a thread's count of held rounds for `class` (slow paths only).
+    fn publish(&self, class: ClassId, cc: &mut ClassCache) {
+        let held = cc.held();
+        if held != cc.published {
+            self.thread_rounds[class.index()]
+                .fetch_add(held.wrapping_sub(cc.published), Ordering::Relaxed);
+            cc.published = held;
+        }
+    }
+
+    /// Gives a magazine's rounds back to the engine and empties it.
+    fn free_rounds(&self, class: ClassId, m: &mut Magazine) {
+        if !m.is_empty() {
+            // SAFETY: a magazine's rounds are free chunks of its class from this engine, each
+            // held exactly once (a chunk is in one magazine or handed out, never both).
+            unsafe { self.engine.free_batch(class, m.rounds()) };
+            m.clear();
+        }
+    }
+
+    /// Allocation when the loaded magazine is empty: kmem `kmem_cache_alloc`'s slow part,
+    /// then a batch fill from the engine.
+    #[cold]
+    fn alloc_slow(&self, caches: &mut [ClassCache], class: ClassId) -> Result<NonNull<u8>, Error> {
+        let depot = self.depot(class);
+        let size = depot.magazine_size();
+        if size == 0 {
+            return self.alloc_direct(class);
+        }
+        let cc = &mut caches[class.index()];
+        // 1. The previous magazine is full: swap.
+        if let Some(p) = cc.pop_after_swap() {
+            self.publish(class, cc);
+            return Ok(p);
+        }
+        // 2. Both spent: a full magazine from the depot for our empty previous one.
+        let prev = std::mem::replace(&mut cc.previous, Magazine::none());
+        match depot.exchange_for_full(prev) {
+            Ok(full) => {
+                cc.previous = std::mem::replace(&mut cc.loaded, full);
+                let p = cc.loaded.pop().expect("a full magazine has rounds");
+                self.publish(class, cc);
+                return Ok(p);
+            }
+            Err(prev) => cc.previous = prev,
+        }
+        // 3. The depot has none: fill the loaded magazine from the engine in one batch.
+        if cc.loaded.is_none() || cc.loaded.cap() != size {
+            cc.loaded = depot
+                .take_empty()
+                .unwrap_or_else(|| Magazine::with_capacity(size));
+        }
+        let want = cc.loaded.cap() - cc.loaded.len();
+        let filled = match self.engine.alloc_batch(class, cc.loaded.rounds_mut(), want) {
+            Ok(n) => Ok(n),
+            Err(Error::LimitReached { .. }) => {
+                self.reclaim(caches);
+                let cc = &mut caches[class.index()];
+                self.engine.alloc_batch(class, cc.loaded.rounds_mut(), want)
+            }
+            Err(e) => Err(e),
+        };
+        let cc = &mut caches[class.index()];
+        let result = filled.map(|_| cc.loaded.pop().expect("alloc_batch returned at least one"));
+        self.publish(class, cc);
+        result
+    }
+
+    /// Free when the loaded magazine is full: kmem `kmem_cache_free`'s slow part.
+    #[cold]
+    fn free_slow(&self, cc: &mut ClassCache, class: ClassId, chunk: NonNull<u8>) {
+        let depot = self.depot(class);
+        let size = depot.magazine_size();
+        if size == 0 {
+            // SAFETY: forwarded from the caller of `dealloc_class`.
+            unsafe { self.engine.free_batch(class, &[chunk]) };
+            return;
+        }
+        // 1. The previous magazine is empty: swap.
+        let chunk = match cc.push_after_swap(chunk) {
+            Ok(()) => return self.publish(class, cc),
+            Err(c) => c,
+        };
+        if cc.previous.is_none() {
+            // 2a. No previous magazine yet: the loaded one (full or placeholder) becomes it
+            // and an empty one is loaded.
+            let empty = depot
+                .take_empty()
+                .unwrap_or_else(|| Magazine::with_capacity(size));
+            cc.previous = std::mem::replace(&mut cc.loaded, empty);
+        } else {
+            // 2b. Both full: the previous one goes to the depot for an empty one.
+            let prev = std::mem::replace(&mut cc.previous, Magazine::none());
+            match depot.exchange_for_empty(prev) {
+                Ok(empty) => {
+                    let empty = empty.unwrap_or_else(|| Magazine::with_capacity(size));
+                    cc.previous = std::mem::replace(&mut cc.loaded, empty);
+                }
+                Err(mut prev) => {
+                    // The depot is at its bound: the rounds go back to the engine and the
+                    // magazine is reused empty.
+                    self.free_rounds(class, &mut prev);
+                    cc.previous = std::mem::replace(&mut cc.loaded, prev);
+                }
+            }
+        }
+        if cc.loaded.is_full() {
+            // A stale or degenerate magazine: give up caching this chunk.
+            // SAFETY: forwarded from the caller of `dealloc_class`.
+            unsafe { self.engine.free_batch(class, &[chunk]) };
+        } else {
+            cc.loaded.push(chunk);
+        }
+        self.publish(class, cc);
+    }
+
+    /// Allocation without magazines (disabled class, or no thread cache available).
+    fn alloc_direct(&self, class: ClassId) -> Result<NonNull<u8>, Error> {
+        match self.engine.alloc(class) {
+            Err(Error::LimitReached { .. }) => {
+                self.reclaim(&mut []);
+                self.engine.alloc(class)
+            }
+            r => r,
+        }
+    }
+
+    /// Under memory pressure: every depot's full magazines and the calling thread's own
+    /// magazines (`own`) give their chunks back to the engine, so slabs can become empty and
+    /// serve the class that ran out.
+    fn reclaim(&self, own: &mut [ClassCache]) {
+        for (i, cc) in own.iter_mut().enumerate() {
+            let class = ClassId(i as u16);
+            self.free_rounds(class, &mut cc.loaded);
+            self.free_rounds(class, &mut cc.previous);
+            self.publish(class, cc);
+        }
+        for (i, d) in self.depots.iter().enumerate() {
+            for mut m in d.drain() {
+                self.free_rounds(ClassId(i as u16), &mut m);
+            }
+        }
+    }
+
+    /// Puts a thread's magazines back into the depots (beyond a depot's bound, their chunks
+    /// back into the engine).
+    fn flush(&self, caches: &mut [ClassCache]) {
+        for (i, cc) in caches.iter_mut().enumerate() {
+            let class = ClassId(i as u16);
+            for m in [
+                std::mem::replace(&mut cc.loaded, Magazine::none()),
+                std::mem::replace(&mut cc.previous, Magazine::none()),
+            ] {
+                if let Err(mut m) = self.depot(class).put(m) {
+                    self.free_rounds(class, &mut m);
+                }
+            }
+            self.publish(class, cc);
+        }
+    }
+
+    /// The depot and engine part of a reap (no thread cache is touched).
+    pub(crate) fn reap_depots(&self) -> ReapReport {
+        let mut report = ReapReport::default();
+        for (i, d) in self.depots.iter().enumerate() {
+            let class = ClassId(i as u16);
+            let r = d.reap();
+            report.full_magazines += r.full.len();
+            report.empty_magazines += r.empty;
+            for mut m in r.full {
+                report.chunks += m.len();
+                report.bytes += m.len() * self.engine.classes().chunk_size(class);
+                self.free_rounds(class, &mut m);
+            }
+        }
+        report.release = self.engine.reap();
+        report
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Thread-local caches.
+// ---------------------------------------------------------------------------------------------
+
+/// One thread's magazines for one allocator instance.
+struct Entry {
+    id: u64,
+    shared: Weak<Shared>,
+    classes: Box<[ClassCache]>,
+}
+
+/// One thread's magazines for every allocator instance it has used, most recent first.
+struct ThreadCaches {
+    entries: Vec<Entry>,
+}
+
+impl ThreadCaches {
+    const fn new() -> Self {
+        ThreadCaches {
+            entries: Vec::new(),
+        }
+    }
+
+    /// The entry for `shared`, creating it (and dropping entries of dead allocators) if new.
+    #[inline]
+    fn entry(&mut self, shared: &Arc<Shared>) -> &mut Entry {
+        if self.entries.first().map(|e| e.id) != Some(shared.id) {
+            self.find_or_insert(shared);
+        }
+        &mut self.entries[0]
+    }
+
+    #[cold]
+    fn find_or_insert(&mut self, shared: &Arc<Shared>) {
+        if let Some(i) = self.entries.iter().position(|e| e.id == shared.id) {
+            self.entries.swap(0, i);
+            return;
+        }
+        // Entries of allocators that are gone hold chunks of unmapped engines: forget them.
+        self.entries.retain(|e| e.shared.strong_count() > 0);
+        let classes = (0..shared.depots.len())
+            .map(|_| ClassCache::new())
+            .collect();
+        self.entries.push(Entry {
+            id: shared.id,
+            shared: Arc::downgrade(shared),
+            classes,
+        });
+        let last = self.entries.len() - 1;
+        self.entries.swap(0, last);
+    }
+}
+
+impl Drop for ThreadCaches {
+    fn drop(&mut self) {
+        let _busy = BusyGuard::enter();
+        for e in &mut self.entries {
+            if let Some(shared) = e.shared.upgrade() {
+                shared.flush(&mut e.classes);
+            }
+        }
+    }
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    static CACHES: RefCell<ThreadCaches> = const { RefCell::new(ThreadCaches::new()) };
+    static BUSY: Cell<bool> = const { Cell::new(false) };
+}
+
+#[cfg(loom)]
+crate::sync::thread_local! {
+    static CACHES: RefCell<ThreadCaches> = RefCell::new(ThreadCaches::new());
+    static BUSY: Cell<bool> = Cell::new(false);
+}
+
+/// Marks the current thread as inside the allocator's slow paths (engine, depot, thread-cache
+/// bookkeeping), whose own heap allocations must not come back into the slabs. The global
+/// allocator adapter routes allocations made while it is set to the system allocator.
+pub(crate) struct BusyGuard {
+    was: bool,
+}
+
+impl BusyGuard {
+    #[inline]
+    pub(crate) fn enter() -> Self {
+        let was = BUSY.try_with(|b| b.replace(true)).unwrap_or(true);
+        BusyGuard { was }
+    }
+}
+
+impl Drop for BusyGuard {
+    #[inline]
+    fn drop(&mut self) {
+        if !self.was {
+            let _ = BUSY.try_with(|b| b.set(false));
+        }
+    }
+}
+
+/// Whether the current thread is inside the allocator's slow paths (see [`BusyGuard`]).
+#[inline]
+pub(crate) fn is_busy() -> bool {
+    BUSY.try_with(Cell::get).unwrap_or(true)
+}
+
+static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
+
+// ---------------------------------------------------------------------------------------------
+// The public allocator.
+// ---------------------------------------------------------------------------------------------
+
+/// A slab allocator with per-thread magazines: see the [module docs](self).
+///
+/// `Send + Sync`; share it by reference or in an `Arc`. Every thread that allocates or frees
+/// through it gets its own magazines; they go back to the depot when the thread exits or calls
+/// [`flush_thread_cache`](Self::flush_thread_cache).
+pub struct SlabAllocator {
+    shared: Arc<Shared>,
+    #[cfg(not(loom))]
+    reaper: std::sync::Mutex<Option<crate::reap::Reaper>>,
+}
+
+impl fmt::Debug for SlabAllocator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlabAllocator")
+            .field("id", &self.shared.id)
+            .field("engine", &self.shared.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SlabAllocator {
+    /// An allocator over a new engine, with the default [`MagazineConfig`].
+    pub fn new(config: Config) -> Result<Self, Error> {
+        Self::with_magazines(config, MagazineConfig::default())
+    }
+
+    /// An allocator over a new engine, with the given magazine settings.
+    pub fn with_magazines(config: Config, magazines: MagazineConfig) -> Result<Self, Error> {
+        magazines.validate()?;
+        let engine = SlabEngine::new(config)?;
+        let depots = engine
+            .classes()
+            .iter()
+            .map(|(_, chunk)| Depot::new(magazines.params(chunk)))
+            .collect();
+        let thread_rounds = (0..engine.classes().len())
+            .map(|_| AtomicUsize::new(0))
+            .collect();
+        let shared = Arc::new(Shared {
+            id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            engine,
+            depots,
+            thread_rounds,
+        });
+        let a = SlabAllocator {
+            shared,
+            #[cfg(not(loom))]
+            reaper: std::sync::Mutex::new(None),
+        };
+        #[cfg(not(loom))]
+        if let Some(interval) = magazines.reap_interval {
+            a.start_reaper(interval)?;
+        }
+        Ok(a)
+    }
+
+    /// Runs `f` on this thread's magazines, or returns `None` when they are not available
+    /// (the thread is exiting, or an allocation is already in progress on it).
+    #[inline]
+    fn with_caches<R>(&self, f: impl FnOnce(&mut [ClassCache]) -> R) -> Option<R> {
+        CACHES
+            .try_with(|c| {
+                let mut c = c.try_borrow_mut().ok()?;
+                let e = if c.entries.first().map(|e| e.id) == Some(self.shared.id) {
+                    &mut c.entries[0]
+                } else {
+                    let _busy = BusyGuard::enter();
+                    c.entry(&self.shared)
+                };
+                Some(f(&mut e.classes))
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// Allocates a chunk of the smallest class that holds `size` bytes. Fails with
+    /// [`Error::InvalidConfig`] if `size` exceeds the largest class, and with
+    /// [`Error::LimitReached`] if the memory limit is reached even after every depot and this
+    /// thread's magazines gave their chunks back (the caller evicts and retries).
+    ///
+    /// The chunk is aligned to the largest power of two dividing its chunk size (at least the
+    /// table's alignment); its contents are unspecified.
+    #[inline]
+    pub fn alloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
+        match self.shared.engine.classes().class_for(size) {
+            Some(class) => self.alloc_class(class),
+            None => Err(Error::InvalidConfig(format!(
+                "size {size} exceeds the largest class ({} bytes)",
+                self.shared.engine.classes().max_chunk()
+            ))),
+        }
+    }
+
+    /// Frees a chunk from [`alloc`](Self::alloc).
+    ///
+    /// # Safety
+    /// `ptr` must come from `self.alloc(size)` (or `alloc_class` of the class `size` maps to),
+    /// with the same `size` class, must not have been freed since, and must not be used
+    /// afterwards. Any thread may free it.
+    #[inline]
+    pub unsafe fn dealloc(&self, ptr: NonNull<u8>, size: usize) {
+        let class = self
+            .shared
+            .engine
+            .classes()
+            .class_for(size)
+            .expect("dealloc with a size no class holds");
+        // SAFETY: forwarded from the caller.
+        unsafe { self.dealloc_class(ptr, class) }
+    }
+
+    /// Allocates a chunk of `class` (panics if `class` is out of range). See
+    /// [`alloc`](Self::alloc) for the errors.
+    #[inline]
+    pub fn alloc_class(&self, class: ClassId) -> Result<NonNull<u8>, Error> {
+        let shared = &*self.shared;
+        let r = self.with_caches(|caches| {
+            if let Some(p) = caches[class.index()].pop() {
+                return Ok(p);
+            }
+            let _busy = BusyGuard::enter();
+            shared.alloc_slow(caches, class)
+        });
+        match r {
+            Some(r) => r,
+            None => {
+                let _busy = BusyGuard::enter();
+                shared.alloc_direct(class)
+            }
+        }
+    }
+
+    /// Frees a chunk of `class`.
+    ///
+    /// # Safety
+    /// `ptr` must come from an allocation of `class` from this allocator, must not have been
+    /// freed since, and must not be used afterwards. Any thread may free it.
+    #[inline]
+    pub unsafe fn dealloc_class(&self, ptr: NonNull<u8>, class: ClassId) {
+        debug_assert_eq!(self.shared.engine.class_of(ptr.as_ptr()), Some(class));
+        let shared = &*self.shared;
+        let done = self.with_caches(|caches| {
+            let cc = &mut caches[class.index()];
+            if let Err(p) = cc.push(ptr) {
+                let _busy = BusyGuard::enter();
+                shared.free_slow(cc, class, p);
+            }
+        });
+        if done.is_none() {
+            let _busy = BusyGuard::enter();
+            // SAFETY: forwarded from the caller.
+            unsafe { shared.engine.free_batch(class, &[ptr]) };
+        }
+    }
+
+    /// The engine underneath.
+    pub fn engine(&self) -> &SlabEngine {
+        &self.shared.engine
+    }
+
+    /// The size classes.
+    pub fn classes(&self) -> &SizeClasses {
+        self.shared.engine.classes()
+    }
+
+    /// Reaps now: flushes this thread's magazines into the depots, gives every depot's
+    /// magazines that the last interval did not need back to the engine, then runs the
+    /// engine's reap (empty slabs beyond its retention target go to the OS in batched runs).
+    /// See [`reap`](crate::reap).
+    pub fn reap(&self) -> ReapReport {
+        self.flush_thread_cache();
+        let _busy = BusyGuard::enter();
+        self.shared.reap_depots()
+    }
+
+    /// Starts (or restarts with a new interval) a background thread that reaps every
+    /// `interval`. It stops when the allocator is dropped.
+    #[cfg(not(loom))]
+    pub fn start_reaper(&self, interval: Duration) -> Result<(), Error> {
+        if interval.is_zero() {
+            return Err(Error::InvalidConfig(
+                "reap interval must not be zero".into(),
+            ));
+        }
+        let r = crate::reap::Reaper::start(Arc::downgrade(&self.shared), interval)?;
+        let old = self
+            .reaper
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .replace(r);
+        drop(old);
+        Ok(())
+    }
+
+    /// Puts this thread's magazines back into the depots (beyond a depot's bound, their
+    /// chunks back into the engine). Threads do this by themselves when they exit.
+    pub fn flush_thread_cache(&self) {
+        let shared = &*self.shared;
+        let _ = CACHES.try_with(|c| {
+            let Ok(mut c) = c.try_borrow_mut() else {
+                return;
+            };
+            if let Some(e) = c.entries.iter_mut().find(|e| e.id == shared.id) {
+                let _busy = BusyGuard::enter();
+                shared.flush(&mut e.classes);
+            }
+        });
+    }
+
+    /// Gives every chunk cached in depots and in this thread's magazines back to the engine,
+    /// then returns every empty slab to the OS (the engine's `release_all`).
+    pub fn release_all(&self) -> crate::release::ReleaseReport {
+        let shared = &*self.shared;
+        let _ = self.with_caches(|caches| {
+            let _busy = BusyGuard::enter();
+            shared.reclaim(caches);
+        });
+        let _busy = BusyGuard::enter();
+        shared.reclaim(&mut []);
+        shared.engine.release_all()
+    }
+
+    /// A snapshot of the engine's accounting and of the magazine layer per class.
+    pub fn stats(&self) -> AllocatorStats {
+        let _busy = BusyGuard::enter();
+        let engine = self.shared.engine.stats();
+        let classes = self
+            .shared
+            .depots
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let s = d.stats();
+                let class = ClassId(i as u16);
+                MagazineStats {
+                    class,
+                    chunk_size: engine.classes[i].chunk_size,
+                    magazine_size: s.magazine_size,
+                    depot_full: s.full,
+                    depot_empty: s.empty,
+                    depot_chunks: s.rounds,
+                    thread_chunks: self.shared.thread_rounds[i].load(Ordering::Relaxed),
+                    contention: s.contention,
+                    exchanges: s.exchanges,
+                    resizes: s.resizes,
+                }
+            })
+            .collect();
+        AllocatorStats { engine, classes }
+    }
+}
+
+impl Drop for SlabAllocator {
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        drop(
+            self.reaper
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+        );
+        // This thread's entry would keep a weak reference only; drop it now so a long-lived
+        // thread that creates many allocators does not accumulate entries.
+        let id = self.shared.id;
+        let _ = CACHES.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                let _busy = BusyGuard::enter();
+                c.entries.retain(|e| e.id != id);
+            }
+        });
+    }
+}
+
+/// The magazine layer's figures for one class.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MagazineStats {
+    /// The class.
+    pub class: ClassId,
+    /// Its chunk size.
+    pub chunk_size: usize,
+    /// Current magazine size in rounds (grows under depot contention; 0 = magazines off).
+    pub magazine_size: usize,
+    /// Full magazines in the depot.
+    pub depot_full: usize,
+    /// Empty magazines in the depot.
+    pub depot_empty: usize,
+    /// Chunks in the depot's full magazines (exact).
+    pub depot_chunks: usize,
+    /// Chunks in threads' magazines, as of each thread's last magazine exchange (the fast
+    /// path does not update it; exact once threads have flushed or exited).
+    pub thread_chunks: usize,
+    /// Times a thread found the depot lock busy.
+    pub contention: u64,
+    /// Depot lock acquisitions.
+    pub exchanges: u64,
+    /// Times contention grew the magazine size.
+    pub resizes: u64,
+}
+
+/// The engine's accounting plus the magazine layer's, per class.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllocatorStats {
+    /// The engine's figures: chunks in magazines count as used there.
+    pub engine: Stats,
+    /// One entry per class.
+    pub classes: Vec<MagazineStats>,
+}
+
+impl AllocatorStats {
+    /// Chunks held in magazines (depots and threads).
+    pub fn magazine_chunks(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| c.depot_chunks + c.thread_chunks)
+            .sum()
+    }
+
+    /// Bytes of chunks held in magazines (depots and threads).
+    pub fn magazine_bytes(&self) -> usize {
+        self.classes
+            .iter()
+            .map(|c| (c.depot_chunks + c.thread_chunks) * c.chunk_size)
+            .sum()
+    }
+
+    /// Chunks handed out to the program: the engine's used chunks minus those in magazines
+    /// (exact when every thread's published count is current, e.g. after flushes).
+    pub fn live_chunks(&self) -> usize {
+        self.engine
+            .classes
+            .iter()
+            .map(|c| c.used_chunks)
+            .sum::<usize>()
+            .saturating_sub(self.magazine_chunks())
+    }
+}
+
+impl fmt::Display for AllocatorStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.engine)?;
+        writeln!(
+            f,
+            "magazines hold {} chunks ({} bytes)",
+            self.magazine_chunks(),
+            self.magazine_bytes()
+        )?;
+        writeln!(
+            f,
+            "{:>5} {:>8} {:>6} {:>6} {:>6} {:>9} {:>9} {:>10} {:>10}",
+            "class",
+            "chunk",
+            "magsz",
+            "full",
+            "empty",
+            "depot",
+            "threads",
+            "contended",
+            "exchanges"
+        )?;
+        for c in self.classes.iter().filter(|c| c.exchanges > 0) {
+            writeln!(
+                f,
+                "{:>5} {:>8} {:>6} {:>6} {:>6} {:>9} {:>9} {:>10} {:>10}",
+                c.class.display_id(),
+                c.chunk_size,
+                c.magazine_size,
+                c.depot_full,
+                c.depot_empty,
+                c.depot_chunks,
+                c.thread_chunks,
+                c.contention,
+                c.exchanges
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn small() -> SlabAllocator {
+        SlabAllocator::with_magazines(
+            Config::new(SizeClasses::from_list(&[64, 128, 256], 8, 64 << 10).unwrap())
+                .memory_limit(4 << 20),
+            MagazineConfig::default().initial_rounds(4).max_rounds(8),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn alloc_free_round_trip_counts_every_chunk() {
+        let a = small();
+        let ptrs: Vec<_> = (0..100).map(|_| a.alloc(64).unwrap()).collect();
+        let mut sorted: Vec<usize> = ptrs.iter().map(|p| p.as_ptr() as usize).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), 100, "a chunk was handed out twice");
+        // Thread counts are published on slow paths; a flush makes them exact.
+        a.flush_thread_cache();
+        assert_eq!(a.stats().live_chunks(), 100);
+        for p in ptrs {
+            // SAFETY: allocated above with size 64, freed once.
+            unsafe { a.dealloc(p, 64) };
+        }
+        a.flush_thread_cache();
+        let s = a.stats();
+        assert_eq!(s.live_chunks(), 0);
+        assert!(s.magazine_chunks() > 0);
+        // A reap with no demand in the interval gives everything back.
+        let r = a.reap();
+        assert!(r.chunks > 0);
+        let s = a.stats();
+        assert_eq!(s.engine.classes[0].used_chunks, 0);
+        assert_eq!(s.magazine_chunks(), 0);
+    }
+
+    #[test]
+    fn too_large_is_an_error() {
+        let a = small();
+        assert!(matches!(a.alloc(257), Err(Error::InvalidConfig(_))));
+    }
+
+    #[test]
+    fn limit_reclaims_cached_chunks_before_failing() {
+        // 64 KiB slabs, 4 MiB limit: 64 slabs. Fill class 0, free everything into caches,
+        // then class 2 must still get the memory back from the magazines.
+        let a = SlabAllocator::with_magazines(
+            Config::new(SizeClasses::from_list(&[64, 128, 256], 8, 64 << 10).unwrap())
+                .memory_limit(4 << 20),
+            MagazineConfig::default()
+                .initial_rounds(64)
+                .max_depot_bytes(64 << 20),
+        )
+        .unwrap();
+        let mut v = Vec::new();
+        while let Ok(p) = a.alloc(64) {
+            v.push(p);
+        }
+        assert_eq!(v.len(), 64 * 1024);
+        for p in v.drain(..) {
+            // SAFETY: allocated above, freed once.
+            unsafe { a.dealloc(p, 64) };
+        }
+        assert!(a.stats().magazine_chunks() > 0);
+        let mut w = Vec::new();
+        while let Ok(p) = a.alloc(256) {
+            w.push(p);
+        }
+        // Every slab but the one empty spare the engine lets class 0 keep.
+        assert!(
+            w.len() >= 63 * 256,
+            "class 2 got the slabs back: {}",
+            w.len()
+        );
+        for p in w {
+            // SAFETY: allocated above, freed once.
+            unsafe { a.dealloc(p, 256) };
+        }
+    }
+
+    #[test]
+    fn thread_exit_flushes() {
+        let a = small();
+        std::thread::scope(|s| {
+            // An explicit join waits for the thread's thread-local destructors too (the end of
+            // a scope only waits for the closures).
+            s.spawn(|| {
+                let v: Vec<_> = (0..10).map(|_| a.alloc(128).unwrap()).collect();
+                for p in v {
+                    // SAFETY: allocated above, freed once.
+                    unsafe { a.dealloc(p, 128) };
+                }
+            })
+            .join()
+            .unwrap();
+        });
+        let s = a.stats();
+        assert_eq!(s.classes[1].thread_chunks, 0);
+        assert!(s.classes[1].depot_chunks > 0);
+        assert_eq!(s.live_chunks(), 0);
+    }
+
+    #[test]
+    fn general_classes_are_aligned() {
+        let c = general_classes();
+        assert!(c.sizes().iter().all(|s| s % 16 == 0));
+        assert_eq!(c.max_chunk(), 32 << 10);
+        assert_eq!(c.chunk_size(c.class_for(1).unwrap()), 16);
+        assert_eq!(c.chunk_size(c.class_for(129).unwrap()), 160);
+    }
+}

@@ -80,8 +80,71 @@
 //!
 //! # Magazine layer
 //!
-//! (To be written with the magazine layer: per-thread magazines, the depot, reaping and the
-//! embeddable allocator APIs built on the engine.)
+//! [`allocator::SlabAllocator`] puts Bonwick & Adams' magazines (Solaris kmem, 2001) in front of
+//! the engine:
+//!
+//! ```text
+//!  thread 1: class c [loaded][previous]     thread 2: class c [loaded][previous]
+//!            alloc = pop loaded, free = push loaded; swap with previous
+//!            (thread-local arrays: no atomics, no locks)
+//!                   | both spent                        | both spent
+//!                   v                                   v
+//!  depot of class c (one Mutex): full magazines [m][m][m]   empty magazines [m][m]
+//!                   | no full magazine: alloc_batch     | over the byte bound: free_batch
+//!                   v                                   v
+//!  SlabEngine: class c's slabs -> empty slabs -> pool -> batched munmap at reap
+//! ```
+//!
+//! * **Magazines** ([`allocator`]): per thread and per class, a *loaded* and a *previous*
+//!   magazine (stacks of free chunk pointers). The fast paths touch only thread-local state;
+//!   when both magazines are spent the thread exchanges one with the class's *depot* (kmem's
+//!   `magazine_alloc`/`magazine_free` logic). With no full magazine in the depot, a magazine is
+//!   filled from the engine with one `alloc_batch` (one lock for a whole magazine).
+//! * **Depot** (per class, a `Mutex`; lock-free would need epoch reclamation for a structure
+//!   visited once per magazine, see `depot.rs`). A busy depot lock is a contention event;
+//!   enough of them double the class's magazine size (bounded by rounds and by bytes per
+//!   magazine). [`allocator::AllocatorStats`] shows every class's current size.
+//! * **Bounded memory**: a magazine holds at most `max_magazine_bytes`, a depot at most
+//!   `max_depot_bytes` of chunks; beyond, frees go straight back to the engine. Classes with
+//!   chunks larger than a magazine bypass the magazines. Stats report chunks held in depots
+//!   (exact) and in threads' magazines (as of each thread's last exchange).
+//! * **Reaping by working set** ([`reap`]): on demand ([`allocator::SlabAllocator::reap`]) or
+//!   every interval (a background reaper), each depot gives back the full magazines the last
+//!   interval did not need, their chunks go back to the engine, and the engine's reap returns
+//!   empty slabs to the OS in batched runs.
+//! * **No stranded memory**: a thread's magazines go back to the depot when it exits (the
+//!   thread-local's destructor) or calls [`allocator::SlabAllocator::flush_thread_cache`]. Any
+//!   thread may free any chunk. When the engine reports [`Error::LimitReached`], the allocator
+//!   first drains every depot and the calling thread's magazines into the engine and retries.
+//! * **Embeddable**: the raw API ([`allocator::SlabAllocator::alloc`] / `dealloc` with the
+//!   size), a safe typed [`pool::Pool`] with an RAII [`pool::PoolBox`], and
+//!   [`global::SlabGlobalAlloc`] for `#[global_allocator]` (small sizes from slabs, the rest
+//!   from the system; the allocator's own bookkeeping never recurses into its slabs).
+//! * **Checked**: loom models (`src/tests/loom_*.rs`, run by `scripts/loom.sh`) of depot
+//!   exchanges between threads, cross-thread frees, thread exit flushing concurrently with
+//!   allocation, and a reap concurrent with allocation; stress tests with real threads
+//!   (`tests/stress*.rs`) that count every chunk.
+//!
+//! ```
+//! use slab_core::allocator::SlabAllocator;
+//! use slab_core::engine::Config;
+//! use slab_core::size_class::SizeClasses;
+//!
+//! let a = SlabAllocator::new(Config::new(SizeClasses::memcached_default()))?;
+//! let p = a.alloc(64)?.as_ptr() as usize;
+//! std::thread::scope(|s| {
+//!     // Freeing on another thread is fine; its magazines go to the depot when it exits.
+//!     s.spawn(|| {
+//!         let p = std::ptr::NonNull::new(p as *mut u8).unwrap();
+//!         // SAFETY: `p` came from `a.alloc(64)` and is freed once.
+//!         unsafe { a.dealloc(p, 64) }
+//!     });
+//! });
+//! let report = a.reap();
+//! assert_eq!(a.stats().live_chunks(), 0);
+//! # let _ = report;
+//! # Ok::<(), slab_core::Error>(())
+//! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -1,0 +1,3 @@
+//! Loom models of the magazine layer (`RUSTFLAGS="--cfg loom"`, see `scripts/loom.sh`).
+
+mod loom_magazines;
