@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod exec;
 pub mod item;
 pub mod protocol;
 pub mod store;

@@ -59,6 +59,7 @@ mod classes;
 mod clock;
 mod evict;
 mod histogram;
+mod meta_ops;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -66,6 +67,7 @@ mod tests;
 pub use classes::{default_classes, DEFAULT_SLAB_SIZE, FINE_MAX, GROWTH};
 pub use clock::{Clock, REALTIME_MAXDELTA, START_OFFSET};
 pub use histogram::SizeHistogram;
+pub use meta_ops::{ItemDebug, MetaDeleteOutcome, MetaGetOptions, MetaGetState};
 pub use stats::{ClassStats, StoreStats};
 
 use std::borrow::Cow;

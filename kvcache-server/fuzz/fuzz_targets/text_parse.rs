@@ -1,0 +1,39 @@
+//! Feeds arbitrary bytes to the text-protocol parser (handing meta lines to the meta
+//! parser as the server does) and checks progress and limits.
+#![no_main]
+
+use kvcache_server::protocol::text::{self, ParseError, Request, KEY_MAX_LENGTH};
+use kvcache_server::protocol::meta;
+use libfuzzer_sys::fuzz_target;
+
+const MAX_DATA: usize = 4096;
+
+fuzz_target!(|data: &[u8]| {
+    let mut buf = data;
+    while !buf.is_empty() {
+        let res = match text::parse(buf, MAX_DATA) {
+            Ok((Request::Meta, 0)) => meta::parse(buf, MAX_DATA).map(|(_, n)| n),
+            Ok((req, n)) => {
+                if let Request::Storage(s) = req {
+                    assert!(s.key.len() <= KEY_MAX_LENGTH && s.data.len() <= MAX_DATA);
+                }
+                if let Request::Get { keys, .. } = req {
+                    assert!(keys.into_iter().all(|k| !k.is_empty() && k.len() <= KEY_MAX_LENGTH));
+                }
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(n) => {
+                assert!(n > 0 && n <= buf.len());
+                buf = &buf[n..];
+            }
+            Err(ParseError::Incomplete { need }) => {
+                assert!(need == 0 || need > buf.len());
+                break;
+            }
+            Err(ParseError::Close) => break,
+        }
+    }
+});

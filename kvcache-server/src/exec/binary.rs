@@ -1,0 +1,233 @@
+//! Runs binary-protocol packets with memcached 1.6.18's semantics: status codes, quiet
+//! forms (success unanswered, errors always answered, quiet get misses unanswered),
+//! opaque echo and CAS in the response header.
+
+use super::After;
+use crate::protocol::binary::{self, Command, Header, Packet, Status, StoreKind};
+use crate::store::{IncrOutcome, MetaDeleteOutcome, Store, StoreMode, StoreOutcome};
+
+/// The version string `version` answers.
+pub const VERSION: &[u8] = b"1.6.18";
+
+/// Executes one parsed packet, appending the response(s) to `out`.
+///
+/// `stats` writes the text-protocol form of `stats <group>` (`STAT <name> <value>\r\n`
+/// lines) for a group name (empty: general stats) and returns false for an unknown
+/// group; its lines become binary stat packets.
+pub fn execute(
+    store: &Store,
+    pkt: &Packet<'_>,
+    out: &mut Vec<u8>,
+    stats: &mut dyn FnMut(&[u8], &mut Vec<u8>) -> bool,
+) -> After {
+    match pkt {
+        Packet::Request { header, command } => run(store, header, command, out, stats),
+        Packet::TooLarge {
+            header,
+            key,
+            delete_key,
+            swallow,
+        } => {
+            if *delete_key {
+                store.delete(key);
+            }
+            binary::write_error(out, header, Status::TooLarge);
+            After::Swallow(*swallow)
+        }
+        Packet::Error {
+            header,
+            status,
+            swallow,
+            close,
+        } => {
+            binary::write_error(out, header, *status);
+            if *close {
+                After::Close
+            } else if *swallow > 0 {
+                After::Swallow(*swallow)
+            } else {
+                After::Continue
+            }
+        }
+    }
+}
+
+fn run(
+    store: &Store,
+    h: &Header,
+    cmd: &Command<'_>,
+    out: &mut Vec<u8>,
+    stats: &mut dyn FnMut(&[u8], &mut Vec<u8>) -> bool,
+) -> After {
+    let quiet = h.quiet();
+    let ok = |out: &mut Vec<u8>, cas: u64| {
+        if !quiet {
+            binary::write_ok(out, h, cas);
+        }
+    };
+    match *cmd {
+        Command::Get { key, with_key } => {
+            let hit = store.get(key, |it| {
+                binary::write_hit(
+                    out,
+                    h,
+                    it.flags,
+                    it.cas,
+                    with_key.then_some(key),
+                    Some(it.value),
+                );
+            });
+            if !hit {
+                miss(out, h, key, with_key);
+            }
+        }
+        Command::Touch {
+            key,
+            exptime,
+            with_value,
+            with_key,
+        } => {
+            let hit = store.get_and_touch(key, i64::from(exptime), |it| {
+                let value = with_value.then_some(it.value);
+                binary::write_hit(out, h, it.flags, it.cas, with_key.then_some(key), value);
+            });
+            if !hit {
+                miss(out, h, key, with_key);
+            }
+        }
+        Command::Store {
+            kind,
+            key,
+            flags,
+            exptime,
+            value,
+        } => {
+            let exptime = i64::from(exptime);
+            let mode = match kind {
+                _ if h.cas != 0
+                    && matches!(kind, StoreKind::Set | StoreKind::Add | StoreKind::Replace) =>
+                {
+                    StoreMode::Cas(h.cas)
+                }
+                StoreKind::Set => StoreMode::Set,
+                StoreKind::Add => StoreMode::Add,
+                StoreKind::Replace => StoreMode::Replace,
+                StoreKind::Append => StoreMode::Append,
+                StoreKind::Prepend => StoreMode::Prepend,
+            };
+            if h.cas != 0 && matches!(kind, StoreKind::Append | StoreKind::Prepend) {
+                match store.peek_cas(key) {
+                    Some(c) if c != h.cas => {
+                        binary::write_error(out, h, Status::KeyExists);
+                        return After::Continue;
+                    }
+                    _ => {}
+                }
+            }
+            match store.store(mode, key, flags, exptime, value) {
+                StoreOutcome::Stored => ok(out, store.peek_cas(key).unwrap_or(0)),
+                StoreOutcome::Exists => binary::write_error(out, h, Status::KeyExists),
+                StoreOutcome::NotFound => binary::write_error(out, h, Status::KeyNotFound),
+                StoreOutcome::TooLarge => binary::write_error(out, h, Status::TooLarge),
+                StoreOutcome::OutOfMemory => binary::write_error(out, h, Status::OutOfMemory),
+                StoreOutcome::NotStored => {
+                    let status = match kind {
+                        StoreKind::Add => Status::KeyExists,
+                        StoreKind::Replace => Status::KeyNotFound,
+                        _ => Status::NotStored,
+                    };
+                    binary::write_error(out, h, status);
+                }
+            }
+        }
+        Command::Delete { key } => {
+            let cas = (h.cas != 0).then_some(h.cas);
+            match store.meta_delete(key, cas, false, None) {
+                MetaDeleteOutcome::Deleted => ok(out, 0),
+                MetaDeleteOutcome::Exists => binary::write_error(out, h, Status::KeyExists),
+                MetaDeleteOutcome::NotFound => binary::write_error(out, h, Status::KeyNotFound),
+            }
+        }
+        Command::Arith {
+            key,
+            incr,
+            delta,
+            initial,
+            exptime,
+        } => {
+            if h.cas != 0 {
+                if let Some(c) = store.peek_cas(key) {
+                    if c != h.cas {
+                        binary::write_error(out, h, Status::KeyExists);
+                        return After::Continue;
+                    }
+                }
+            }
+            match store.incr_decr(key, delta, incr) {
+                IncrOutcome::Value(v) => {
+                    if !quiet {
+                        binary::write_number(out, h, v, store.peek_cas(key).unwrap_or(0));
+                    }
+                }
+                IncrOutcome::NotFound if exptime != u32::MAX => {
+                    let mut digits = Vec::with_capacity(20);
+                    crate::protocol::text::push_u64(&mut digits, initial);
+                    match store.store(StoreMode::Add, key, 0, i64::from(exptime), &digits) {
+                        StoreOutcome::Stored => {
+                            if !quiet {
+                                let cas = store.peek_cas(key).unwrap_or(0);
+                                binary::write_number(out, h, initial, cas);
+                            }
+                        }
+                        StoreOutcome::TooLarge | StoreOutcome::OutOfMemory => {
+                            binary::write_error(out, h, Status::OutOfMemory)
+                        }
+                        _ => binary::write_error(out, h, Status::NotStored),
+                    }
+                }
+                IncrOutcome::NotFound => binary::write_error(out, h, Status::KeyNotFound),
+                IncrOutcome::NonNumeric => binary::write_error(out, h, Status::NonNumeric),
+                IncrOutcome::OutOfMemory => binary::write_error(out, h, Status::OutOfMemory),
+            }
+        }
+        Command::Quit => {
+            ok(out, 0);
+            return After::Close;
+        }
+        Command::Flush { exptime } => {
+            store.flush_all(i64::from(exptime));
+            ok(out, 0);
+        }
+        Command::Noop => binary::write_ok(out, h, 0),
+        Command::Version => binary::write_body(out, h, VERSION),
+        Command::Stat { group } => {
+            let mut text = Vec::new();
+            if !stats(group, &mut text) {
+                binary::write_error(out, h, Status::KeyNotFound);
+                return After::Continue;
+            }
+            for line in text.split(|&b| b == b'\n') {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let Some(rest) = line.strip_prefix(b"STAT ") else {
+                    continue;
+                };
+                let sp = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+                let value = rest.get(sp + 1..).unwrap_or(&[]);
+                binary::write_stat(out, h, &rest[..sp], value);
+            }
+            binary::write_stat(out, h, b"", b"");
+        }
+    }
+    After::Continue
+}
+
+fn miss(out: &mut Vec<u8>, h: &Header, key: &[u8], with_key: bool) {
+    if h.quiet() {
+        return;
+    }
+    if with_key {
+        binary::write_miss_with_key(out, h, key);
+    } else {
+        binary::write_error(out, h, Status::KeyNotFound);
+    }
+}

@@ -1,0 +1,261 @@
+//! Store operations the meta protocol needs beyond the classic commands: `mg` with TTL
+//! update, vivify-on-miss, recache wins and stale items; `md` with CAS compare and
+//! invalidation; CAS-returning stores; `me`'s item dump.
+//!
+//! Each runs under the key's shard lock like the classic operations; allocation (which
+//! may evict and so lock other shards) happens with no lock held.
+
+use super::{bump, Garbage, Lookup, Store};
+use crate::item::{widen_access, FETCHED, REF, STALE, WIN_SENT};
+
+/// What `mg` asks of the store besides the lookup.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetaGetOptions {
+    /// `T`: new expiration (raw client value).
+    pub ttl: Option<i64>,
+    /// `N`: on a miss, create an empty item with this expiration and win it.
+    pub vivify: Option<i64>,
+    /// `R`: win when the TTL left is below this (raw client value).
+    pub recache: Option<i64>,
+    /// `u`: don't bump the item or mark it fetched.
+    pub no_update: bool,
+}
+
+/// The recache state `mg` reports with a hit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetaGetState {
+    /// The item was created by this request (`N` on a miss).
+    pub created: bool,
+    /// This client won the recache token (`W`).
+    pub won: bool,
+    /// Another client already holds it (`Z`).
+    pub already_sent: bool,
+    /// The item is stale (`X`).
+    pub stale: bool,
+}
+
+/// The outcome of [`Store::meta_delete`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetaDeleteOutcome {
+    /// Deleted, or marked stale with `I`.
+    Deleted,
+    /// No such item.
+    NotFound,
+    /// The CAS did not match.
+    Exists,
+}
+
+/// What `me` reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ItemDebug {
+    /// Expiration in server-clock seconds, 0 = never.
+    pub exptime: u32,
+    /// Last access in server-clock seconds.
+    pub last_access: u32,
+    /// CAS unique.
+    pub cas: u64,
+    /// Fetched before.
+    pub fetched: bool,
+    /// Slab class index.
+    pub class: u32,
+    /// Bytes the item occupies in its chunk.
+    pub size: usize,
+}
+
+impl Store {
+    /// `mg`: looks `key` up and applies `opts`; on a hit (or a creation) calls `f` with
+    /// the item (state before this request's bump) and the recache state, and returns
+    /// true.
+    pub fn meta_get(
+        &self,
+        key: &[u8],
+        opts: MetaGetOptions,
+        f: impl FnOnce(&super::ItemView<'_>, MetaGetState),
+    ) -> bool {
+        let kh = self.hash_key(key);
+        let now = self.now();
+        let mut prepared: Option<super::Prepared> = None;
+        loop {
+            let mut garbage = Garbage::default();
+            let mut shard = self.lock_shard(kh.shard);
+            let mut created = false;
+            let h = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+                Lookup::Hit(h) => Some(h),
+                _ => match (opts.vivify, prepared.take()) {
+                    (Some(_), Some(prep)) => {
+                        // Linking hands the chunk to the index; `Prepared` owns nothing
+                        // else for an empty value.
+                        let head = prep.head;
+                        let cas = self.next_cas();
+                        self.link_locked(&mut shard, &kh, head, None, cas);
+                        created = true;
+                        Some(head)
+                    }
+                    _ => None,
+                },
+            };
+            let Some(h) = h else {
+                if let Some(exp) = opts.vivify {
+                    drop(shard);
+                    self.free_garbage(garbage);
+                    let exp = self.clock.realtime_at(exp, now);
+                    match self.prepare(key, 0, exp, 0, &kh, now) {
+                        Some(p) => {
+                            prepared = Some(p);
+                            continue;
+                        }
+                        None => {
+                            bump(&self.global.get_misses);
+                            return false;
+                        }
+                    }
+                }
+                bump(&self.global.get_misses);
+                drop(shard);
+                self.free_garbage(garbage);
+                return false;
+            };
+            let it = self.item(h);
+            let c = &self.per_class[self.class_of(h).index()];
+            if let Some(t) = opts.ttl {
+                it.set_exptime(self.clock.realtime_at(t, now));
+                bump(&c.touch_hits);
+            } else {
+                bump(&c.get_hits);
+            }
+            let bits = it.bits();
+            let sent = bits & WIN_SENT != 0;
+            let mut st = MetaGetState {
+                created,
+                won: created,
+                already_sent: sent,
+                stale: bits & STALE != 0,
+            };
+            if let Some(r) = opts.recache {
+                let exp = it.exptime();
+                if !sent && !created && exp != 0 && exp < self.clock.realtime_at(r, now) {
+                    st.won = true;
+                }
+            }
+            if st.stale && !sent {
+                st.won = true;
+            }
+            if st.won {
+                it.set_bits(WIN_SENT);
+            }
+            let prev = widen_access(now, it.access_low());
+            let value = self.value_of(&it);
+            f(&self.view(&it, &value, prev), st);
+            if !opts.no_update {
+                it.set_access(now);
+                it.set_bits(REF | FETCHED);
+            }
+            drop(shard);
+            if let Some(p) = prepared.take() {
+                self.discard(p);
+            }
+            self.free_garbage(garbage);
+            return true;
+        }
+    }
+
+    /// `md`: deletes `key`, or with `invalidate` marks it stale, gives it a new CAS and
+    /// (with `ttl`) a new expiration. With `cas`, only if the item's CAS matches.
+    pub fn meta_delete(
+        &self,
+        key: &[u8],
+        cas: Option<u64>,
+        invalidate: bool,
+        ttl: Option<i64>,
+    ) -> MetaDeleteOutcome {
+        let kh = self.hash_key(key);
+        let now = self.now();
+        let mut garbage = Garbage::default();
+        let mut shard = self.lock_shard(kh.shard);
+        let out = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+            Lookup::Hit(h) => {
+                let it = self.item(h);
+                if cas.is_some_and(|c| c != it.cas()) {
+                    bump(&self.global.delete_misses);
+                    MetaDeleteOutcome::Exists
+                } else if invalidate {
+                    if let Some(t) = ttl {
+                        it.set_exptime(self.clock.realtime_at(t, now));
+                    }
+                    it.set_bits(STALE);
+                    it.clear_bits(WIN_SENT);
+                    it.set_cas(self.next_cas());
+                    MetaDeleteOutcome::Deleted
+                } else {
+                    bump(&self.per_class[self.class_of(h).index()].delete_hits);
+                    self.unlink_locked(&mut shard, kh.th, h);
+                    garbage.push(h);
+                    MetaDeleteOutcome::Deleted
+                }
+            }
+            _ => {
+                bump(&self.global.delete_misses);
+                MetaDeleteOutcome::NotFound
+            }
+        };
+        drop(shard);
+        self.free_garbage(garbage);
+        out
+    }
+
+    /// The CAS unique of a live item, without touching it (0 if CAS is off).
+    pub fn peek_cas(&self, key: &[u8]) -> Option<u64> {
+        self.peek(key, |it, _| it.cas)
+    }
+
+    /// Calls `f` with a live item and its class without bumping it or counting a get.
+    fn peek<R>(&self, key: &[u8], f: impl FnOnce(&ItemDebug, &[u8]) -> R) -> Option<R> {
+        let kh = self.hash_key(key);
+        let now = self.now();
+        let mut garbage = Garbage::default();
+        let mut shard = self.lock_shard(kh.shard);
+        let r = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+            Lookup::Hit(h) => {
+                let it = self.item(h);
+                let d = ItemDebug {
+                    exptime: it.exptime(),
+                    last_access: widen_access(now, it.access_low()),
+                    cas: it.cas(),
+                    fetched: it.bits() & FETCHED != 0,
+                    class: self.class_of(h).index() as u32,
+                    size: it.stored_size(),
+                };
+                let v = self.value_of(&it);
+                Some(f(&d, &v))
+            }
+            _ => None,
+        };
+        drop(shard);
+        self.free_garbage(garbage);
+        r
+    }
+
+    /// `me`: the item's metadata, without touching it.
+    pub fn debug_item(&self, key: &[u8]) -> Option<ItemDebug> {
+        self.peek(key, |d, _| *d)
+    }
+
+    /// Sets a new expiration on a live item without counting a touch; true if found.
+    pub fn set_exptime_quiet(&self, key: &[u8], exptime: i64) -> bool {
+        let kh = self.hash_key(key);
+        let now = self.now();
+        let mut garbage = Garbage::default();
+        let mut shard = self.lock_shard(kh.shard);
+        let hit = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+            Lookup::Hit(h) => {
+                self.item(h)
+                    .set_exptime(self.clock.realtime_at(exptime, now));
+                true
+            }
+            _ => false,
+        };
+        drop(shard);
+        self.free_garbage(garbage);
+        hit
+    }
+}

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Bounded fuzz run of every protocol parser target (text, meta, binary), for CI.
+# Usage: scripts/fuzz.sh [seconds per target, default 45]
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+set -euo pipefail
+secs="${1:-45}"
+cd "$(dirname "$0")/../kvcache-server/fuzz"
+cargo +nightly fuzz build -O
+for target in text_parse meta_parse binary_parse; do
+    echo "== fuzzing $target for ${secs}s"
+    mkdir -p "corpus/$target"
+    cargo +nightly fuzz run -O "$target" "corpus/$target" -- \
+        -dict=memcached.dict -max_total_time="$secs" -max_len=4096 \
+        -rss_limit_mb=2048 -print_final_stats=1
+done
+echo "fuzz: all targets ran ${secs}s without a failure"
