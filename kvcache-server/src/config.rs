@@ -364,22 +364,25 @@ fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigError> {
         match (name, val) {
             ("slab_sizes", Some(v)) => {
                 let mut sizes = Vec::new();
+                // Our chunk sizes (what `slabtune` recommends from `stats sizes_fine`):
+                // each rounded up to 8 bytes, at least 16, strictly ascending.
                 for s in v.split('-') {
                     let n: usize = num("slab_sizes", s)?;
-                    if n < 48 {
-                        return err(format!("slab_sizes: size {n} is below the minimum of 48"));
+                    let n8 = n.div_ceil(8) * 8;
+                    if n8 < 16 {
+                        return err(format!("slab_sizes: size {n} is below the minimum of 16"));
                     }
                     if let Some(&prev) = sizes.last() {
-                        if n <= prev + 8 {
+                        if n8 <= prev {
                             return err(format!(
-                                "slab_sizes: size {n} must be more than 8 bytes above the previous ({prev})"
+                                "slab_sizes: size {n} is not above the previous size ({prev})"
                             ));
                         }
                     }
-                    sizes.push(n);
+                    sizes.push(n8);
                 }
-                if sizes.is_empty() || sizes.len() > 62 {
-                    return err("slab_sizes: between 1 and 62 sizes are needed");
+                if sizes.is_empty() || sizes.len() > 1000 {
+                    return err("slab_sizes: between 1 and 1000 sizes are needed");
                 }
                 cfg.slab_sizes = Some(sizes);
             }
@@ -401,6 +404,41 @@ fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+impl Config {
+    /// The store's configuration: memory, item limit, CAS, evictions, and the size
+    /// classes (ours by default; memcached-style geometric ones with `-f`/`-n`; an
+    /// explicit list with `-o slab_sizes`, to which a class of half a slab is appended as
+    /// memcached appends its `slab_chunk_max`).
+    pub fn store_config(&self) -> Result<crate::store::StoreConfig, ConfigError> {
+        use crate::store::{default_classes, StoreConfig};
+        use slab_core::size_class::SizeClasses;
+        let mut sc = StoreConfig::new(self.memory_limit);
+        sc.item_size_max = self.item_size_max;
+        sc.cas_enabled = self.cas_enabled;
+        sc.evictions = self.evictions;
+        let slab_size = sc.classes.slab_size();
+        sc.classes = if let Some(sizes) = &self.slab_sizes {
+            let largest = sizes.iter().copied().max().unwrap_or(0);
+            let slab = slab_size.max((largest * 2).next_power_of_two());
+            let mut list = sizes.clone();
+            if largest < slab / 2 {
+                list.push(slab / 2);
+            }
+            SizeClasses::from_list(&list, 8, slab)
+                .map_err(|e| ConfigError(format!("slab_sizes: {e}")))?
+        } else if self.factor.is_some() || self.min_space.is_some() {
+            let header = crate::item::stored_size(0, 0, 0, self.cas_enabled);
+            let min_chunk = (header + self.min_space.unwrap_or(48)).div_ceil(8) * 8;
+            let factor = self.factor.unwrap_or(1.25);
+            SizeClasses::geometric(min_chunk, factor, slab_size / 2, 8, slab_size)
+                .map_err(|e| ConfigError(format!("size classes: {e}")))?
+        } else {
+            default_classes(slab_size, self.item_size_max)
+        };
+        Ok(sc)
+    }
 }
 
 #[cfg(test)]
@@ -487,7 +525,8 @@ mod tests {
             &["-I", "10"],
             &["-I", "2g"],
             &["-U", "11211"],
-            &["-o", "slab_sizes=64-70"],
+            &["-o", "slab_sizes=64-60"],
+            &["-o", "slab_sizes=100-104"],
             &["-o", "bogus"],
             &["--nope"],
             &["stray"],

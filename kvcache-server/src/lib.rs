@@ -5,4 +5,5 @@ pub mod config;
 pub mod exec;
 pub mod item;
 pub mod protocol;
+pub mod server;
 pub mod store;

@@ -1,1 +1,88 @@
-fn main() {}
+//! The `kvcache-server` binary: parses memcached's flags, builds the store and serves.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use kvcache_server::config::{self, Action};
+use kvcache_server::server::Server;
+use kvcache_server::store::Store;
+
+fn main() -> ExitCode {
+    let cfg = match config::parse(std::env::args().skip(1)) {
+        Ok(Action::Run(cfg)) => cfg,
+        Ok(Action::Help) => {
+            print!("{}", config::usage());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Action::Version) => {
+            println!(
+                "kvcache-server {} (memcached 1.6.18 compatible)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("kvcache-server: {e}");
+            eprintln!("Try 'kvcache-server -h' for the list of options.");
+            return ExitCode::from(2);
+        }
+    };
+    let store_cfg = match cfg.store_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kvcache-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cfg.verbose >= 2 {
+        // memcached's class table, as `-vv` prints it.
+        for (class, size) in store_cfg.classes.iter() {
+            eprintln!(
+                "slab class {:3}: chunk size {:9} perslab {:7}",
+                class.display_id(),
+                size,
+                store_cfg.classes.chunks_per_slab(class)
+            );
+        }
+    }
+    let store = match Store::new(store_cfg) {
+        Ok(s) => {
+            let s = Arc::new(s);
+            // Reclaims expired items, refreshes ages, returns idle memory to the OS.
+            s.spawn_maintenance(std::time::Duration::from_secs(1));
+            s
+        }
+        Err(e) => {
+            eprintln!("kvcache-server: cannot create the store: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let verbose = cfg.verbose;
+    let announce = verbose > 0 || cfg.port == 0;
+    let server = match Server::start(cfg, store) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kvcache-server: failed to listen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if announce {
+        eprintln!("kvcache-server listening on {}", server.local_addr());
+    }
+    if let Err(e) = server.stop_on_signals() {
+        eprintln!("kvcache-server: cannot install signal handlers: {e}");
+        return ExitCode::FAILURE;
+    }
+    match server.run() {
+        Ok(()) => {
+            if verbose > 0 {
+                eprintln!("kvcache-server: stopped");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kvcache-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -3,6 +3,6 @@
 //!
 //! - [`text`]: memcached's classic text protocol (`get`, `set`, `incr`, `stats`...).
 
-pub mod text;
 pub mod binary;
 pub mod meta;
+pub mod text;

@@ -534,7 +534,7 @@ fn parse_storage<'a>(
     } else {
         0
     };
-    if vlen < 0 || vlen > i32::MAX - 2 {
+    if !(0..=i32::MAX - 2).contains(&vlen) {
         return bad(());
     }
     let vlen = vlen as usize;
@@ -645,10 +645,6 @@ fn parse_simple<'a>(cmd: &'a [u8], line: &'a [u8]) -> Request<'a> {
         b"quit" => Request::Quit,
         b"verbosity" => {
             if !(2..=3).contains(&t.n) {
-                return reply(reply::ERROR, false);
-            }
-            if noreply && t.n == 2 {
-                // "verbosity noreply": memcached answers ERROR despite the noreply.
                 return reply(reply::ERROR, false);
             }
             match parse_u32(t.t[1]) {
@@ -857,7 +853,8 @@ mod tests {
         is_reply(b"touch a abc\r\n", reply::BAD_EXPTIME, false);
         is_reply(b"flush_all abc\r\n", reply::BAD_EXPTIME, false);
         is_reply(b"verbosity\r\n", reply::ERROR, false);
-        is_reply(b"verbosity noreply\r\n", reply::ERROR, false);
+        // "verbosity noreply": the bad level is not answered, as in memcached.
+        is_reply(b"verbosity noreply\r\n", reply::BAD_FORMAT, true);
         is_reply(b"verbosity abc\r\n", reply::BAD_FORMAT, false);
         is_reply(b"gat abc a\r\n", reply::BAD_EXPTIME, false);
         is_reply(b"gat 10\r\n", reply::END, false);

@@ -1,0 +1,196 @@
+//! One client connection: its socket, read buffer, output buffer and protocol state.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
+
+use mio::net::TcpStream;
+
+/// The read buffer's normal size (memcached's `READ_BUFFER_SIZE`).
+pub(crate) const READ_BUF: usize = 16 * 1024;
+
+/// An output buffer larger than this is written before more requests are executed, and
+/// a connection stops reading while it cannot be written.
+pub(crate) const OUT_HIGH_WATER: usize = 256 * 1024;
+
+/// Buffers grown beyond this are shrunk back when empty.
+const SHRINK_ABOVE: usize = 64 * 1024;
+
+/// What `stats conns` shows of a connection; shared with the stats reader.
+#[derive(Debug)]
+pub struct ConnInfo {
+    /// The socket's file descriptor (memcached numbers connections by it).
+    pub fd: i32,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Server clock of the last command.
+    pub last_cmd: AtomicU32,
+    /// memcached's state name index (see [`ConnInfo::state_name`]).
+    pub state: AtomicU8,
+}
+
+pub(crate) const STATE_PARSE: u8 = 0;
+pub(crate) const STATE_NREAD: u8 = 1;
+pub(crate) const STATE_SWALLOW: u8 = 2;
+pub(crate) const STATE_WRITE: u8 = 3;
+
+impl ConnInfo {
+    /// memcached's name of the connection's state.
+    pub fn state_name(&self) -> &'static str {
+        match self.state.load(Relaxed) {
+            STATE_NREAD => "conn_nread",
+            STATE_SWALLOW => "conn_swallow",
+            STATE_WRITE => "conn_mwrite",
+            _ => "conn_parse_cmd",
+        }
+    }
+}
+
+/// How the connection speaks, decided by its first byte (memcached's auto-negotiation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Unknown,
+    Text,
+    Binary,
+}
+
+/// A connection owned by one worker.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub stream: TcpStream,
+    pub info: std::sync::Arc<ConnInfo>,
+    /// Read buffer: bytes `rstart..rend` are received and not yet consumed.
+    pub rbuf: Vec<u8>,
+    pub rstart: usize,
+    pub rend: usize,
+    /// Bytes of a too-large data block still to discard.
+    pub swallow: usize,
+    /// Replies not yet written: `out[out_pos..]`.
+    pub out: Vec<u8>,
+    pub out_pos: usize,
+    pub mode: Mode,
+    /// Close once `out` is written (quit, protocol error, peer closed).
+    pub closing: bool,
+    /// Reading paused because `out` could not be written; resume when it drains.
+    pub read_paused: bool,
+    /// The peer closed its side: no more reads.
+    pub eof: bool,
+    /// A write failed: drop the connection.
+    pub broken: bool,
+}
+
+/// The outcome of a read attempt.
+pub(crate) enum ReadResult {
+    /// Bytes arrived; `drained` when the read was short (the socket is empty: with
+    /// edge-triggered epoll a short read means no readiness is pending, so a further
+    /// read would only return EAGAIN).
+    Data { n: usize, drained: bool },
+    /// Nothing to read right now.
+    WouldBlock,
+    /// The peer closed.
+    Eof,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, info: std::sync::Arc<ConnInfo>) -> Self {
+        Conn {
+            stream,
+            info,
+            rbuf: vec![0; READ_BUF],
+            rstart: 0,
+            rend: 0,
+            swallow: 0,
+            out: Vec::with_capacity(READ_BUF),
+            out_pos: 0,
+            mode: Mode::Unknown,
+            closing: false,
+            read_paused: false,
+            eof: false,
+            broken: false,
+        }
+    }
+
+    /// Makes room in the read buffer: space for at least `need` unconsumed bytes (the
+    /// total length of a pending request, 0 if unknown) plus a quarter buffer free to
+    /// read into, moving the unconsumed bytes to the front when that helps.
+    pub fn reserve_read(&mut self, need: usize) {
+        let pending = self.rend - self.rstart;
+        let free = READ_BUF / 4;
+        let want = need.max(pending) + free;
+        if self.rstart > 0
+            && (self.rbuf.len() - self.rstart < want || self.rbuf.len() - self.rend < free)
+        {
+            self.rbuf.copy_within(self.rstart..self.rend, 0);
+            self.rstart = 0;
+            self.rend = pending;
+        }
+        if self.rbuf.len() - self.rstart < want {
+            let new_len = (self.rstart + want).max(self.rbuf.len() * 2);
+            self.rbuf.resize(new_len, 0);
+        }
+    }
+
+    /// One `read` into the free space of the read buffer.
+    pub fn read_once(&mut self) -> io::Result<ReadResult> {
+        let space = self.rbuf.len() - self.rend;
+        debug_assert!(space > 0);
+        loop {
+            match self.stream.read(&mut self.rbuf[self.rend..]) {
+                Ok(0) => return Ok(ReadResult::Eof),
+                Ok(n) => {
+                    self.rend += n;
+                    return Ok(ReadResult::Data {
+                        n,
+                        drained: n < space,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(ReadResult::WouldBlock)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// After a batch: reset or shrink the read buffer when it is empty.
+    pub fn tidy_read(&mut self) {
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+            if self.rbuf.len() > SHRINK_ABOVE {
+                self.rbuf.truncate(READ_BUF);
+                self.rbuf.shrink_to_fit();
+            }
+        }
+    }
+
+    /// Writes as much of `out` as the socket takes. Returns `Ok(true)` when all is
+    /// written.
+    pub fn flush(&mut self) -> io::Result<(bool, usize)> {
+        let mut written = 0;
+        while self.out_pos < self.out.len() {
+            match self.stream.write(&self.out[self.out_pos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out_pos += n;
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((false, written)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.out_pos = 0;
+        if self.out.capacity() > SHRINK_ABOVE {
+            self.out = Vec::with_capacity(READ_BUF);
+        }
+        Ok((true, written))
+    }
+
+    /// Unwritten reply bytes.
+    pub fn pending_out(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+}

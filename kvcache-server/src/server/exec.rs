@@ -1,0 +1,210 @@
+//! Executes parsed text-protocol requests against the store and appends the replies.
+
+use std::sync::atomic::Ordering;
+
+use super::stats::Counters;
+use super::Shared;
+use crate::protocol::text::{
+    reply, write_number, write_value, Request, StorageKind, StorageRequest,
+};
+use crate::store::{IncrOutcome, StoreMode, StoreOutcome};
+
+/// What the connection does after a request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Go on parsing.
+    Continue,
+    /// Discard this many bytes of input first (a too-large data block).
+    Swallow(usize),
+    /// Close the connection once the replies are written.
+    Close,
+}
+
+/// What execution needs besides the request.
+#[derive(Debug)]
+pub(crate) struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub counters: &'a mut Counters,
+    pub worker: usize,
+}
+
+#[inline]
+fn put(out: &mut Vec<u8>, line: &[u8], noreply: bool) {
+    if !noreply {
+        out.extend_from_slice(line);
+    }
+}
+
+/// Executes one request, appending its reply to `out`.
+pub(crate) fn execute(ctx: &mut Ctx<'_>, req: Request<'_>, out: &mut Vec<u8>) -> After {
+    let store = &*ctx.shared.store;
+    let c = &mut *ctx.counters;
+    match req {
+        Request::Get { cas, keys } => {
+            for key in keys {
+                c.cmd_get += 1;
+                let hit = store.get(key, |it| {
+                    write_value(out, key, it.flags, it.value, cas.then_some(it.cas));
+                });
+                if hit {
+                    c.get_hits += 1;
+                } else {
+                    c.get_misses += 1;
+                }
+            }
+            out.extend_from_slice(reply::END);
+        }
+        Request::Gat { cas, exptime, keys } => {
+            for key in keys {
+                c.cmd_get += 1;
+                c.cmd_touch += 1;
+                let hit = store.get_and_touch(key, exptime, |it| {
+                    write_value(out, key, it.flags, it.value, cas.then_some(it.cas));
+                });
+                if hit {
+                    c.get_hits += 1;
+                    c.touch_hits += 1;
+                } else {
+                    c.get_misses += 1;
+                    c.touch_misses += 1;
+                }
+            }
+            out.extend_from_slice(reply::END);
+        }
+        Request::Storage(s) => storage(c, store, s, out),
+        Request::TooLarge {
+            key,
+            noreply,
+            swallow,
+        } => {
+            // memcached drops the old value so that a failed update leaves no stale data.
+            c.cmd_set += 1;
+            c.store_too_large += 1;
+            store.delete(key);
+            put(out, reply::TOO_LARGE, noreply);
+            return After::Swallow(swallow);
+        }
+        Request::Delete { key, noreply } => {
+            if store.delete(key) {
+                c.delete_hits += 1;
+                put(out, reply::DELETED, noreply);
+            } else {
+                c.delete_misses += 1;
+                put(out, reply::NOT_FOUND, noreply);
+            }
+        }
+        Request::Arith {
+            key,
+            delta,
+            incr,
+            noreply,
+        } => match store.incr_decr(key, delta, incr) {
+            IncrOutcome::Value(v) => {
+                if incr {
+                    c.incr_hits += 1;
+                } else {
+                    c.decr_hits += 1;
+                }
+                if !noreply {
+                    write_number(out, v);
+                }
+            }
+            IncrOutcome::NotFound => {
+                if incr {
+                    c.incr_misses += 1;
+                } else {
+                    c.decr_misses += 1;
+                }
+                put(out, reply::NOT_FOUND, noreply);
+            }
+            IncrOutcome::NonNumeric => put(out, reply::NON_NUMERIC, noreply),
+            IncrOutcome::OutOfMemory => put(out, reply::ARITH_NO_MEMORY, noreply),
+        },
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            c.cmd_touch += 1;
+            if store.touch(key, exptime) {
+                c.touch_hits += 1;
+                put(out, reply::TOUCHED, noreply);
+            } else {
+                c.touch_misses += 1;
+                put(out, reply::NOT_FOUND, noreply);
+            }
+        }
+        Request::FlushAll { delay, noreply } => {
+            if !ctx.shared.cfg.flush_enabled {
+                put(out, b"CLIENT_ERROR flush_all not allowed\r\n", noreply);
+            } else {
+                c.cmd_flush += 1;
+                store.flush_all(delay);
+                put(out, reply::OK, noreply);
+            }
+        }
+        Request::Version => out.extend_from_slice(reply::VERSION),
+        Request::Verbosity { level, noreply } => {
+            ctx.shared.verbosity.store(level.min(2), Ordering::Relaxed);
+            put(out, reply::OK, noreply);
+        }
+        Request::Quit => return After::Close,
+        Request::Stats(kind) => {
+            // Make this worker's latest counts visible to the sum.
+            ctx.shared.stats.worker(ctx.worker).publish(ctx.counters);
+            super::report::stats(ctx.shared, kind, out);
+        }
+        Request::Reply { line, noreply } => put(out, line, noreply),
+        Request::Meta => unreachable!("meta requests are routed before execution"),
+    }
+    After::Continue
+}
+
+fn storage(
+    c: &mut Counters,
+    store: &crate::store::Store,
+    s: StorageRequest<'_>,
+    out: &mut Vec<u8>,
+) {
+    c.cmd_set += 1;
+    let mode = match s.kind {
+        StorageKind::Set => StoreMode::Set,
+        StorageKind::Add => StoreMode::Add,
+        StorageKind::Replace => StoreMode::Replace,
+        StorageKind::Append => StoreMode::Append,
+        StorageKind::Prepend => StoreMode::Prepend,
+        StorageKind::Cas => StoreMode::Cas(s.cas),
+    };
+    let outcome = store.store(mode, s.key, s.flags, s.exptime, s.data);
+    let is_cas = s.kind == StorageKind::Cas;
+    let line = match outcome {
+        StoreOutcome::Stored => {
+            if is_cas {
+                c.cas_hits += 1;
+            }
+            reply::STORED
+        }
+        StoreOutcome::NotStored => reply::NOT_STORED,
+        StoreOutcome::Exists => {
+            if is_cas {
+                c.cas_badval += 1;
+            }
+            reply::EXISTS
+        }
+        StoreOutcome::NotFound => {
+            if is_cas {
+                c.cas_misses += 1;
+            }
+            reply::NOT_FOUND
+        }
+        StoreOutcome::TooLarge => {
+            c.store_too_large += 1;
+            reply::TOO_LARGE
+        }
+        StoreOutcome::OutOfMemory => {
+            c.store_no_memory += 1;
+            reply::NO_MEMORY
+        }
+    };
+    put(out, line, s.noreply);
+}

@@ -1,0 +1,262 @@
+//! The network side: an acceptor, `-t` workers on mio, connections, and the execution
+//! of text-protocol requests against the store.
+//!
+//! ```text
+//!                   +-----------------------------+
+//!   listen socket ->|  acceptor (the main thread)  |<- SIGINT/SIGTERM (self-pipe)
+//!                   +-----------------------------+
+//!                      | round robin: channel + mio Waker
+//!          +-----------+-----------+
+//!          v                       v
+//!   +-------------+         +-------------+
+//!   |  worker 0   |  ...    |  worker t-1 |   each: own mio Poll, owns its connections
+//!   | conns: read |         |             |   read -> parse in place -> execute ->
+//!   | buf + out   |         |             |   one write per batch of replies
+//!   +------+------+         +------+------+
+//!          +-----------+-----------+
+//!                      v
+//!               Arc<Store> (shared)
+//! ```
+//!
+//! Over the `-c` limit a new connection is answered `ERROR Too many open connections` and
+//! closed, as memcached does. On SIGINT/SIGTERM the acceptor stops listening, the workers
+//! finish the requests they have read, flush their replies, close, and the process exits 0.
+
+mod conn;
+mod exec;
+mod report;
+pub mod stats;
+mod worker;
+
+use std::io::{self, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::config::Config;
+use crate::protocol::text::reply;
+use crate::store::Store;
+
+pub use conn::ConnInfo;
+
+/// State every thread shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub cfg: Config,
+    pub store: Arc<Store>,
+    pub stats: stats::StatsHub,
+    /// Unix time at start (memcached's `process_started`).
+    pub started: u64,
+    pub verbosity: AtomicU32,
+    pub curr_conns: AtomicUsize,
+    pub total_conns: AtomicUsize,
+    pub rejected_conns: AtomicUsize,
+    pub shutdown: AtomicBool,
+    /// Live connections, for `stats conns`.
+    pub conns: Mutex<Vec<Arc<ConnInfo>>>,
+    pub local_addr: SocketAddr,
+    /// The listening socket's fd (for `stats conns`).
+    pub listen_fd: i32,
+}
+
+/// A running server: the listener is bound and the workers are started.
+#[derive(Debug)]
+pub struct Server {
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    poll: Poll,
+    workers: Vec<(worker::ConnSender, Arc<Waker>)>,
+    handles: Vec<JoinHandle<()>>,
+    stop_waker: Arc<Waker>,
+}
+
+/// Stops a [`Server`] from another thread.
+#[derive(Clone, Debug)]
+pub struct StopHandle {
+    shared: Arc<Shared>,
+    waker: Arc<Waker>,
+}
+
+impl StopHandle {
+    /// Asks the server to stop accepting, finish and return from [`Server::run`].
+    pub fn stop(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        let _ = self.waker.wake();
+    }
+}
+
+const LISTENER: Token = Token(0);
+const STOP: Token = Token(1);
+
+impl Server {
+    /// Binds the listener and starts the workers.
+    pub fn start(cfg: Config, store: Arc<Store>) -> io::Result<Server> {
+        let addr = (cfg.listen.as_str(), cfg.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
+            })?;
+        let std_listener = bind(addr, cfg.backlog)?;
+        let local_addr = std_listener.local_addr()?;
+        let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&std_listener);
+        let listener = TcpListener::from_std(std_listener);
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .saturating_sub(u64::from(store.now()));
+        let shared = Arc::new(Shared {
+            stats: stats::StatsHub::new(cfg.threads),
+            verbosity: AtomicU32::new(u32::from(cfg.verbose)),
+            cfg,
+            store,
+            started,
+            curr_conns: AtomicUsize::new(0),
+            total_conns: AtomicUsize::new(0),
+            rejected_conns: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+            conns: Mutex::new(Vec::new()),
+            local_addr,
+            listen_fd,
+        });
+        let poll = Poll::new()?;
+        let stop_waker = Arc::new(Waker::new(poll.registry(), STOP)?);
+        let mut workers = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..shared.cfg.threads {
+            let (w, tx, waker) = worker::Worker::new(i, shared.clone())?;
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("worker-{i}"))
+                    .spawn(move || w.run())?,
+            );
+            workers.push((tx, waker));
+        }
+        Ok(Server {
+            shared,
+            listener,
+            poll,
+            workers,
+            handles,
+            stop_waker,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.local_addr
+    }
+
+    /// A handle that stops the server.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            shared: self.shared.clone(),
+            waker: self.stop_waker.clone(),
+        }
+    }
+
+    /// Accepts connections until stopped (by a [`StopHandle`] or, with
+    /// [`Server::stop_on_signals`], by SIGINT/SIGTERM); then lets the workers finish and
+    /// joins them.
+    pub fn run(mut self) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut self.listener, LISTENER, Interest::READABLE)?;
+        let mut events = Events::with_capacity(64);
+        let mut next = 0usize;
+        'outer: loop {
+            if let Err(e) = self.poll.poll(&mut events, None) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            for ev in events.iter() {
+                if ev.token() == STOP || self.shared.shutdown.load(Ordering::SeqCst) {
+                    if self.shared.shutdown.load(Ordering::SeqCst) {
+                        break 'outer;
+                    }
+                    continue;
+                }
+                loop {
+                    match self.listener.accept() {
+                        Ok((mut stream, peer)) => {
+                            self.shared.total_conns.fetch_add(1, Ordering::Relaxed);
+                            let curr = self.shared.curr_conns.load(Ordering::Relaxed);
+                            if curr >= self.shared.cfg.max_conns {
+                                self.shared.rejected_conns.fetch_add(1, Ordering::Relaxed);
+                                let _ = stream.write(reply::TOO_MANY_CONNS);
+                                continue;
+                            }
+                            self.shared.curr_conns.fetch_add(1, Ordering::Relaxed);
+                            let _ = stream.set_nodelay(true);
+                            let (tx, waker) = &self.workers[next % self.workers.len()];
+                            next = next.wrapping_add(1);
+                            if tx.send((stream, peer)).is_ok() {
+                                let _ = waker.wake();
+                            } else {
+                                self.shared.curr_conns.fetch_sub(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            // EMFILE and friends: keep serving the connections we have.
+                            if self.shared.verbosity.load(Ordering::Relaxed) > 0 {
+                                eprintln!("accept failed: {e}");
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // Stop accepting: close the listener first, then let the workers finish.
+        drop(self.listener);
+        for (_, waker) in &self.workers {
+            let _ = waker.wake();
+        }
+        for h in self.handles {
+            let _ = h.join();
+        }
+        Ok(())
+    }
+
+    /// Makes SIGINT and SIGTERM stop the server (through a self-pipe registered by
+    /// signal-hook, which wakes the acceptor).
+    pub fn stop_on_signals(&self) -> io::Result<()> {
+        let handle = self.stop_handle();
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+        ])?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if signals.forever().next().is_some() {
+                    handle.stop();
+                }
+            })?;
+        Ok(())
+    }
+}
+
+/// Binds a listening socket with `SO_REUSEADDR` and the given backlog.
+fn bind(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
+    let std_listener = StdListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    // std binds with a backlog of 128; raise it to the configured one.
+    let backlog = backlog.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: the fd is a valid, bound socket owned by `std_listener` for the whole call;
+    // listen(2) on an already listening socket only updates its backlog.
+    let rc = unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std_listener), backlog) };
+    if rc == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(std_listener)
+}

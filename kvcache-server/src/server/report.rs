@@ -1,0 +1,289 @@
+//! The `stats` replies, with memcached's field names and order.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::Shared;
+use crate::protocol::text::{reply, write_stat, StatsKind};
+
+/// Appends the reply to `stats <kind>`.
+pub(crate) fn stats(shared: &Shared, kind: StatsKind, out: &mut Vec<u8>) {
+    match kind {
+        StatsKind::General => general(shared, out),
+        StatsKind::Settings => settings(shared, out),
+        StatsKind::Items => items(shared, out),
+        StatsKind::Slabs => slabs(shared, out),
+        StatsKind::Sizes => sizes(shared, out, 32),
+        StatsKind::SizesFine => sizes(shared, out, 8),
+        StatsKind::Conns => conns(shared, out),
+        StatsKind::Reset => {
+            shared.store.reset_stats();
+            shared.stats.reset();
+            out.extend_from_slice(reply::RESET);
+            return;
+        }
+    }
+    out.extend_from_slice(reply::END);
+}
+
+fn rusage() -> (f64, f64) {
+    // SAFETY: `getrusage` writes one `rusage` struct into the zeroed value we pass and
+    // reads nothing else.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        ru
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+fn general(shared: &Shared, out: &mut Vec<u8>) {
+    let s = shared.store.stats();
+    let c = shared.stats.sum();
+    let now = shared.store.now();
+    let (user, system) = rusage();
+    let cfg = &shared.cfg;
+    write_stat(out, "pid", std::process::id());
+    write_stat(out, "uptime", now.saturating_sub(60));
+    write_stat(out, "time", shared.started + u64::from(now));
+    write_stat(out, "version", "1.6.18-kvcache");
+    write_stat(out, "libevent", "mio");
+    write_stat(out, "pointer_size", usize::BITS);
+    write_stat(out, "rusage_user", format_args!("{user:.6}"));
+    write_stat(out, "rusage_system", format_args!("{system:.6}"));
+    write_stat(out, "max_connections", cfg.max_conns);
+    write_stat(out, "curr_connections", shared.curr_conns.load(Relaxed));
+    write_stat(out, "total_connections", shared.total_conns.load(Relaxed));
+    write_stat(
+        out,
+        "rejected_connections",
+        shared.rejected_conns.load(Relaxed),
+    );
+    write_stat(
+        out,
+        "connection_structures",
+        shared.curr_conns.load(Relaxed) + 1,
+    );
+    write_stat(out, "cmd_get", c.cmd_get);
+    write_stat(out, "cmd_set", s.cmd_set);
+    write_stat(out, "cmd_flush", s.cmd_flush);
+    write_stat(out, "cmd_touch", s.cmd_touch);
+    write_stat(out, "cmd_meta", c.cmd_meta);
+    write_stat(out, "get_hits", s.get_hits);
+    write_stat(out, "get_misses", s.get_misses);
+    write_stat(out, "get_expired", s.get_expired);
+    write_stat(out, "get_flushed", s.get_flushed);
+    write_stat(out, "delete_misses", s.delete_misses);
+    write_stat(out, "delete_hits", s.delete_hits);
+    write_stat(out, "incr_misses", s.incr_misses);
+    write_stat(out, "incr_hits", s.incr_hits);
+    write_stat(out, "decr_misses", s.decr_misses);
+    write_stat(out, "decr_hits", s.decr_hits);
+    write_stat(out, "cas_misses", s.cas_misses);
+    write_stat(out, "cas_hits", s.cas_hits);
+    write_stat(out, "cas_badval", s.cas_badval);
+    write_stat(out, "touch_hits", s.touch_hits);
+    write_stat(out, "touch_misses", s.touch_misses);
+    write_stat(out, "store_too_large", c.store_too_large);
+    write_stat(out, "store_no_memory", c.store_no_memory);
+    write_stat(out, "auth_cmds", 0);
+    write_stat(out, "auth_errors", 0);
+    write_stat(out, "bytes_read", c.bytes_read);
+    write_stat(out, "bytes_written", c.bytes_written);
+    write_stat(out, "limit_maxbytes", s.limit_maxbytes);
+    write_stat(
+        out,
+        "accepting_conns",
+        u8::from(!shared.shutdown.load(Relaxed)),
+    );
+    write_stat(out, "listen_disabled_num", 0);
+    write_stat(out, "threads", cfg.threads);
+    write_stat(out, "conn_yields", c.conn_yields);
+    write_stat(out, "bytes", s.bytes);
+    write_stat(out, "curr_items", s.curr_items);
+    write_stat(out, "total_items", s.total_items);
+    write_stat(out, "expired_unfetched", s.expired_unfetched);
+    write_stat(out, "evicted_unfetched", s.evicted_unfetched);
+    write_stat(out, "evictions", s.evictions);
+    write_stat(out, "reclaimed", s.reclaimed);
+    write_stat(out, "crawler_reclaimed", s.crawler_reclaimed);
+    write_stat(out, "total_malloced", s.total_malloced);
+    write_stat(out, "mapped_bytes", s.mapped_bytes);
+}
+
+fn settings(shared: &Shared, out: &mut Vec<u8>) {
+    let cfg = &shared.cfg;
+    let store_cfg = shared.store.config();
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    write_stat(out, "maxbytes", cfg.memory_limit);
+    write_stat(out, "maxconns", cfg.max_conns);
+    write_stat(out, "tcpport", shared.local_addr.port());
+    write_stat(out, "udpport", 0);
+    write_stat(out, "inter", &cfg.listen);
+    write_stat(out, "verbosity", shared.verbosity.load(Relaxed));
+    write_stat(out, "oldest", 0);
+    write_stat(
+        out,
+        "evictions",
+        if store_cfg.evictions { "on" } else { "off" },
+    );
+    write_stat(out, "domain_socket", "NULL");
+    write_stat(out, "umask", 700);
+    write_stat(out, "shutdown_command", "no");
+    write_stat(
+        out,
+        "growth_factor",
+        format_args!("{:.2}", cfg.factor.unwrap_or(1.25)),
+    );
+    write_stat(out, "chunk_size", cfg.min_space.unwrap_or(48));
+    write_stat(out, "num_threads", cfg.threads);
+    write_stat(out, "num_threads_per_udp", cfg.threads);
+    write_stat(out, "stat_key_prefix", ":");
+    write_stat(out, "detail_enabled", "no");
+    write_stat(out, "reqs_per_event", cfg.reqs_per_event);
+    write_stat(out, "cas_enabled", yes_no(store_cfg.cas_enabled));
+    write_stat(out, "tcp_backlog", cfg.backlog);
+    write_stat(out, "binding_protocol", "auto-negotiate");
+    write_stat(out, "auth_enabled_sasl", "no");
+    write_stat(out, "auth_enabled_ascii", "no");
+    write_stat(out, "item_size_max", store_cfg.item_size_max);
+    write_stat(out, "maxconns_fast", "yes");
+    write_stat(out, "hashpower_init", 0);
+    write_stat(out, "slab_reassign", "no");
+    write_stat(out, "slab_automove", 0);
+    write_stat(out, "slab_chunk_max", store_cfg.classes.max_chunk());
+    write_stat(out, "slab_page_size", store_cfg.classes.slab_size());
+    write_stat(out, "slab_classes", store_cfg.classes.len());
+    write_stat(out, "lru_crawler", "no");
+    write_stat(out, "flush_enabled", yes_no(cfg.flush_enabled));
+    write_stat(out, "dump_enabled", "no");
+    write_stat(out, "hash_algorithm", "foldhash");
+    write_stat(out, "lru_maintainer_thread", "no");
+    write_stat(out, "lru_segmented", "no");
+    write_stat(out, "eviction_policy", "clock");
+    write_stat(out, "idle_timeout", 0);
+    write_stat(out, "track_sizes", "yes");
+    write_stat(out, "ssl_enabled", "no");
+}
+
+fn items(shared: &Shared, out: &mut Vec<u8>) {
+    let s = shared.store.stats();
+    for c in s.classes.iter().filter(|c| c.number > 0) {
+        let id = c.id;
+        let mut f = |name: &str, v: u64| write_stat(out, &format!("items:{id}:{name}"), v);
+        f("number", c.number);
+        f("number_hot", 0);
+        f("number_warm", 0);
+        f("number_cold", c.number);
+        f("age_hot", 0);
+        f("age_warm", 0);
+        f("age", u64::from(c.age));
+        f("mem_requested", c.mem_requested);
+        f("evicted", c.evicted);
+        f("evicted_nonzero", c.evicted_nonzero);
+        f("evicted_time", u64::from(c.evicted_time));
+        f("outofmemory", c.outofmemory);
+        f("tailrepairs", 0);
+        f("reclaimed", c.reclaimed);
+        f("expired_unfetched", c.expired_unfetched);
+        f("evicted_unfetched", c.evicted_unfetched);
+        f("evicted_active", 0);
+        f("crawler_reclaimed", c.crawler_reclaimed);
+        f("crawler_items_checked", 0);
+        f("lrutail_reflocked", 0);
+        f("moves_to_cold", 0);
+        f("moves_to_warm", 0);
+        f("moves_within_lru", 0);
+        f("direct_reclaims", 0);
+        f("hits_to_hot", 0);
+        f("hits_to_warm", 0);
+        f("hits_to_cold", c.get_hits);
+        f("hits_to_temp", 0);
+    }
+}
+
+fn slabs(shared: &Shared, out: &mut Vec<u8>) {
+    let s = shared.store.stats();
+    for c in s.classes.iter().filter(|c| c.total_pages > 0) {
+        let id = c.id;
+        let mut f = |name: &str, v: u64| write_stat(out, &format!("{id}:{name}"), v);
+        f("chunk_size", c.chunk_size as u64);
+        f("chunks_per_page", c.chunks_per_page as u64);
+        f("total_pages", c.total_pages as u64);
+        f("total_chunks", c.total_chunks as u64);
+        f("used_chunks", c.used_chunks as u64);
+        f("free_chunks", c.free_chunks as u64);
+        f("free_chunks_end", c.free_chunks_end as u64);
+        f("get_hits", c.get_hits);
+        f("cmd_set", c.cmd_set);
+        f("delete_hits", c.delete_hits);
+        f("incr_hits", c.incr_hits);
+        f("decr_hits", c.decr_hits);
+        f("cas_hits", c.cas_hits);
+        f("cas_badval", c.cas_badval);
+        f("touch_hits", c.touch_hits);
+    }
+    write_stat(out, "active_slabs", s.active_slabs);
+    write_stat(out, "total_malloced", s.total_malloced);
+}
+
+/// `stats sizes` (`bucket` 32, memcached's) or `stats sizes_fine` (`bucket` 8): item
+/// counts by stored size rounded up to a multiple of `bucket`, ascending.
+fn sizes(shared: &Shared, out: &mut Vec<u8>, bucket: usize) {
+    let hist = shared.store.size_histogram();
+    let mut merged: Vec<(usize, u64)> = Vec::with_capacity(hist.len());
+    for (size, count) in hist {
+        let b = size.div_ceil(bucket) * bucket;
+        match merged.last_mut() {
+            Some((last, n)) if *last == b => *n += count,
+            _ => merged.push((b, count)),
+        }
+    }
+    merged.sort_unstable();
+    for (size, count) in merged {
+        write_stat(out, &size.to_string(), count);
+    }
+}
+
+fn conns(shared: &Shared, out: &mut Vec<u8>) {
+    let now = shared.store.now();
+    let listen = shared.local_addr;
+    let mut list: Vec<_> = shared
+        .conns
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .cloned()
+        .collect();
+    list.sort_by_key(|c| c.fd);
+    write_stat(
+        out,
+        &format!("{}:addr", shared.listen_fd),
+        format_args!("tcp:{listen}"),
+    );
+    write_stat(
+        out,
+        &format!("{}:state", shared.listen_fd),
+        "conn_listening",
+    );
+    write_stat(
+        out,
+        &format!("{}:secs_since_last_cmd", shared.listen_fd),
+        now.saturating_sub(62),
+    );
+    for c in list {
+        let fd = c.fd;
+        write_stat(out, &format!("{fd}:addr"), format_args!("tcp:{}", c.peer));
+        write_stat(
+            out,
+            &format!("{fd}:listen_addr"),
+            format_args!("tcp:{listen}"),
+        );
+        write_stat(out, &format!("{fd}:state"), c.state_name());
+        write_stat(
+            out,
+            &format!("{fd}:secs_since_last_cmd"),
+            now.saturating_sub(c.last_cmd.load(Relaxed)),
+        );
+    }
+}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Starts the release kvcache-server on a free loopback port, runs every real-client
+# check against it, stops it, and fails if any check failed.
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+bin=${KVCACHE_SERVER_BIN:-$root/target/release/kvcache-server}
+if [ ! -x "$bin" ]; then
+    (cd "$root" && cargo build --release -p kvcache-server) || exit 1
+fi
+log=$(mktemp)
+"$bin" -l 127.0.0.1 -p 0 -U 0 -t 2 -m 256 2>"$log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
+port=""
+for _ in $(seq 1 100); do
+    port=$(sed -n 's/^kvcache-server listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$log")
+    [ -n "$port" ] && break
+    sleep 0.1
+done
+[ -n "$port" ] || { echo "server did not start:"; cat "$log"; exit 1; }
+echo "kvcache-server pid $pid on 127.0.0.1:$port"
+status=0
+run() {
+    echo "=== $1"
+    if "${@:2}"; then echo "=== $1: ok"; else echo "=== $1: FAILED"; status=1; fi
+}
+run memccapable bash "$here/memccapable.sh" 127.0.0.1 "$port"
+run pymemcache python3 "$here/pymemcache_check.py" 127.0.0.1 "$port"
+run perl-Cache-Memcached perl "$here/perl_check.pl" 127.0.0.1 "$port"
+run memcached-tool bash "$here/memcached_tool.sh" 127.0.0.1 "$port"
+kill -TERM $pid
+wait $pid
+rc=$?
+trap 'rm -f "$log"' EXIT
+if [ $rc -ne 0 ]; then echo "server exited with $rc after SIGTERM"; status=1; fi
+[ $status -eq 0 ] && echo "all client checks passed" || echo "some client checks FAILED"
+exit $status
