@@ -14,13 +14,23 @@ fuzz_target!(|data: &[u8]| {
     while !buf.is_empty() {
         match meta::parse(buf, MAX_DATA) {
             Ok((req, used)) => {
-                assert!(used > 0 && used <= buf.len(), "used {used} of {}", buf.len());
+                assert!(
+                    used > 0 && used <= buf.len(),
+                    "used {used} of {}",
+                    buf.len()
+                );
                 // The request line ends with the first newline of the buffer.
-                let nl = buf.iter().position(|&b| b == b'\n').expect("a complete line");
+                let nl = buf
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .expect("a complete line");
                 assert!(used > nl);
                 check(&req, &buf[..used]);
                 // Parsing is deterministic.
-                assert_eq!(meta::parse(buf, MAX_DATA).map(|(r, n)| (r, n)), Ok((req, used)));
+                assert_eq!(
+                    meta::parse(buf, MAX_DATA).map(|(r, n)| (r, n)),
+                    Ok((req, used))
+                );
                 buf = &buf[used..];
             }
             Err(ParseError::Incomplete { need }) => {

@@ -2,8 +2,8 @@
 //! parser as the server does) and checks progress and limits.
 #![no_main]
 
-use kvcache_server::protocol::text::{self, ParseError, Request, KEY_MAX_LENGTH};
 use kvcache_server::protocol::meta;
+use kvcache_server::protocol::text::{self, ParseError, Request, KEY_MAX_LENGTH};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_DATA: usize = 4096;
@@ -18,7 +18,9 @@ fuzz_target!(|data: &[u8]| {
                     assert!(s.key.len() <= KEY_MAX_LENGTH && s.data.len() <= MAX_DATA);
                 }
                 if let Request::Get { keys, .. } = req {
-                    assert!(keys.into_iter().all(|k| !k.is_empty() && k.len() <= KEY_MAX_LENGTH));
+                    assert!(keys
+                        .into_iter()
+                        .all(|k| !k.is_empty() && k.len() <= KEY_MAX_LENGTH));
                 }
                 Ok(n)
             }

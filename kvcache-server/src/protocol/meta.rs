@@ -523,7 +523,7 @@ fn parse_set<'a>(
         return Ok((err(reply::TOO_LONG), line_len));
     }
     let vlen = match parse_i32(t.t[2]) {
-        Some(v) if v >= 0 && v <= i32::MAX - 2 => v as usize,
+        Some(v) if (0..=i32::MAX - 2).contains(&v) => v as usize,
         _ => return Ok((err(reply::BAD_FORMAT), line_len)),
     };
     let swallow = vlen + 2;
