@@ -51,12 +51,19 @@ pub const INLINE_VALUE_MAX: usize = (1 << 24) - 1;
 /// Where a segment chunk's data starts.
 pub const SEGMENT_DATA: usize = 16;
 
-/// Handles are chunk offsets from the engine's reservation base, shifted by this much
-/// (chunk sizes are multiples of 8).
-pub const HANDLE_SHIFT: u32 = 3;
+/// Handles are chunk offsets from the engine's reservation base shifted right by this
+/// much when every chunk size is a multiple of 4 (the default classes): up to 16 GiB of
+/// reservation.
+pub const HANDLE_SHIFT_FINE: u32 = 2;
 
-/// Largest reservation a 4-byte handle can address.
-pub const HANDLE_SPAN: usize = 1 << (32 + HANDLE_SHIFT);
+/// The shift for larger stores, whose chunk sizes are then multiples of 8: up to 32 GiB.
+pub const HANDLE_SHIFT_COARSE: u32 = 3;
+
+/// Largest reservation a 4-byte handle with `shift` can address.
+#[inline]
+pub const fn handle_span(shift: u32) -> usize {
+    1 << (32 + shift)
+}
 
 const OFF_EXPTIME: usize = 0;
 const OFF_LENS: usize = 4;
@@ -117,25 +124,22 @@ pub fn memcached_stored_size(
 
 /// Packs a chunk offset (from the reservation base) into a 4-byte handle.
 ///
-/// Panics (debug) if the offset is not 8-aligned or beyond [`HANDLE_SPAN`].
+/// Panics (debug) if the offset is not a multiple of `1 << shift` or beyond
+/// [`handle_span`]`(shift)`.
 #[inline]
-pub fn pack_handle(offset: usize) -> u32 {
-    debug_assert_eq!(
-        offset & ((1 << HANDLE_SHIFT) - 1),
-        0,
-        "chunk offsets are 8-aligned"
-    );
+pub fn pack_handle(offset: usize, shift: u32) -> u32 {
+    debug_assert_eq!(offset & ((1 << shift) - 1), 0, "chunk offsets are aligned");
     debug_assert!(
-        offset < HANDLE_SPAN,
+        offset < handle_span(shift),
         "offset beyond what a handle can address"
     );
-    (offset >> HANDLE_SHIFT) as u32
+    (offset >> shift) as u32
 }
 
 /// The chunk offset a handle names. Inverse of [`pack_handle`].
 #[inline]
-pub fn unpack_handle(handle: u32) -> usize {
-    (handle as usize) << HANDLE_SHIFT
+pub fn unpack_handle(handle: u32, shift: u32) -> usize {
+    (handle as usize) << shift
 }
 
 /// The 24 hash bits kept in the tag, taken from a 64-bit key hash.
@@ -210,7 +214,8 @@ pub(crate) unsafe fn write_header(
 /// Every access to bytes 8..12 of a chunk (item head or segment) goes through this.
 #[inline]
 pub(crate) fn tag_atomic<'a>(chunk: NonNull<u8>) -> &'a AtomicU32 {
-    // SAFETY: chunks are 8-aligned and at least 16 bytes long (the smallest class), they
+    // SAFETY: chunks are 4-aligned (sizes are multiples of 4 in 4-aligned slabs) and at
+    // least 16 bytes long (the smallest class), they
     // live in the engine's reservation for as long as the store, and bytes 8..12 are only
     // ever accessed atomically (see the module docs), so an `AtomicU32` view is sound.
     unsafe { AtomicU32::from_ptr(chunk.as_ptr().add(OFF_TAG).cast::<u32>()) }
@@ -459,7 +464,7 @@ mod tests {
 
     #[test]
     fn small_item_fits_budget() {
-        // 14-byte key, 32-byte value, no flags, CAS on: 68 bytes, a 72-byte chunk.
+        // 14-byte key, 32-byte value, no flags, CAS on: 68 bytes, a 68-byte chunk.
         assert_eq!(stored_size(14, 32, 0, true), 68);
         assert_eq!(stored_size(14, 32, 7, false), 64);
         // 100-byte values: 136 bytes, exactly a class of the default table.
@@ -543,9 +548,15 @@ mod tests {
 
     proptest! {
         #[test]
-        fn handles_round_trip(slot in 0usize..(1 << 29), chunk in 0usize..8192) {
-            let off = (slot * 64 + chunk * 8) % HANDLE_SPAN;
-            prop_assert_eq!(unpack_handle(pack_handle(off)), off);
+        fn handles_round_trip(slot in 0usize..(1 << 18), chunk in 0usize..16384, coarse in any::<bool>()) {
+            let shift = if coarse { HANDLE_SHIFT_COARSE } else { HANDLE_SHIFT_FINE };
+            let off = (slot * (64 << 10) + (chunk << shift)) % handle_span(shift);
+            let h = pack_handle(off, shift);
+            prop_assert_eq!(unpack_handle(h, shift), off);
+            // Distinct chunks get distinct handles.
+            if off >= 1 << shift {
+                prop_assert_eq!(pack_handle(off - (1 << shift), shift), h - 1);
+            }
         }
 
         #[test]

@@ -2,20 +2,24 @@
 //!
 //! memcached's table starts at 96 bytes and grows by 1.25: a 14-byte key with a 32-byte
 //! value (105 bytes in memcached's layout, 68 in ours) would waste a quarter of its chunk.
-//! Ours step by 8 bytes from 16 up to [`FINE_MAX`] (where small items crowd), then grow
-//! geometrically by [`GROWTH`] up to the largest chunk, which is half a slab (or the
+//! Ours step by 4 bytes from 16 up to [`FINEST_MAX`] and by 8 bytes up to [`FINE_MAX`]
+//! (where small items crowd), then grow geometrically by [`GROWTH`] up to the largest
+//! chunk, which is half a slab (or the
 //! largest item, if smaller). Values whose item does not fit the largest chunk are stored
 //! as chains of chunks (see [`crate::item`]), so `-I` is not bounded by the slab size.
 //!
 //! A class costs one partially filled slab (and the engine keeps at most one empty spare
 //! per class), so the default slab is small, [`DEFAULT_SLAB_SIZE`] = 64 KiB: even with all
-//! ~100 classes in use that is ~6 MiB of partial slabs, well inside memcached's default
+//! ~130 classes in use that is ~8 MiB of partial slabs, well inside memcached's default
 //! `-m 64` (memcached instead lets each class take its first 1 MiB page past `-m`).
 
 use slab_core::size_class::SizeClasses;
 
 /// The default slab size of the store.
 pub const DEFAULT_SLAB_SIZE: usize = 64 << 10;
+
+/// Classes step by 4 bytes up to this chunk size.
+pub const FINEST_MAX: usize = 256;
 
 /// Classes step by 8 bytes up to this chunk size.
 pub const FINE_MAX: usize = 512;
@@ -26,8 +30,8 @@ pub const GROWTH: f64 = 1.125;
 /// The smallest chunk: an item head needs at least 15 bytes, a segment 17.
 pub const MIN_CHUNK: usize = 16;
 
-/// Our default classes for a slab size and item size limit: 8-byte steps from 16 to 512,
-/// then steps of 12.5% (rounded up to 8), ending with a class of exactly half the slab
+/// Our default classes for a slab size and item size limit: 4-byte steps from 16 to 256,
+/// 8-byte steps to 512, then steps of 12.5% (rounded up to 8), ending with a class of exactly half the slab
 /// (or the smallest multiple of 8 holding `item_size_max` plus headers, if that is
 /// smaller).
 ///
@@ -44,7 +48,7 @@ pub fn default_classes(slab_size: usize, item_size_max: usize) -> SizeClasses {
     let mut s = MIN_CHUNK;
     while s < top && s <= FINE_MAX {
         sizes.push(s);
-        s += 8;
+        s += if s < FINEST_MAX { 4 } else { 8 };
     }
     let mut s = sizes.last().copied().unwrap_or(MIN_CHUNK) as f64;
     loop {
@@ -61,7 +65,7 @@ pub fn default_classes(slab_size: usize, item_size_max: usize) -> SizeClasses {
     if sizes.last() != Some(&top) {
         sizes.push(top);
     }
-    SizeClasses::from_list(&sizes, 8, slab_size).expect("the default table is well formed")
+    SizeClasses::from_list(&sizes, 4, slab_size).expect("the default table is well formed")
 }
 
 #[cfg(test)]
@@ -75,19 +79,21 @@ mod tests {
         let s = c.sizes();
         assert_eq!(s[0], 16);
         assert_eq!(*s.last().unwrap(), DEFAULT_SLAB_SIZE / 2);
-        // 8-byte steps up to 512.
+        // 4-byte steps up to 256, 8-byte steps up to 512.
         let fine: Vec<usize> = s.iter().copied().take_while(|&x| x <= FINE_MAX).collect();
-        assert!(fine.windows(2).all(|w| w[1] - w[0] == 8));
+        assert!(fine
+            .windows(2)
+            .all(|w| w[1] - w[0] == if w[1] <= FINEST_MAX { 4 } else { 8 }));
         assert_eq!(*fine.last().unwrap(), FINE_MAX);
         // Then at most 12.5% (+8 rounding) apart.
         for w in s.windows(2).skip(fine.len() - 1) {
             assert!(w[1] as f64 <= w[0] as f64 * GROWTH + 8.0, "{w:?}");
         }
-        assert!(c.len() < 120, "{} classes", c.len());
+        assert!(c.len() < 140, "{} classes", c.len());
         // The headline items land in tight classes.
         assert_eq!(
             c.chunk_size(c.class_for(stored_size(14, 32, 0, true)).unwrap()),
-            72
+            68
         );
         assert_eq!(
             c.chunk_size(c.class_for(stored_size(14, 100, 0, true)).unwrap()),

@@ -284,6 +284,8 @@ pub struct Store {
     engine: SlabEngine,
     shards: Box<[Padded<Mutex<Shard>>]>,
     shard_shift: u32,
+    /// Handles are chunk offsets shifted right by this (2, or 3 for stores over 8 GiB).
+    handle_shift: u32,
     hasher: hashbrown::DefaultHashBuilder,
     cas: AtomicU64,
     clock: Clock,
@@ -351,7 +353,7 @@ pub fn parse_counter(value: &[u8]) -> Option<u64> {
 
 impl Store {
     /// Builds a store: reserves the engine's address space (nothing is mapped yet).
-    pub fn new(cfg: StoreConfig) -> Result<Self, StoreError> {
+    pub fn new(mut cfg: StoreConfig) -> Result<Self, StoreError> {
         let bad = |m: String| Err(StoreError::Config(m));
         if !cfg.shards.is_power_of_two() || cfg.shards > 256 {
             return bad(format!(
@@ -366,15 +368,35 @@ impl Store {
                 cfg.memory_limit
             ));
         }
-        if cfg.memory_limit > item::HANDLE_SPAN / 2 {
+        // 4-byte handles: offset >> 2 while the reservation (twice the limit) fits 16 GiB,
+        // offset >> 3 (and chunk sizes rounded up to multiples of 8) up to 32 GiB.
+        let handle_shift = if cfg.memory_limit <= item::handle_span(item::HANDLE_SHIFT_FINE) / 2 {
+            item::HANDLE_SHIFT_FINE
+        } else {
+            item::HANDLE_SHIFT_COARSE
+        };
+        let span = item::handle_span(handle_shift);
+        if cfg.memory_limit > span / 2 {
             return bad(format!(
                 "memory limit {} is above {}",
                 cfg.memory_limit,
-                item::HANDLE_SPAN / 2
+                span / 2
             ));
         }
-        if cfg.classes.sizes().iter().any(|&s| s % 8 != 0 || s < 16) {
-            return bad("chunk sizes must be multiples of 8 and at least 16".into());
+        let align = 1usize << handle_shift;
+        if cfg.classes.sizes().iter().any(|&s| s % align != 0) {
+            let mut sizes: Vec<usize> = cfg
+                .classes
+                .sizes()
+                .iter()
+                .map(|&s| s.next_multiple_of(align))
+                .collect();
+            sizes.dedup();
+            cfg.classes = SizeClasses::from_list(&sizes, align, slab)
+                .map_err(|e| StoreError::Config(e.to_string()))?;
+        }
+        if cfg.classes.sizes()[0] < 16 {
+            return bad("chunk sizes must be at least 16 bytes".into());
         }
         let max_chunk = cfg.classes.max_chunk();
         if max_chunk < 256 {
@@ -391,14 +413,14 @@ impl Store {
                 cfg.item_size_max
             ));
         }
-        let reserve = (cfg.memory_limit * 2).clamp(64 << 20, item::HANDLE_SPAN);
+        let reserve = (cfg.memory_limit * 2).clamp(64 << 20, span);
         let ecfg = EngineConfig::new(cfg.classes.clone())
             .memory_limit(cfg.memory_limit)
             .reserve_bytes(reserve)
             .huge_pages(cfg.huge_pages);
         let engine = SlabEngine::new(ecfg)?;
         let (_, reserved) = engine.reservation();
-        if reserved > item::HANDLE_SPAN {
+        if reserved > span {
             return bad(format!(
                 "reservation of {reserved} bytes is beyond 4-byte handles"
             ));
@@ -410,6 +432,7 @@ impl Store {
         let hist_max = memcached_stored_size(KEY_MAX, cfg.item_size_max, 1, true);
         Ok(Store {
             shard_shift: 24 - cfg.shards.trailing_zeros(),
+            handle_shift,
             shards,
             hasher: hashbrown::DefaultHashBuilder::default(),
             cas: AtomicU64::new(0),
@@ -473,12 +496,12 @@ impl Store {
 
     #[inline]
     fn ptr(&self, handle: u32) -> NonNull<u8> {
-        self.engine.ptr_at(unpack_handle(handle))
+        self.engine.ptr_at(unpack_handle(handle, self.handle_shift))
     }
 
     #[inline]
     fn handle_of(&self, p: NonNull<u8>) -> u32 {
-        pack_handle(self.engine.offset_of(p.as_ptr()))
+        pack_handle(self.engine.offset_of(p.as_ptr()), self.handle_shift)
     }
 
     /// A view of the item at `handle`.

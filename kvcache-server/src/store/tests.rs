@@ -34,3 +34,657 @@ fn set_get_delete() {
     assert_eq!(st.curr_items, 0);
     assert_eq!(s.engine().stats().used_bytes(), 0);
 }
+
+fn cas_of(s: &Store, key: &[u8]) -> u64 {
+    let mut c = 0;
+    assert!(s.get(key, |v| c = v.cas));
+    c
+}
+
+fn used_chunks(s: &Store) -> usize {
+    s.engine()
+        .stats()
+        .classes
+        .iter()
+        .map(|c| c.used_chunks)
+        .sum()
+}
+
+#[test]
+fn modes_follow_memcached() {
+    let s = small_store();
+    use StoreMode::*;
+    assert_eq!(s.store(Add, b"a", 0, 0, b"1"), StoreOutcome::Stored);
+    assert_eq!(s.store(Add, b"a", 0, 0, b"2"), StoreOutcome::NotStored);
+    assert_eq!(s.store(Replace, b"b", 0, 0, b"x"), StoreOutcome::NotStored);
+    assert_eq!(s.store(Replace, b"a", 3, 0, b"22"), StoreOutcome::Stored);
+    assert_eq!(get_value(&s, b"a").unwrap(), b"22");
+    assert_eq!(s.store(Append, b"a", 9, 0, b"-post"), StoreOutcome::Stored);
+    assert_eq!(s.store(Prepend, b"a", 9, 0, b"pre-"), StoreOutcome::Stored);
+    let mut flags = 0;
+    s.get(b"a", |v| flags = v.flags);
+    assert_eq!(get_value(&s, b"a").unwrap(), b"pre-22-post");
+    assert_eq!(flags, 3, "append/prepend keep the flags");
+    assert_eq!(
+        s.store(Append, b"nope", 0, 0, b"x"),
+        StoreOutcome::NotStored
+    );
+    assert_eq!(
+        s.store(Prepend, b"nope", 0, 0, b"x"),
+        StoreOutcome::NotStored
+    );
+    // CAS.
+    let c = cas_of(&s, b"a");
+    assert_eq!(
+        s.store(Cas(c + 100), b"a", 0, 0, b"v"),
+        StoreOutcome::Exists
+    );
+    assert_eq!(s.store(Cas(c), b"a", 0, 0, b"v"), StoreOutcome::Stored);
+    assert_eq!(s.store(Cas(c), b"a", 0, 0, b"w"), StoreOutcome::Exists);
+    assert_eq!(s.store(Cas(1), b"zz", 0, 0, b"w"), StoreOutcome::NotFound);
+    assert!(cas_of(&s, b"a") > c, "every modification gets a new unique");
+    let st = s.stats();
+    assert_eq!((st.cas_hits, st.cas_badval, st.cas_misses), (1, 2, 1));
+    assert_eq!(st.curr_items, 1);
+    assert!(s.delete(b"a"));
+    assert_eq!(
+        used_chunks(&s),
+        0,
+        "replaced and rejected chunks were all freed"
+    );
+}
+
+#[test]
+fn counters() {
+    let s = small_store();
+    assert_eq!(s.incr_decr(b"n", 1, true), IncrOutcome::NotFound);
+    s.store(StoreMode::Set, b"n", 42, 0, b"10");
+    assert_eq!(s.incr_decr(b"n", 5, true), IncrOutcome::Value(15));
+    assert_eq!(s.incr_decr(b"n", 6, false), IncrOutcome::Value(9));
+    // memcached pads a shorter result with spaces in place.
+    assert_eq!(get_value(&s, b"n").unwrap(), b"9 ");
+    assert_eq!(s.incr_decr(b"n", 100, false), IncrOutcome::Value(0));
+    assert_eq!(s.incr_decr(b"n", 99, true), IncrOutcome::Value(99));
+    assert_eq!(s.incr_decr(b"n", 1, true), IncrOutcome::Value(100));
+    assert_eq!(get_value(&s, b"n").unwrap(), b"100");
+    let mut flags = 0;
+    s.get(b"n", |v| flags = v.flags);
+    assert_eq!(flags, 42);
+    s.store(StoreMode::Set, b"m", 0, 0, b"18446744073709551615");
+    assert_eq!(s.incr_decr(b"m", 2, true), IncrOutcome::Value(1));
+    assert_eq!(get_value(&s, b"m").unwrap(), b"1                   ");
+    s.store(StoreMode::Set, b"x", 0, 0, b"12abc");
+    assert_eq!(s.incr_decr(b"x", 1, true), IncrOutcome::NonNumeric);
+    s.store(StoreMode::Set, b"x", 0, 0, b"");
+    assert_eq!(s.incr_decr(b"x", 1, true), IncrOutcome::NonNumeric);
+    s.store(StoreMode::Set, b"x", 0, 0, b"-1");
+    assert_eq!(s.incr_decr(b"x", 1, true), IncrOutcome::NonNumeric);
+    s.store(StoreMode::Set, b"x", 0, 0, b"99999999999999999999");
+    assert_eq!(s.incr_decr(b"x", 1, true), IncrOutcome::NonNumeric);
+    let c1 = cas_of(&s, b"n");
+    s.incr_decr(b"n", 1, true);
+    assert!(cas_of(&s, b"n") > c1);
+    let st = s.stats();
+    assert_eq!((st.incr_misses, st.decr_hits), (1, 2));
+}
+
+#[test]
+fn parse_counter_like_strtoull() {
+    assert_eq!(parse_counter(b"123"), Some(123));
+    assert_eq!(parse_counter(b" 7 "), Some(7));
+    assert_eq!(parse_counter(b"+7"), Some(7));
+    assert_eq!(parse_counter(b"-0"), Some(0));
+    assert_eq!(parse_counter(b"-3"), None);
+    assert_eq!(parse_counter(b"3x"), None);
+    assert_eq!(parse_counter(b"3 x"), Some(3));
+    assert_eq!(parse_counter(b"x"), None);
+    assert_eq!(parse_counter(b"18446744073709551616"), None);
+}
+
+#[test]
+fn expiry_and_touch() {
+    let s = small_store();
+    s.store(StoreMode::Set, b"t", 0, 10, b"v");
+    s.store(StoreMode::Set, b"forever", 0, 0, b"v");
+    s.store(StoreMode::Set, b"neg", 0, -1, b"v");
+    assert_eq!(get_value(&s, b"neg"), None);
+    let abs = s.clock().unix_now() + 20;
+    s.store(StoreMode::Set, b"abs", 0, abs, b"v");
+    let mut exp = 0;
+    assert!(s.get(b"t", |v| exp = v.exptime));
+    assert!(exp > s.now());
+    s.clock().advance(11);
+    assert_eq!(get_value(&s, b"t"), None);
+    assert!(get_value(&s, b"abs").is_some());
+    assert!(s.touch(b"abs", 100));
+    s.clock().advance(20);
+    assert!(get_value(&s, b"abs").is_some(), "touch extended it");
+    let mut hit = false;
+    assert!(s.get_and_touch(b"abs", -1, |_| hit = true));
+    assert!(hit);
+    assert_eq!(
+        get_value(&s, b"abs"),
+        None,
+        "gat with a negative time expires it"
+    );
+    assert!(!s.touch(b"t", 10));
+    assert!(get_value(&s, b"forever").is_some());
+    let st = s.stats();
+    assert!(st.get_expired >= 2);
+    assert_eq!(st.curr_items, 1);
+    // Expired items left unread are reclaimed by maintenance.
+    s.store(StoreMode::Set, b"e", 0, 1, b"v");
+    s.clock().advance(2);
+    assert_eq!(s.maintenance(), 1);
+    assert_eq!(s.stats().crawler_reclaimed, 1);
+    assert_eq!(s.stats().curr_items, 1);
+}
+
+#[test]
+fn flush_all_now_and_later() {
+    let s = small_store();
+    for i in 0..100 {
+        s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, b"v");
+    }
+    s.flush_all(0);
+    assert_eq!(s.stats().curr_items, 0);
+    assert_eq!(used_chunks(&s), 0);
+    assert_eq!(get_value(&s, b"k1"), None);
+    // Stored after the flush: survives.
+    s.store(StoreMode::Set, b"after", 0, 0, b"v");
+    assert!(get_value(&s, b"after").is_some());
+    // Delayed.
+    s.flush_all(5);
+    assert!(get_value(&s, b"after").is_some());
+    s.clock().advance(6);
+    assert_eq!(get_value(&s, b"after"), None);
+    s.store(StoreMode::Set, b"later", 0, 0, b"v");
+    assert!(
+        get_value(&s, b"later").is_some(),
+        "items stored after the flush time survive"
+    );
+}
+
+#[test]
+fn too_large_and_chained() {
+    let s = small_store();
+    let max = s.config().item_size_max;
+    s.store(StoreMode::Set, b"big", 0, 0, b"old");
+    let huge = vec![7u8; max];
+    assert_eq!(
+        s.store(StoreMode::Set, b"big", 0, 0, &huge),
+        StoreOutcome::TooLarge
+    );
+    assert_eq!(
+        get_value(&s, b"big"),
+        None,
+        "a too-large set deletes the old value"
+    );
+    s.store(StoreMode::Set, b"big", 0, 0, b"old");
+    assert_eq!(
+        s.store(StoreMode::Add, b"big", 0, 0, &huge),
+        StoreOutcome::TooLarge
+    );
+    assert!(get_value(&s, b"big").is_some());
+    // The largest value memcached accepts for this key.
+    let fit = max - memcached_stored_size(3, 0, 0, true);
+    let v: Vec<u8> = (0..fit).map(|i| (i * 31 % 251) as u8).collect();
+    assert_eq!(
+        s.store(StoreMode::Set, b"big", 0, 0, &v),
+        StoreOutcome::Stored
+    );
+    assert_eq!(get_value(&s, b"big").unwrap(), v);
+    // Chained values at segment boundaries, and appends that cross them.
+    let seg = s.max_chunk - SEGMENT_DATA;
+    for n in [seg - 1, seg, seg + 1, 2 * seg, 3 * seg + 5] {
+        let v: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
+        assert_eq!(
+            s.store(StoreMode::Set, b"c", 9, 0, &v),
+            StoreOutcome::Stored,
+            "{n}"
+        );
+        assert_eq!(get_value(&s, b"c").unwrap(), v, "{n}");
+        assert_eq!(
+            s.store(StoreMode::Append, b"c", 0, 0, b"tail"),
+            StoreOutcome::Stored
+        );
+        assert_eq!(
+            s.store(StoreMode::Prepend, b"c", 0, 0, b"head"),
+            StoreOutcome::Stored
+        );
+        let got = get_value(&s, b"c").unwrap();
+        assert_eq!(&got[..4], b"head");
+        assert_eq!(&got[4..n + 4], &v[..]);
+        assert_eq!(&got[n + 4..], b"tail");
+        assert_eq!(s.incr_decr(b"c", 1, true), IncrOutcome::NonNumeric);
+    }
+    assert!(s.delete(b"c"));
+    assert!(s.delete(b"big"));
+    assert_eq!(used_chunks(&s), 0, "every chunk and segment came back");
+}
+
+#[test]
+fn cas_disabled() {
+    let mut cfg = StoreConfig::new(8 << 20);
+    cfg.cas_enabled = false;
+    let s = Store::new(cfg).unwrap();
+    s.store(StoreMode::Set, b"k", 1, 0, b"v");
+    assert_eq!(cas_of(&s, b"k"), 0);
+    assert_eq!(
+        s.store(StoreMode::Cas(0), b"k", 0, 0, b"w"),
+        StoreOutcome::Stored
+    );
+    // 14 + 1 + 1 + 4 (flags) bytes: no CAS field.
+    assert_eq!(s.size_histogram(), vec![(16, 1)]);
+}
+
+#[test]
+fn histogram_tracks_items() {
+    let s = small_store();
+    for i in 0..50u32 {
+        s.store(
+            StoreMode::Set,
+            format!("key{i:03}").as_bytes(),
+            0,
+            0,
+            &[b'x'; 32],
+        );
+    }
+    s.store(StoreMode::Set, b"key000", 0, 0, &[b'y'; 100]);
+    let want_small = stored_size(6, 32, 0, true).div_ceil(8) * 8;
+    let want_big = stored_size(6, 100, 0, true).div_ceil(8) * 8;
+    assert_eq!(s.size_histogram(), vec![(want_small, 49), (want_big, 1)]);
+    let st = s.stats();
+    assert_eq!(st.curr_items, 50);
+    assert_eq!(
+        st.bytes,
+        49 * stored_size(6, 32, 0, true) as u64 + stored_size(6, 100, 0, true) as u64
+    );
+    s.reset_stats();
+    assert_eq!(s.stats().total_items, 0);
+    assert_eq!(s.stats().curr_items, 50);
+}
+
+#[test]
+fn eviction_keeps_within_limit() {
+    let limit = 1 << 20;
+    let s = Store::new(StoreConfig::new(limit)).unwrap();
+    let value = [b'v'; 100];
+    for i in 0..50_000u32 {
+        let key = format!("key:{i}");
+        assert_eq!(
+            s.store(StoreMode::Set, key.as_bytes(), 0, 0, &value),
+            StoreOutcome::Stored,
+            "{i}"
+        );
+        // A hot key read all the time keeps its CLOCK bit.
+        if i % 10 == 0 {
+            assert!(get_value(&s, b"key:0").is_some(), "hot key evicted at {i}");
+        }
+    }
+    let st = s.stats();
+    assert!(st.evictions > 40_000, "{st:?}");
+    assert!(st.mapped_bytes as usize <= limit);
+    assert_eq!(st.curr_items + st.evictions, 50_000);
+    let c = st.classes.iter().find(|c| c.evicted > 0).unwrap();
+    assert_eq!(c.evicted, st.evictions);
+    assert_eq!(c.evicted_unfetched, st.evictions);
+    assert_eq!(get_value(&s, b"key:49999").unwrap(), value);
+}
+
+#[test]
+fn no_evictions_mode_fails_cleanly() {
+    let mut cfg = StoreConfig::new(1 << 20);
+    cfg.evictions = false;
+    let s = Store::new(cfg).unwrap();
+    let mut stored = 0;
+    let mut oom = 0;
+    for i in 0..30_000u32 {
+        match s.store(
+            StoreMode::Set,
+            format!("k{i}").as_bytes(),
+            0,
+            0,
+            &[1u8; 100],
+        ) {
+            StoreOutcome::Stored => stored += 1,
+            StoreOutcome::OutOfMemory => oom += 1,
+            o => panic!("{o:?}"),
+        }
+    }
+    assert!(oom > 0 && stored > 1000, "{stored} {oom}");
+    let st = s.stats();
+    assert_eq!(st.curr_items, stored);
+    assert_eq!(st.evictions, 0);
+    assert_eq!(st.outofmemory, oom);
+    assert!(st.mapped_bytes <= 1 << 20);
+}
+
+#[test]
+fn stats_slabs_figures() {
+    let s = small_store();
+    for i in 0..10u32 {
+        s.store(StoreMode::Set, format!("k{i}").as_bytes(), 0, 0, &[0u8; 40]);
+    }
+    s.get(b"k1", |_| {});
+    s.maintenance();
+    let st = s.stats();
+    let c = st.classes.iter().find(|c| c.number > 0).unwrap();
+    assert_eq!(c.number, 10);
+    assert_eq!(c.used_chunks, 10);
+    assert_eq!(c.total_pages, 1);
+    assert_eq!(c.total_chunks, c.chunks_per_page);
+    assert_eq!(c.free_chunks, c.total_chunks - 10);
+    assert_eq!(c.free_chunks_end, c.total_chunks - 10);
+    assert_eq!(c.get_hits, 1);
+    assert_eq!(c.cmd_set, 10);
+    assert_eq!(st.active_slabs, 1);
+    assert_eq!(st.total_malloced, DEFAULT_SLAB_SIZE as u64);
+}
+
+#[test]
+fn view_reports_meta_state() {
+    let s = small_store();
+    s.store(StoreMode::Set, b"k", 0, 0, b"v");
+    let mut first = None;
+    s.get(b"k", |v| first = Some((v.fetched, v.last_access)));
+    let (fetched, la) = first.unwrap();
+    assert!(!fetched);
+    assert!(la >= START_OFFSET);
+    s.clock().advance(3);
+    let mut second = None;
+    s.get(b"k", |v| second = Some((v.fetched, v.last_access)));
+    let (fetched, la2) = second.unwrap();
+    assert!(fetched);
+    assert_eq!(la2, la, "last_access is the previous access");
+}
+
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Set(u8, Vec<u8>, u32),
+        Add(u8, Vec<u8>),
+        Replace(u8, Vec<u8>),
+        Append(u8, Vec<u8>),
+        Prepend(u8, Vec<u8>),
+        Delete(u8),
+        Incr(u8, u64, bool),
+        Get(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let k = 0u8..12;
+        let v = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..40),
+            prop::collection::vec(any::<u8>(), 0..70_000),
+            (0u64..1000).prop_map(|n| n.to_string().into_bytes()),
+        ];
+        prop_oneof![
+            (k.clone(), v.clone(), any::<u32>()).prop_map(|(k, v, f)| Op::Set(k, v, f)),
+            (k.clone(), v.clone()).prop_map(|(k, v)| Op::Add(k, v)),
+            (k.clone(), v.clone()).prop_map(|(k, v)| Op::Replace(k, v)),
+            (k.clone(), prop::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|(k, v)| Op::Append(k, v)),
+            (k.clone(), prop::collection::vec(any::<u8>(), 0..40))
+                .prop_map(|(k, v)| Op::Prepend(k, v)),
+            k.clone().prop_map(Op::Delete),
+            (k.clone(), 0u64..2000, any::<bool>()).prop_map(|(k, d, i)| Op::Incr(k, d, i)),
+            k.prop_map(Op::Get),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+        /// The store behaves like a map of (value, flags) under every operation, and gives
+        /// all its memory back at the end.
+        #[test]
+        fn store_matches_a_map(ops in prop::collection::vec(op(), 1..60)) {
+            let s = Store::new(StoreConfig::new(64 << 20)).unwrap();
+            let mut m: HashMap<Vec<u8>, (Vec<u8>, u32)> = HashMap::new();
+            for op in ops {
+                match op.clone() {
+                    Op::Set(k, v, f) => {
+                        let key = vec![b'k', k];
+                        prop_assert_eq!(s.store(StoreMode::Set, &key, f, 0, &v), StoreOutcome::Stored);
+                        m.insert(key, (v, f));
+                    }
+                    Op::Add(k, v) => {
+                        let key = vec![b'k', k];
+                        let want = if m.contains_key(&key) { StoreOutcome::NotStored } else { m.insert(key.clone(), (v.clone(), 0)); StoreOutcome::Stored };
+                        prop_assert_eq!(s.store(StoreMode::Add, &key, 0, 0, &v), want);
+                    }
+                    Op::Replace(k, v) => {
+                        let key = vec![b'k', k];
+                        let want = if let Some(e) = m.get_mut(&key) { *e = (v.clone(), 1); StoreOutcome::Stored } else { StoreOutcome::NotStored };
+                        prop_assert_eq!(s.store(StoreMode::Replace, &key, 1, 0, &v), want);
+                    }
+                    Op::Append(k, v) | Op::Prepend(k, v) => {
+                        let append = matches!(op, Op::Append(..));
+                        let key = vec![b'k', k];
+                        let mode = if append { StoreMode::Append } else { StoreMode::Prepend };
+                        let want = if let Some(e) = m.get_mut(&key) {
+                            if append { e.0.extend_from_slice(&v) } else { e.0.splice(0..0, v.iter().copied()); }
+                            StoreOutcome::Stored
+                        } else { StoreOutcome::NotStored };
+                        prop_assert_eq!(s.store(mode, &key, 5, 0, &v), want);
+                    }
+                    Op::Delete(k) => {
+                        let key = vec![b'k', k];
+                        prop_assert_eq!(s.delete(&key), m.remove(&key).is_some());
+                    }
+                    Op::Incr(k, d, incr) => {
+                        let key = vec![b'k', k];
+                        let want = match m.get_mut(&key) {
+                            None => IncrOutcome::NotFound,
+                            Some(e) => match parse_counter(&e.0).filter(|_| !e.0.is_empty() && e.0.len() + stored_size(2, 0, e.1, true) <= s.max_chunk) {
+                                None => IncrOutcome::NonNumeric,
+                                Some(n) => {
+                                    let new = if incr { n.wrapping_add(d) } else { n.saturating_sub(d) };
+                                    let mut digits = new.to_string().into_bytes();
+                                    if digits.len() < e.0.len() { digits.resize(e.0.len(), b' '); }
+                                    e.0 = digits;
+                                    IncrOutcome::Value(new)
+                                }
+                            },
+                        };
+                        prop_assert_eq!(s.incr_decr(&key, d, incr), want);
+                    }
+                    Op::Get(k) => {
+                        let key = vec![b'k', k];
+                        let mut got = None;
+                        s.get(&key, |v| got = Some((v.value.to_vec(), v.flags)));
+                        prop_assert_eq!(got.as_ref(), m.get(&key));
+                    }
+                }
+            }
+            prop_assert_eq!(s.stats().curr_items, m.len() as u64);
+            for k in m.keys() {
+                prop_assert!(s.delete(k));
+            }
+            prop_assert_eq!(used_chunks(&s), 0);
+            prop_assert!(s.size_histogram().is_empty());
+        }
+    }
+}
+
+mod concurrent {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Threads own disjoint key ranges and mix set/get/delete/incr/append on them while
+    /// also reading each other's keys; afterwards every key holds exactly what its owner
+    /// wrote last, and deleting everything returns every chunk.
+    #[test]
+    fn threads_lose_nothing() {
+        let s = Arc::new(Store::new(StoreConfig::new(64 << 20)).unwrap());
+        let threads = 4;
+        let keys = 400u32;
+        let rounds = 6;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    let mut expect = std::collections::HashMap::new();
+                    for r in 0..rounds {
+                        for i in 0..keys {
+                            let key = format!("t{t}:k{i}");
+                            let k = key.as_bytes();
+                            match (i + r) % 5 {
+                                0 => {
+                                    let v = format!("{}", i * r);
+                                    assert_eq!(
+                                        s.store(StoreMode::Set, k, t, 0, v.as_bytes()),
+                                        StoreOutcome::Stored
+                                    );
+                                    expect.insert(key.clone(), Some(v.into_bytes()));
+                                }
+                                1 => {
+                                    let was = expect.get(&key).cloned().flatten();
+                                    let got = s.incr_decr(k, 3, true);
+                                    match was.as_deref().and_then(parse_counter) {
+                                        Some(n) => {
+                                            assert_eq!(got, IncrOutcome::Value(n + 3));
+                                            let mut d = (n + 3).to_string().into_bytes();
+                                            let old = was.unwrap();
+                                            if d.len() < old.len() {
+                                                d.resize(old.len(), b' ');
+                                            }
+                                            expect.insert(key.clone(), Some(d));
+                                        }
+                                        None if was.is_none() => {
+                                            assert_eq!(got, IncrOutcome::NotFound)
+                                        }
+                                        None => assert_eq!(got, IncrOutcome::NonNumeric),
+                                    }
+                                }
+                                2 => {
+                                    let was = expect.get(&key).cloned().flatten();
+                                    assert_eq!(s.delete(k), was.is_some());
+                                    expect.insert(key.clone(), None);
+                                }
+                                3 => {
+                                    let big = vec![b'a' + (i % 26) as u8; 40_000 + i as usize];
+                                    assert_eq!(
+                                        s.store(StoreMode::Set, k, t, 0, &big),
+                                        StoreOutcome::Stored
+                                    );
+                                    assert_eq!(
+                                        s.store(StoreMode::Append, k, 0, 0, b"!"),
+                                        StoreOutcome::Stored
+                                    );
+                                    let mut b = big;
+                                    b.push(b'!');
+                                    expect.insert(key.clone(), Some(b));
+                                }
+                                _ => {
+                                    let mut got = None;
+                                    s.get(k, |v| got = Some(v.value.to_vec()));
+                                    assert_eq!(got, expect.get(&key).cloned().flatten(), "{key}");
+                                    // Read a neighbour's key: must be a whole value if present.
+                                    let other = format!("t{}:k{i}", (t + 1) % threads);
+                                    s.get(other.as_bytes(), |v| {
+                                        assert!(
+                                            v.value.ends_with(b"!")
+                                                || parse_counter(v.value).is_some(),
+                                            "torn read"
+                                        );
+                                    });
+                                }
+                            }
+                        }
+                    }
+                    expect
+                })
+            })
+            .collect();
+        let mut live = 0;
+        for (t, h) in handles.into_iter().enumerate() {
+            let expect = h.join().unwrap();
+            for (key, want) in expect {
+                let mut got = None;
+                s.get(key.as_bytes(), |v| got = Some((v.value.to_vec(), v.flags)));
+                assert_eq!(got.as_ref().map(|g| &g.0), want.as_ref(), "{key}");
+                if let Some((_, f)) = got {
+                    assert_eq!(f, t as u32);
+                    live += 1;
+                }
+            }
+        }
+        assert_eq!(s.stats().curr_items, live);
+        for t in 0..threads {
+            for i in 0..keys {
+                s.delete(format!("t{t}:k{i}").as_bytes());
+            }
+        }
+        assert_eq!(s.stats().curr_items, 0);
+        assert_eq!(used_chunks(&s), 0);
+    }
+
+    /// Under a small limit, threads overwrite and read keys while the CLOCK hands evict:
+    /// every read sees a whole value that belongs to its key, and the limit holds.
+    #[test]
+    fn eviction_under_threads_is_sound() {
+        // ~40 classes in use: each needs a slab of its own before memory runs out (a class
+        // that got none cannot evict; see the module docs).
+        let limit = 8 << 20;
+        let s = Arc::new(Store::new(StoreConfig::new(limit)).unwrap());
+        let handles: Vec<_> = (0..4u32)
+            .map(|t| {
+                let s = Arc::clone(&s);
+                std::thread::spawn(move || {
+                    let mut oom = 0;
+                    for i in 0..60_000u32 {
+                        let k = (i.wrapping_mul(2_654_435_761) ^ t) % 60_000;
+                        let key = format!("key{k}");
+                        let len = 20 + (k as usize % 300);
+                        if i % 3 == 0 {
+                            let mut got = None;
+                            s.get(key.as_bytes(), |v| got = Some(v.value.to_vec()));
+                            if let Some(v) = got {
+                                assert_eq!(v.len(), len);
+                                assert!(v.iter().all(|&b| b == (k % 251) as u8), "{key}");
+                            }
+                        } else {
+                            let v = vec![(k % 251) as u8; len];
+                            match s.store(StoreMode::Set, key.as_bytes(), 0, 0, &v) {
+                                StoreOutcome::Stored => {}
+                                StoreOutcome::OutOfMemory => oom += 1,
+                                o => panic!("{o:?}"),
+                            }
+                        }
+                        if i % 1000 == 0 {
+                            s.delete(format!("key{}", k / 2).as_bytes());
+                        }
+                    }
+                    oom
+                })
+            })
+            .collect();
+        let maint = {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for _ in 0..20 {
+                    s.maintenance();
+                    std::thread::yield_now();
+                }
+            })
+        };
+        let oom: u32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        maint.join().unwrap();
+        let st = s.stats();
+        assert!(st.evictions > 0);
+        assert!(st.mapped_bytes as usize <= limit);
+        assert_eq!(oom, 0);
+        let n = st.curr_items;
+        for k in 0..60_000 {
+            s.delete(format!("key{k}").as_bytes());
+        }
+        assert_eq!(s.stats().curr_items, 0, "had {n}");
+        assert_eq!(used_chunks(&s), 0);
+    }
+}
