@@ -991,3 +991,99 @@ impl Drop for SlabEngine {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Checks the links between `slabs`, `partial`, `spare` and the owner table.
+    fn check(st: &ClassState, class: ClassId, owner: &[AtomicU64]) {
+        for (pos, &idx) in st.partial.iter().enumerate() {
+            assert_eq!(st.slabs[idx as usize].partial_pos, pos as u32);
+        }
+        let in_partial = st.slabs.iter().filter(|m| m.partial_pos != NONE).count();
+        assert_eq!(in_partial, st.partial.len());
+        if let Some(s) = st.spare {
+            assert_eq!(st.slabs[s as usize].partial_pos, NONE);
+        }
+        for (idx, m) in st.slabs.iter().enumerate() {
+            assert_eq!(
+                owner[m.slot as usize].load(Ordering::Relaxed),
+                owner_word(class, idx as u32)
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 3 } else { 128 },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        /// Adding and removing slabs and partial entries in any order keeps every index and
+        /// every owner word consistent (the bookkeeping `free_batch` and `drain_spares` rely
+        /// on). No memory is mapped, so Miri runs this.
+        #[test]
+        fn class_lists_stay_consistent(ops in prop::collection::vec((0u8..4, any::<u16>()), 1..120)) {
+            let class = ClassId(3);
+            let owner: Vec<AtomicU64> = (0..64).map(|_| AtomicU64::new(0)).collect();
+            let mut st = ClassState::default();
+            let mut free_slots: Vec<u32> = (0..64).collect();
+            for (op, r) in ops {
+                let n = st.slabs.len();
+                match op {
+                    0 if !free_slots.is_empty() => {
+                        let slot = free_slots.swap_remove(r as usize % free_slots.len());
+                        let idx = n as u32;
+                        st.slabs.push(SlabMeta { slot, bump: 0, free_head: 0, used: 0, partial_pos: NONE });
+                        owner[slot as usize].store(owner_word(class, idx), Ordering::Relaxed);
+                        st.add_partial(idx);
+                    }
+                    1 if !st.partial.is_empty() => {
+                        let idx = st.partial[r as usize % st.partial.len()];
+                        st.remove_partial(idx);
+                    }
+                    2 if n > 0 => {
+                        let idx = (r as usize % n) as u32;
+                        if st.slabs[idx as usize].partial_pos == NONE && st.spare != Some(idx) {
+                            if st.spare.is_none() {
+                                st.spare = Some(idx);
+                            } else {
+                                let slot = st.remove_slab(idx, class, &owner);
+                                prop_assert_eq!(owner[slot as usize].load(Ordering::Relaxed), 0);
+                                free_slots.push(slot);
+                            }
+                        }
+                    }
+                    3 => {
+                        if let Some(idx) = st.spare.take() {
+                            if r % 2 == 0 {
+                                st.add_partial(idx);
+                            } else {
+                                free_slots.push(st.remove_slab(idx, class, &owner));
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                check(&st, class, &owner);
+                prop_assert_eq!(st.slabs.len() + free_slots.len(), 64);
+            }
+        }
+    }
+
+    #[test]
+    fn free_list_links_round_trip() {
+        // Links are unaligned-safe: store and load at every offset of a buffer.
+        let mut buf = [0u8; 16];
+        for off in 0..12 {
+            let p = NonNull::new(buf.as_mut_ptr().wrapping_add(off)).unwrap();
+            // SAFETY: `p..p+4` lies inside `buf`, which nothing else uses.
+            unsafe { link::write(p, 0xDEAD_0000 + off as u32) };
+            // SAFETY: as above.
+            assert_eq!(unsafe { link::read(p) }, 0xDEAD_0000 + off as u32);
+        }
+    }
+}

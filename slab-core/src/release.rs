@@ -86,6 +86,12 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
         /// Runs cover exactly the input, are disjoint, sorted, and never adjacent.
         #[test]
         fn runs_are_maximal(set in prop::collection::btree_set(0u32..500, 0..200)) {

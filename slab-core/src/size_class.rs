@@ -422,7 +422,11 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 2 } else { 64 },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
 
         /// Every size maps to the smallest class that holds it.
         #[test]
