@@ -98,8 +98,60 @@ fn phase(huge_pages: bool) {
     );
 }
 
+/// Fills `mib` MiB of one class, touching every chunk, frees it all and closes a reap interval.
+fn fill_free_reap(engine: &SlabEngine, mib: usize, held: &mut Vec<NonNull<u8>>) {
+    let class = engine.classes().class_for(1000).unwrap();
+    let size = engine.classes().chunk_size(class);
+    let want = engine.classes().chunks_per_slab(class) * mib;
+    held.clear();
+    while held.len() < want {
+        engine.alloc_batch(class, held, want - held.len()).unwrap();
+    }
+    for &p in held.iter() {
+        // SAFETY: a chunk of `size` bytes that we own.
+        unsafe { p.as_ptr().write_bytes(1, size) };
+    }
+    // SAFETY: every chunk came from `alloc_batch` of `class` and is freed once.
+    unsafe { engine.free_batch(class, held) };
+    engine.reap();
+}
+
+/// A steady fill/free cycle keeps its slabs across reaps (no churn), while a one-off spike on
+/// top goes back to the OS at the next reap: RSS returns within 10% of its pre-spike level.
+fn spike() {
+    let engine = SlabEngine::new(Config::new(SizeClasses::memcached_default())).unwrap();
+    let mut held = Vec::with_capacity(1 << 20);
+    held.resize(1 << 20, NonNull::dangling());
+    for _ in 0..4 {
+        fill_free_reap(&engine, 32, &mut held);
+    }
+    let steady = engine.stats();
+    assert!(steady.mapped_bytes >= 32 * MIB, "{steady}");
+    let rss_steady = rss_bytes();
+    fill_free_reap(&engine, 32, &mut held);
+    let s = engine.stats();
+    assert_eq!(
+        s.mmap_calls + s.munmap_calls,
+        steady.mmap_calls + steady.munmap_calls
+    );
+
+    fill_free_reap(&engine, 256, &mut held);
+    let after = engine.stats();
+    let rss_after = rss_bytes();
+    assert!(
+        after.mapped_bytes <= steady.mapped_bytes + 2 * MIB,
+        "{after}"
+    );
+    assert!(
+        within(rss_after, rss_steady, 0.10),
+        "after a 256 MiB spike and one reap RSS is {rss_after}, was {rss_steady} before"
+    );
+    println!("spike: RSS before {rss_steady}, after spike + reap {rss_after}; {after}");
+}
+
 #[test]
 fn mapped_bytes_agree_with_rss() {
     phase(false);
     phase(true);
+    spike();
 }
