@@ -358,10 +358,8 @@ fn frees_from_other_threads() {
                 for (class, addr) in batch {
                     let p = e.ptr_at(e.offset_of(addr as *const u8));
                     // SAFETY: written by the allocating thread; the channel orders it before us.
-                    assert_eq!(
-                        unsafe { p.as_ptr().cast::<u64>().read_unaligned() },
-                        addr as u64
-                    );
+                    let stored = unsafe { p.as_ptr().cast::<u64>().read_unaligned() };
+                    assert_eq!(stored, addr as u64);
                     assert_eq!(e.class_of(p.as_ptr()), Some(class));
                     // SAFETY: each chunk is sent once and freed once.
                     unsafe { e.free(p) };
