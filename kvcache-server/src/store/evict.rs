@@ -23,39 +23,39 @@ use super::{table_hash, Garbage, Store};
 use crate::item::{tag_atomic, widen_access, CHAINED, FETCHED, LIVE, REF};
 
 impl Store {
-    /// Evicts one item whose head is in `class` (or, for the class segments come from,
-    /// one chained item from any class). Expired items found on the way are reclaimed
-    /// instead. Returns false if nothing could be evicted.
-    pub(crate) fn evict_one(&self, class: ClassId) -> bool {
+    /// Evicts up to `want` items whose head is in `class` (or, for the class segments
+    /// come from, chained items from any class). Expired items found on the way are
+    /// reclaimed instead. Returns how many items were removed.
+    pub(crate) fn evict(&self, class: ClassId, want: usize) -> usize {
         let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
-        if self.clock_sweep(class, false) {
-            return true;
-        }
-        if class.index() + 1 == self.cfg.classes.len() {
-            // Segments are never linked themselves: free one by evicting a chained item.
+        let mut done = self.clock_sweep(class, false, want);
+        if done == 0 && class.index() + 1 == self.cfg.classes.len() {
+            // Segments are never linked themselves: free some by evicting a chained item.
             for c in 0..self.cfg.classes.len() {
-                if self.clock_sweep(ClassId(c as u16), true) {
-                    return true;
+                done += self.clock_sweep(ClassId(c as u16), true, 1);
+                if done > 0 {
+                    break;
                 }
             }
         }
-        false
+        done
     }
 
-    /// Advances `class`'s hand for at most two turns; with `chained_only`, only chained
-    /// items are candidates.
-    fn clock_sweep(&self, class: ClassId, chained_only: bool) -> bool {
+    /// Advances `class`'s hand until `want` items are evicted, for at most two turns;
+    /// with `chained_only`, only chained items are candidates.
+    fn clock_sweep(&self, class: ClassId, chained_only: bool, want: usize) -> usize {
         let mut slabs: Vec<(NonNull<u8>, usize)> = Vec::new();
-        self.engine
+        self.engine()
             .for_each_slab(class, |base, carved| slabs.push((base, carved)));
         if slabs.is_empty() {
-            return false;
+            return 0;
         }
         let cs = self.cfg.classes.chunk_size(class);
         let cps = self.cfg.classes.chunks_per_slab(class);
         let total = (slabs.len() * cps) as u64;
         let hand = &self.hands[class.index()];
         let mut pos = hand.load(Ordering::Relaxed) % total;
+        let mut done = 0;
         for _ in 0..2 * total {
             let (si, ci) = ((pos / cps as u64) as usize, (pos % cps as u64) as usize);
             pos = (pos + 1) % total;
@@ -74,12 +74,14 @@ impl Store {
                 continue;
             }
             if self.try_evict(p, tag) {
-                hand.store(pos, Ordering::Relaxed);
-                return true;
+                done += 1;
+                if done == want {
+                    break;
+                }
             }
         }
         hand.store(pos, Ordering::Relaxed);
-        false
+        done
     }
 
     /// Confirms under the shard lock that `p` is a linked item and evicts it.

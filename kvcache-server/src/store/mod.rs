@@ -78,6 +78,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use hashbrown::HashTable;
+use slab_core::allocator::{AllocatorStats, MagazineConfig, SlabAllocator};
 use slab_core::engine::{Config as EngineConfig, SlabEngine};
 use slab_core::size_class::{ClassId, SizeClasses};
 
@@ -91,8 +92,14 @@ use stats::{bump, get, ClassCounters, ClassGauges, GlobalCounters};
 /// Default number of index shards.
 pub const DEFAULT_SHARDS: usize = 64;
 
-/// How many evictions a store attempts before reporting out of memory.
+/// How many eviction rounds a store attempts before reporting out of memory.
 const EVICT_TRIES: usize = 32;
+
+/// Items evicted per round when a class is out of memory.
+const EVICT_BATCH: usize = 4;
+
+/// Bytes of free chunks each class's depot may keep (the magazine layer's bound).
+const DEPOT_BYTES: usize = 256 << 10;
 
 /// Store configuration. [`StoreConfig::new`] gives memcached's defaults with our classes.
 #[derive(Clone, Debug)]
@@ -281,7 +288,8 @@ pub(crate) struct Prepared {
 #[derive(Debug)]
 pub struct Store {
     cfg: StoreConfig,
-    engine: SlabEngine,
+    /// Chunks come from per-thread magazines over the slab engine.
+    alloc: SlabAllocator,
     shards: Box<[Padded<Mutex<Shard>>]>,
     shard_shift: u32,
     /// Handles are chunk offsets shifted right by this (2, or 3 for stores over 8 GiB).
@@ -418,8 +426,11 @@ impl Store {
             .memory_limit(cfg.memory_limit)
             .reserve_bytes(reserve)
             .huge_pages(cfg.huge_pages);
-        let engine = SlabEngine::new(ecfg)?;
-        let (_, reserved) = engine.reservation();
+        let alloc = SlabAllocator::with_magazines(
+            ecfg,
+            MagazineConfig::default().max_depot_bytes(DEPOT_BYTES),
+        )?;
+        let (_, reserved) = alloc.engine().reservation();
         if reserved > span {
             return bad(format!(
                 "reservation of {reserved} bytes is beyond 4-byte handles"
@@ -446,7 +457,7 @@ impl Store {
             hands: (0..n).map(|_| AtomicU64::new(0)).collect(),
             walk_lock: RwLock::new(()),
             max_chunk,
-            engine,
+            alloc,
             cfg,
         })
     }
@@ -456,9 +467,19 @@ impl Store {
         &self.cfg
     }
 
+    /// The allocator underneath (magazine figures, `live_chunks`).
+    pub fn allocator(&self) -> &SlabAllocator {
+        &self.alloc
+    }
+
+    /// The allocator's figures (engine accounting plus magazines).
+    pub fn allocator_stats(&self) -> AllocatorStats {
+        self.alloc.stats()
+    }
+
     /// The slab engine underneath (its own stats, reservation).
     pub fn engine(&self) -> &SlabEngine {
-        &self.engine
+        self.alloc.engine()
     }
 
     /// The server clock (memcached's `current_time`).
@@ -496,12 +517,14 @@ impl Store {
 
     #[inline]
     fn ptr(&self, handle: u32) -> NonNull<u8> {
-        self.engine.ptr_at(unpack_handle(handle, self.handle_shift))
+        self.alloc
+            .engine()
+            .ptr_at(unpack_handle(handle, self.handle_shift))
     }
 
     #[inline]
     fn handle_of(&self, p: NonNull<u8>) -> u32 {
-        pack_handle(self.engine.offset_of(p.as_ptr()), self.handle_shift)
+        pack_handle(self.alloc.engine().offset_of(p.as_ptr()), self.handle_shift)
     }
 
     /// A view of the item at `handle`.
@@ -520,7 +543,8 @@ impl Store {
     /// The class of the chunk an item head occupies.
     #[inline]
     pub(crate) fn class_of(&self, handle: u32) -> ClassId {
-        self.engine
+        self.alloc
+            .engine()
             .class_of(self.ptr(handle).as_ptr())
             .expect("items live in class chunks")
     }
@@ -637,12 +661,29 @@ impl Store {
                 // SAFETY: the segment belongs to this unlinked item, which nobody else can
                 // reach any more (it left the index under the shard lock), and it is freed
                 // exactly once, here.
-                unsafe { self.engine.free(seg) };
+                unsafe { self.free_chunk(seg) };
             }
         }
         let p = it.ptr();
         // SAFETY: as above for the head chunk.
-        unsafe { self.engine.free(p) };
+        unsafe { self.free_chunk(p) };
+    }
+
+    /// Gives a chunk back to this thread's magazine.
+    ///
+    /// # Safety
+    /// `p` must be a chunk this store allocated and nobody uses any more; it is freed once.
+    unsafe fn free_chunk(&self, p: NonNull<u8>) {
+        let class = self
+            .alloc
+            .engine()
+            .class_of(p.as_ptr())
+            .expect("a chunk of the engine");
+        self.gauges[class.index()]
+            .chunks
+            .fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: forwarded from the caller; `class` is the chunk's class.
+        unsafe { self.alloc.dealloc_class(p, class) };
     }
 
     fn free_garbage(&self, g: Garbage) {
@@ -654,10 +695,16 @@ impl Store {
     /// Allocates a chunk of `class`, evicting from the class when memory is full.
     fn alloc_chunk(&self, class: ClassId) -> Option<NonNull<u8>> {
         for _ in 0..EVICT_TRIES {
-            match self.engine.alloc(class) {
-                Ok(p) => return Some(p),
+            match self.alloc.alloc_class(class) {
+                Ok(p) => {
+                    self.gauges[class.index()]
+                        .chunks
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Some(p);
+                }
                 Err(_) if self.cfg.evictions => {
-                    if !self.evict_one(class) {
+                    // A few at a time, so the next allocations come from the magazine.
+                    if self.evict(class, EVICT_BATCH) == 0 {
                         return None;
                     }
                 }
@@ -715,7 +762,7 @@ impl Store {
                 let p = self.ptr(s);
                 tag_atomic(p).store(0, Ordering::Release);
                 // SAFETY: allocated above by this call and not published anywhere.
-                unsafe { self.engine.free(p) };
+                unsafe { self.free_chunk(p) };
             }
         };
         while left > 0 {
@@ -1279,7 +1326,7 @@ impl Store {
     pub fn maintenance(&self) -> u64 {
         let n = self.crawl(true);
         let _w = self.walk_lock.write().unwrap_or_else(|e| e.into_inner());
-        self.engine.reap();
+        self.alloc.reap();
         n
     }
 
@@ -1303,7 +1350,7 @@ impl Store {
 
     /// Everything `stats`, `stats items` and `stats slabs` show.
     pub fn stats(&self) -> StoreStats {
-        let es = self.engine.stats();
+        let es = self.alloc.engine().stats();
         let now = self.now();
         let mut s = StoreStats {
             get_misses: get(&self.global.get_misses),
@@ -1327,8 +1374,10 @@ impl Store {
             let g = &self.gauges[i];
             let mut end = 0;
             let cps = self.cfg.classes.chunks_per_slab(class);
-            self.engine
+            self.alloc
+                .engine()
                 .for_each_slab(class, |_, carved| end += cps - carved.min(cps));
+            let used = (get(&g.chunks) as usize).min(cs.slabs * cps);
             let number = get(&g.number);
             let oldest = g.oldest_access.load(Ordering::Relaxed);
             let cl = ClassStats {
@@ -1337,8 +1386,8 @@ impl Store {
                 chunks_per_page: cps,
                 total_pages: cs.slabs,
                 total_chunks: cs.slabs * cps,
-                used_chunks: cs.used_chunks,
-                free_chunks: cs.free_chunks,
+                used_chunks: used,
+                free_chunks: cs.slabs * cps - used,
                 free_chunks_end: end,
                 mem_requested: get(&g.bytes),
                 get_hits: get(&c.get_hits),

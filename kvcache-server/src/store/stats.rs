@@ -35,6 +35,8 @@ counters!(
 pub(crate) struct ClassGauges {
     /// Items linked.
     pub(crate) number: AtomicU64,
+    /// Chunks the store holds (item heads, segments, items being built).
+    pub(crate) chunks: AtomicU64,
     /// Bytes of those items ([`crate::item::stored_size`]).
     pub(crate) bytes: AtomicU64,
     /// Age in seconds of the last access of the last evicted item, when evicted.

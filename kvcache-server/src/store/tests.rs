@@ -32,7 +32,7 @@ fn set_get_delete() {
         (1, 1, 1, 1)
     );
     assert_eq!(st.curr_items, 0);
-    assert_eq!(s.engine().stats().used_bytes(), 0);
+    assert_eq!(used_chunks(&s), 0);
 }
 
 fn cas_of(s: &Store, key: &[u8]) -> u64 {
@@ -41,13 +41,11 @@ fn cas_of(s: &Store, key: &[u8]) -> u64 {
     c
 }
 
+/// Chunks handed out and not freed (after this thread's magazines are flushed; other
+/// threads' magazines are flushed when they exit).
 fn used_chunks(s: &Store) -> usize {
-    s.engine()
-        .stats()
-        .classes
-        .iter()
-        .map(|c| c.used_chunks)
-        .sum()
+    s.allocator().flush_thread_cache();
+    s.allocator_stats().live_chunks()
 }
 
 #[test]
@@ -375,7 +373,7 @@ fn stats_slabs_figures() {
     assert_eq!(c.total_pages, 1);
     assert_eq!(c.total_chunks, c.chunks_per_page);
     assert_eq!(c.free_chunks, c.total_chunks - 10);
-    assert_eq!(c.free_chunks_end, c.total_chunks - 10);
+    assert!(c.free_chunks_end <= c.total_chunks - 10);
     assert_eq!(c.get_hits, 1);
     assert_eq!(c.cmd_set, 10);
     assert_eq!(st.active_slabs, 1);
