@@ -531,3 +531,54 @@ fn release_races_with_allocation() {
     e.release_all();
     assert_eq!(e.stats().mapped_bytes, 0);
 }
+
+/// Someone else maps into a hole the engine punched: the engine must skip those slots when it
+/// maps again, and must not unmap the foreign mapping, even when it is dropped.
+#[test]
+fn foreign_mapping_in_a_hole_is_left_alone() {
+    let e = engine(None);
+    let class = ClassId(38); // two chunks per slab
+    let mut v = Vec::new();
+    e.alloc_batch(class, &mut v, 2 * 8).unwrap(); // slots 0..8
+                                                  // SAFETY: from `alloc_batch` of this class, freed once.
+    unsafe { e.free_batch(class, &v) };
+    assert_eq!(e.release_all().slabs, 8);
+    let (base, _) = e.reservation();
+    let len = 2 * MIB;
+    // SAFETY: an anonymous mapping into the engine's hole at `base`; NOREPLACE touches nothing
+    // that is mapped.
+    let foreign = unsafe {
+        libc::mmap(
+            base.as_ptr().cast(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    assert_eq!(foreign, base.as_ptr().cast(), "the hole was free");
+    let marker = foreign.cast::<u64>();
+    // SAFETY: our own fresh mapping.
+    unsafe { marker.write(0x5EED_0003) };
+    let mut v = Vec::new();
+    e.alloc_batch(class, &mut v, 2 * 8).unwrap();
+    for p in &v {
+        let off = e.offset_of(p.as_ptr());
+        assert!(
+            off >= len,
+            "chunk at offset {off} inside the foreign mapping"
+        );
+        // SAFETY: our chunk.
+        unsafe { p.as_ptr().write(1) };
+    }
+    // SAFETY: the foreign mapping is still ours and untouched by the engine.
+    assert_eq!(unsafe { marker.read() }, 0x5EED_0003);
+    // SAFETY: from `alloc_batch`, freed once.
+    unsafe { e.free_batch(class, &v) };
+    drop(e);
+    // SAFETY: the engine's drop must have left this mapping in place.
+    assert_eq!(unsafe { marker.read() }, 0x5EED_0003);
+    // SAFETY: our own mapping, no longer used.
+    assert_eq!(unsafe { libc::munmap(foreign, len) }, 0);
+}
