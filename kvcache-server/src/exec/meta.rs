@@ -64,6 +64,7 @@ fn get(store: &Store, args: &MetaArgs<'_>, out: &mut Vec<u8>) {
             client_flags: it.flags,
             cas: it.cas,
             ttl: ttl_left(it.exptime, now),
+            old_ttl: ttl_left(st.old_exptime, now),
             last_access: now.saturating_sub(it.last_access),
             fetched: it.fetched,
         };
@@ -141,12 +142,7 @@ fn arith(store: &Store, args: &MetaArgs<'_>, incr: bool, out: &mut Vec<u8>) {
         }
     }
     let value = match store.incr_decr(key, f.delta, incr) {
-        IncrOutcome::Value(v) => {
-            if let Some(t) = f.ttl {
-                store.set_exptime_quiet(key, t);
-            }
-            v
-        }
+        IncrOutcome::Value(v) => v,
         IncrOutcome::NotFound => match f.vivify {
             Some(ttl) => {
                 let mut digits = Vec::with_capacity(20);
@@ -166,6 +162,9 @@ fn arith(store: &Store, args: &MetaArgs<'_>, incr: bool, out: &mut Vec<u8>) {
         IncrOutcome::NonNumeric => return out.extend_from_slice(reply::NON_NUMERIC),
         IncrOutcome::OutOfMemory => return out.extend_from_slice(reply::ARITH_NO_MEMORY),
     };
+    if let Some(t) = f.ttl {
+        store.set_exptime_quiet(key, t);
+    }
     let now = store.now();
     let (cas, ttl) = store
         .debug_item(key)

@@ -176,8 +176,8 @@ impl<'a> Key<'a> {
 
     fn decode(&mut self) -> bool {
         // Base64 of a 250-byte key decodes to at most 187 bytes.
-        match base64::engine::general_purpose::STANDARD.decode_slice(self.raw, &mut self.decoded) {
-            Ok(n) if n > 0 => {
+        match base64_decode(self.raw, &mut self.decoded) {
+            Some(n) if n > 0 => {
                 self.decoded_len = n as u8;
                 self.base64 = true;
                 true
@@ -185,6 +185,55 @@ impl<'a> Key<'a> {
             _ => false,
         }
     }
+}
+
+/// memcached's base64 decoder (RFC 1341 style): bytes outside the alphabet are skipped,
+/// the remaining characters must be a nonzero multiple of 4, and decoding stops after
+/// the first block with padding. Returns the decoded length, `None` on failure.
+fn base64_decode(src: &[u8], out: &mut [u8]) -> Option<usize> {
+    fn value(c: u8) -> Option<u8> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => 0,
+            _ => return None,
+        })
+    }
+    let count = src.iter().filter(|&&c| value(c).is_some()).count();
+    if count == 0 || count % 4 != 0 || count / 4 * 3 > out.len() {
+        return None;
+    }
+    let mut pos = 0;
+    let mut block = [0u8; 4];
+    let mut n = 0;
+    let mut pad = 0;
+    for &c in src {
+        let Some(v) = value(c) else { continue };
+        if c == b'=' {
+            pad += 1;
+        }
+        block[n] = v;
+        n += 1;
+        if n == 4 {
+            out[pos] = (block[0] << 2) | (block[1] >> 4);
+            out[pos + 1] = (block[1] << 4) | (block[2] >> 2);
+            out[pos + 2] = (block[2] << 6) | block[3];
+            pos += 3;
+            n = 0;
+            if pad > 0 {
+                match pad {
+                    1 => pos -= 1,
+                    2 => pos -= 2,
+                    _ => return None,
+                }
+                break;
+            }
+        }
+    }
+    Some(pos)
 }
 
 /// The flags of one request, parsed; the raw flag tokens are kept too, in order, since
@@ -495,8 +544,8 @@ pub fn parse(buf: &[u8], max_data: usize) -> Result<(MetaRequest<'_>, usize), Pa
         MetaCommand::Delete => MetaRequest::Delete(args),
         MetaCommand::Arith => {
             let incr = match flags.mode {
-                None | Some(b'I') | Some(b'i') | Some(b'+') => true,
-                Some(b'D') | Some(b'd') | Some(b'-') => false,
+                None | Some(b'I') | Some(b'+') => true,
+                Some(b'D') | Some(b'-') => false,
                 Some(_) => return Ok((err(reply::MA_MODE), line_len)),
             };
             MetaRequest::Arith { args, incr }
@@ -536,11 +585,11 @@ fn parse_set<'a>(
         return fail(reply::OPAQUE_TOO_LONG);
     }
     let mode = match flags.mode {
-        None | Some(b'S') | Some(b's') => SetMode::Set,
-        Some(b'E') | Some(b'e') => SetMode::Add,
-        Some(b'A') | Some(b'a') => SetMode::Append,
-        Some(b'P') | Some(b'p') => SetMode::Prepend,
-        Some(b'R') | Some(b'r') => SetMode::Replace,
+        None | Some(b'S') => SetMode::Set,
+        Some(b'E') => SetMode::Add,
+        Some(b'A') => SetMode::Append,
+        Some(b'P') => SetMode::Prepend,
+        Some(b'R') => SetMode::Replace,
         Some(_) => return fail(reply::MS_MODE),
     };
     let args = MetaArgs { key, flags };
@@ -590,6 +639,9 @@ pub struct ItemInfo {
     pub cas: u64,
     /// Seconds of TTL left, `None` for never.
     pub ttl: Option<u32>,
+    /// TTL left before a `T` flag of this request changed it (memcached reports this for
+    /// a `t` that comes before the `T`).
+    pub old_ttl: Option<u32>,
     /// Seconds since last access.
     pub last_access: u32,
     /// Fetched before this request.
@@ -665,15 +717,17 @@ pub fn write_get_hit(
     } else {
         out.extend_from_slice(b"HD");
     }
+    let mut ttl = info.old_ttl;
     for tok in args.flags.tokens() {
         match tok[0] {
+            b'T' => ttl = info.ttl,
             b's' => {
                 out.extend_from_slice(b" s");
                 push_u64(out, info.value_len as u64);
             }
             b't' => {
                 out.extend_from_slice(b" t");
-                push_ttl(out, info.ttl);
+                push_ttl(out, ttl);
             }
             b'c' => {
                 out.extend_from_slice(b" c");
@@ -1139,6 +1193,7 @@ mod tests {
             client_flags: 0,
             cas: 1,
             ttl: None,
+            old_ttl: None,
             last_access: 2,
             fetched: true,
         };
@@ -1161,6 +1216,7 @@ mod tests {
             value_len: 2,
             cas: 10,
             ttl: Some(29),
+            old_ttl: Some(29),
             ..info
         };
         let win = WinFlags {

@@ -32,6 +32,8 @@ pub struct MetaGetState {
     pub already_sent: bool,
     /// The item is stale (`X`).
     pub stale: bool,
+    /// The expiration time before this request's `T` changed it.
+    pub old_exptime: u32,
 }
 
 /// The outcome of [`Store::meta_delete`].
@@ -117,6 +119,7 @@ impl Store {
             };
             let it = self.item(h);
             let c = &self.per_class[self.class_of(h).index()];
+            let old_exptime = it.exptime();
             if let Some(t) = opts.ttl {
                 it.set_exptime(self.clock.realtime_at(t, now));
                 bump(&c.touch_hits);
@@ -130,6 +133,7 @@ impl Store {
                 won: created,
                 already_sent: sent,
                 stale: bits & STALE != 0,
+                old_exptime,
             };
             if let Some(r) = opts.recache {
                 let exp = it.exptime();
