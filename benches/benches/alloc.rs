@@ -9,6 +9,9 @@ use benches::{
 };
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+/// A workload on `sharded_slab::Slab<[u8; 64]>`: `(slab, iterations) -> elapsed`.
+type ShardedRun<'a> = &'a dyn Fn(&sharded_slab::Slab<[u8; 64]>, u64) -> Duration;
+
 fn byte_allocators() -> Vec<Box<dyn Allocator>> {
     ALLOCATORS.iter().filter_map(|n| make(n)).collect()
 }
@@ -19,7 +22,7 @@ fn bench_all(
     group: &str,
     ops: u64,
     f: impl Fn(&dyn Allocator, u64) -> Duration,
-    sharded: Option<&dyn Fn(&sharded_slab::Slab<[u8; 64]>, u64) -> Duration>,
+    sharded: Option<ShardedRun<'_>>,
 ) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(ops));

@@ -180,6 +180,8 @@ pub(crate) struct Shared {
     depots: Box<[Depot]>,
     /// Per class: rounds in threads' magazines, as of each thread's last slow path.
     thread_rounds: Box<[AtomicUsize]>,
+    /// Threads that hold magazines of this allocator (entries not yet flushed at exit).
+    thread_caches: AtomicUsize,
 }
 
 impl Shared {
@@ -411,6 +413,7 @@ impl ThreadCaches {
         let classes = (0..shared.depots.len())
             .map(|_| ClassCache::new())
             .collect();
+        shared.thread_caches.fetch_add(1, Ordering::Release);
         self.entries.push(Entry {
             id: shared.id,
             shared: Arc::downgrade(shared),
@@ -427,6 +430,7 @@ impl Drop for ThreadCaches {
         for e in &mut self.entries {
             if let Some(shared) = e.shared.upgrade() {
                 shared.flush(&mut e.classes);
+                shared.thread_caches.fetch_sub(1, Ordering::Release);
             }
         }
     }
@@ -523,6 +527,7 @@ impl SlabAllocator {
             engine,
             depots,
             thread_rounds,
+            thread_caches: AtomicUsize::new(0),
         });
         let a = SlabAllocator {
             shared,
@@ -728,7 +733,11 @@ impl SlabAllocator {
                 }
             })
             .collect();
-        AllocatorStats { engine, classes }
+        AllocatorStats {
+            engine,
+            classes,
+            threads: self.shared.thread_caches.load(Ordering::Acquire),
+        }
     }
 }
 
@@ -743,11 +752,15 @@ impl Drop for SlabAllocator {
         );
         // This thread's entry would keep a weak reference only; drop it now so a long-lived
         // thread that creates many allocators does not accumulate entries.
-        let id = self.shared.id;
+        let shared = &*self.shared;
         let _ = CACHES.try_with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 let _busy = BusyGuard::enter();
-                c.entries.retain(|e| e.id != id);
+                let before = c.entries.len();
+                c.entries.retain(|e| e.id != shared.id);
+                if c.entries.len() != before {
+                    shared.thread_caches.fetch_sub(1, Ordering::Release);
+                }
             }
         });
     }
@@ -786,6 +799,8 @@ pub struct AllocatorStats {
     pub engine: Stats,
     /// One entry per class.
     pub classes: Vec<MagazineStats>,
+    /// Threads holding magazines of this allocator (those that used it and have not exited).
+    pub threads: usize,
 }
 
 impl AllocatorStats {
@@ -822,9 +837,10 @@ impl fmt::Display for AllocatorStats {
         write!(f, "{}", self.engine)?;
         writeln!(
             f,
-            "magazines hold {} chunks ({} bytes)",
+            "magazines hold {} chunks ({} bytes); {} threads hold magazines",
             self.magazine_chunks(),
-            self.magazine_bytes()
+            self.magazine_bytes(),
+            self.threads
         )?;
         writeln!(
             f,

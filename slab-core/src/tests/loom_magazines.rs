@@ -15,18 +15,34 @@ use crate::allocator::{MagazineConfig, SlabAllocator};
 use crate::engine::Config;
 use crate::size_class::SizeClasses;
 
-/// A tiny allocator: two classes, 64 KiB slabs, one 2 MiB granule reserved, magazines of
-/// `rounds` rounds that never grow, and a depot that holds at most `depot` chunks per class.
+/// A tiny allocator: two classes, 256 KiB slabs, a 4 MiB limit (the engine maps 2 MiB at a
+/// time, so a second mapping fits while a reap is still unmapping), 8 MiB reserved, magazines
+/// of `rounds` rounds that never grow, and a depot that holds at most `depot` chunks per class.
 fn allocator(rounds: usize, depot: usize) -> SlabAllocator {
-    let classes = SizeClasses::from_list(&[64, 128], 8, 64 << 10).unwrap();
+    let classes = SizeClasses::from_list(&[64, 128], 8, 256 << 10).unwrap();
     let config = Config::new(classes)
-        .memory_limit(2 << 20)
-        .reserve_bytes(2 << 20);
+        .memory_limit(4 << 20)
+        .reserve_bytes(8 << 20);
     let mags = MagazineConfig::default()
         .initial_rounds(rounds)
         .max_rounds(rounds)
         .max_depot_bytes(depot * 128);
     SlabAllocator::with_magazines(config, mags).unwrap()
+}
+
+/// Runs `f` under `loom::model`, and checks that loom explored more than one interleaving
+/// (so the model's threads really interleave through the allocator's synchronisation).
+fn model(name: &str, f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    loom::model(move || {
+        r.fetch_add(1, Ordering::Relaxed);
+        f();
+    });
+    let n = runs.load(Ordering::Relaxed);
+    eprintln!("{name}: {n} interleavings");
+    assert!(n > 1, "{name}: only {n} interleaving explored");
 }
 
 fn addr(p: NonNull<u8>) -> usize {
@@ -35,6 +51,15 @@ fn addr(p: NonNull<u8>) -> usize {
 
 fn ptr(a: usize) -> NonNull<u8> {
     NonNull::new(a as *mut u8).unwrap()
+}
+
+/// Waits until exited threads' thread-local destructors have flushed their magazines (a
+/// join, in loom as with `std::thread::scope`, returns when the closure is done, before the
+/// thread-local destructors run): until only the main thread holds magazines.
+fn wait_flushed(a: &SlabAllocator) {
+    while a.stats().threads > 1 {
+        thread::yield_now();
+    }
 }
 
 /// Every chunk is counted: used in the engine = cached in magazines + `live`.
@@ -50,7 +75,7 @@ fn assert_accounted(a: &SlabAllocator, live: usize) {
 /// magazines: every second operation visits it) while the main thread does the same.
 #[test]
 fn magazine_exchange_with_depot() {
-    loom::model(|| {
+    model("magazine_exchange_with_depot", || {
         let a = Arc::new(allocator(1, 4));
         let handles: Vec<_> = (0..2)
             .map(|_| {
@@ -72,6 +97,8 @@ fn magazine_exchange_with_depot() {
         let mine = a.alloc(64).unwrap();
         let mut live: Vec<usize> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         live.push(addr(mine));
+        a.flush_thread_cache();
+        wait_flushed(&a);
         let set: HashSet<usize> = live.iter().copied().collect();
         assert_eq!(set.len(), live.len(), "a chunk was handed out twice");
         assert_accounted(&a, live.len());
@@ -86,7 +113,7 @@ fn magazine_exchange_with_depot() {
 /// A chunk allocated on one thread is freed on another while the first keeps allocating.
 #[test]
 fn cross_thread_free() {
-    loom::model(|| {
+    model("cross_thread_free", || {
         let a = Arc::new(allocator(1, 4));
         let p = addr(a.alloc(128).unwrap());
         let q = addr(a.alloc(128).unwrap());
@@ -101,6 +128,8 @@ fn cross_thread_free() {
         let r = addr(a.alloc(128).unwrap());
         let s = addr(a.alloc(128).unwrap());
         t.join().unwrap();
+        a.flush_thread_cache();
+        wait_flushed(&a);
         assert_ne!(r, s);
         // The freed ones are reusable, the live ones are not handed out again.
         let u = addr(a.alloc(128).unwrap());
@@ -118,7 +147,7 @@ fn cross_thread_free() {
 /// the depot) while the main thread allocates from the same class.
 #[test]
 fn thread_exit_flush_concurrent_with_alloc() {
-    loom::model(|| {
+    model("thread_exit_flush_concurrent_with_alloc", || {
         let a = Arc::new(allocator(2, 4));
         let a2 = a.clone();
         let t = thread::spawn(move || {
@@ -135,6 +164,8 @@ fn thread_exit_flush_concurrent_with_alloc() {
         let y = addr(a.alloc(64).unwrap());
         let z = addr(a.alloc(64).unwrap());
         t.join().unwrap();
+        a.flush_thread_cache();
+        wait_flushed(&a);
         let set: HashSet<usize> = [x, y, z].into_iter().collect();
         assert_eq!(set.len(), 3, "a chunk was handed out twice");
         // The exited thread holds nothing.
@@ -151,7 +182,7 @@ fn thread_exit_flush_concurrent_with_alloc() {
 /// allocates and frees.
 #[test]
 fn reap_concurrent_with_alloc() {
-    loom::model(|| {
+    model("reap_concurrent_with_alloc", || {
         let a = Arc::new(allocator(1, 4));
         // Something in the depot for the reap to find.
         let p = a.alloc(64).unwrap();
@@ -173,6 +204,8 @@ fn reap_concurrent_with_alloc() {
         });
         a.reap();
         let q = t.join().unwrap();
+        a.flush_thread_cache();
+        wait_flushed(&a);
         assert_accounted(&a, 1);
         // SAFETY: allocated by the thread with size 64, freed once.
         unsafe { a.dealloc(ptr(q), 64) };
