@@ -457,7 +457,7 @@ impl SlabEngine {
         if max == 0 {
             return Ok(0);
         }
-        out.reserve(max);
+        out.reserve(max.min(self.classes.chunks_per_slab(class)));
         let mut st = self.class_lock(class).lock();
         let mut n = 0;
         while n < max {

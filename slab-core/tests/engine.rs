@@ -582,3 +582,20 @@ fn foreign_mapping_in_a_hole_is_left_alone() {
     // SAFETY: our own mapping, no longer used.
     assert_eq!(unsafe { libc::munmap(foreign, len) }, 0);
 }
+
+#[test]
+fn alloc_batch_takes_what_the_limit_allows() {
+    let e = engine(Some(4 * MIB));
+    let class = e.classes().class_for(100).unwrap();
+    let mut v = Vec::new();
+    // "As many as possible": stops at the limit without failing, then fails when none is left.
+    let n = e.alloc_batch(class, &mut v, usize::MAX).unwrap();
+    assert_eq!(n, 4 * e.classes().chunks_per_slab(class));
+    assert!(matches!(
+        e.alloc_batch(class, &mut v, usize::MAX),
+        Err(Error::LimitReached { .. })
+    ));
+    assert_eq!(e.alloc_batch(class, &mut v, 0).unwrap(), 0);
+    // SAFETY: from `alloc_batch` of this class, freed once.
+    unsafe { e.free_batch(class, &v) };
+}
