@@ -73,7 +73,7 @@ impl Store {
                 tag_atomic(p).fetch_and(!REF, Ordering::AcqRel);
                 continue;
             }
-            if self.try_evict(p, tag) {
+            if self.try_evict(p, tag, false) {
                 done += 1;
                 if done == want {
                     break;
@@ -84,8 +84,48 @@ impl Store {
         done
     }
 
+    /// Frees a slab for `class` when it has nothing of its own to evict (memcached's slab
+    /// reassignment, done on demand): picks the class holding the most slabs (not the
+    /// segment class, whose chunks belong to chained items elsewhere), evicts every item
+    /// in one of its slabs, and hands the freed chunks back towards the engine, where the
+    /// emptied slab returns to the pool (the allocator gives depot chunks back to the
+    /// engine when an allocation hits the limit). Returns false if there is no donor.
+    pub(crate) fn rebalance(&self, class: ClassId) -> bool {
+        let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
+        let n = self.cfg.classes.len();
+        let es = self.engine().stats();
+        let Some(donor) = es
+            .classes
+            .iter()
+            .filter(|c| c.class != class && c.class.index() + 1 != n && c.used_chunks > 0)
+            .max_by_key(|c| c.slabs)
+            .map(|c| c.class)
+        else {
+            return false;
+        };
+        let mut slabs: Vec<(NonNull<u8>, usize)> = Vec::new();
+        self.engine()
+            .for_each_slab(donor, |base, carved| slabs.push((base, carved)));
+        if slabs.is_empty() {
+            return false;
+        }
+        let pick = self.rebalance_hand.fetch_add(1, Ordering::Relaxed) as usize % slabs.len();
+        let (base, carved) = slabs[pick];
+        let cs = self.cfg.classes.chunk_size(donor);
+        let mut evicted = 0;
+        for ci in 0..carved {
+            let p = NonNull::new(base.as_ptr().wrapping_add(ci * cs)).expect("inside a slab");
+            let tag = tag_atomic(p).load(Ordering::Acquire);
+            if tag & LIVE != 0 && self.try_evict(p, tag, true) {
+                evicted += 1;
+            }
+        }
+        self.alloc.flush_thread_cache();
+        evicted > 0 || carved == 0
+    }
+
     /// Confirms under the shard lock that `p` is a linked item and evicts it.
-    fn try_evict(&self, p: NonNull<u8>, tag: u32) -> bool {
+    fn try_evict(&self, p: NonNull<u8>, tag: u32, force: bool) -> bool {
         let h24 = tag >> 8;
         let th = table_hash(h24);
         let handle = self.handle_of(p);
@@ -95,7 +135,7 @@ impl Store {
         }
         // Now `handle` is linked in this shard, and we hold its lock.
         let it = self.item(handle);
-        if it.bits() & REF != 0 {
+        if it.bits() & REF != 0 && !force {
             it.clear_bits(REF);
             return false;
         }

@@ -5,7 +5,7 @@
 //! Each runs under the key's shard lock like the classic operations; allocation (which
 //! may evict and so lock other shards) happens with no lock held.
 
-use super::{bump, Garbage, Lookup, Store};
+use super::{bump, Garbage, Lookup, Store, StoreMode, StoreOutcome};
 use crate::item::{widen_access, FETCHED, REF, STALE, WIN_SENT};
 
 /// What `mg` asks of the store besides the lookup.
@@ -205,6 +205,69 @@ impl Store {
         drop(shard);
         self.free_garbage(garbage);
         out
+    }
+
+    /// `ms` with `C<cas>` and `I`: like a CAS store, except that a CAS *older* than the
+    /// item's also replaces the value, keeping the item's expiration, marking the new
+    /// value stale and keeping a win token already handed out (memcached's
+    /// `set_stale`).
+    pub fn meta_set_invalidate(
+        &self,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        value: &[u8],
+        cas: u64,
+    ) -> StoreOutcome {
+        let kh = self.hash_key(key);
+        loop {
+            let now = self.now();
+            let (old, old_exptime) = {
+                let mut garbage = Garbage::default();
+                let mut shard = self.lock_shard(kh.shard);
+                let found = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+                    Lookup::Hit(h) => Some((h, self.item(h).cas(), self.item(h).exptime())),
+                    _ => None,
+                };
+                drop(shard);
+                self.free_garbage(garbage);
+                match found {
+                    None => return self.store(StoreMode::Cas(cas), key, flags, exptime, value),
+                    Some((_, cur, _)) if cas >= cur => {
+                        return self.store(StoreMode::Cas(cas), key, flags, exptime, value)
+                    }
+                    Some((h, _, e)) => (h, e),
+                }
+            };
+            if self.too_large(key.len(), value.len(), flags) {
+                return StoreOutcome::TooLarge;
+            }
+            let Some(prep) = self.prepare(key, flags, old_exptime, value.len(), &kh, now) else {
+                return StoreOutcome::OutOfMemory;
+            };
+            self.write_value(&prep, &[value]);
+            let mut garbage = Garbage::default();
+            let mut shard = self.lock_shard(kh.shard);
+            let still = matches!(
+                self.find_live(&mut shard, &kh, key, now, &mut garbage),
+                Lookup::Hit(h) if h == old && cas < self.item(h).cas()
+            );
+            if !still {
+                drop(shard);
+                self.discard(prep);
+                self.free_garbage(garbage);
+                continue;
+            }
+            let sent = self.item(old).bits() & WIN_SENT;
+            let head = prep.head;
+            let new_cas = self.next_cas();
+            self.link_locked(&mut shard, &kh, head, Some(old), new_cas);
+            self.item(head).set_bits(STALE | sent);
+            garbage.push(old);
+            drop(shard);
+            self.free_garbage(garbage);
+            return StoreOutcome::Stored;
+        }
     }
 
     /// The CAS unique of a live item, without touching it (0 if CAS is off).

@@ -43,8 +43,11 @@
 //!
 //! The engine's hard limit is `-m` rounded down to whole slabs: we never map more than
 //! `-m`. memcached instead grants each class its first 1 MiB page past `-m`; our small
-//! default slabs (64 KiB) make that unnecessary. When a class cannot get a chunk it evicts
-//! from its own CLOCK (or reports out of memory with `-M`).
+//! default slabs (64 KiB) make that unnecessary as long as `-m` holds at least a slab per
+//! class in use (~130 classes: 8.3 MiB). When a class cannot get a chunk it evicts from
+//! its own CLOCK; a class with nothing to evict (it got no slab before memory filled up)
+//! empties a slab of the class holding the most slabs and takes it (see
+//! `Store::rebalance` in `evict.rs`); with `-M` stores fail instead.
 //!
 //! # Extending
 //!
@@ -307,6 +310,8 @@ pub struct Store {
     hist: SizeHistogram,
     /// CLOCK hand position per class.
     hands: Box<[AtomicU64]>,
+    /// Rotates the slab a rebalance empties.
+    rebalance_hand: AtomicU64,
     /// Readers: eviction walks; writer: releasing memory to the OS.
     walk_lock: RwLock<()>,
     /// Largest chunk size: the limit of an inline item and the segment size.
@@ -346,8 +351,8 @@ pub fn parse_counter(value: &[u8]) -> Option<u64> {
         i += 1;
     }
     if i == start {
-        // strtoull converted nothing: the end pointer is the start of the string.
-        return value.first().filter(|&&c| is_space(c)).map(|_| 0);
+        // strtoull converted nothing (memcached's `str == endptr` check).
+        return None;
     }
     if i < value.len() && !is_space(value[i]) {
         return None;
@@ -455,6 +460,7 @@ impl Store {
             gauges: (0..n).map(|_| ClassGauges::default()).collect(),
             hist: SizeHistogram::new(hist_max),
             hands: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            rebalance_hand: AtomicU64::new(0),
             walk_lock: RwLock::new(()),
             max_chunk,
             alloc,
@@ -704,7 +710,8 @@ impl Store {
                 }
                 Err(_) if self.cfg.evictions => {
                     // A few at a time, so the next allocations come from the magazine.
-                    if self.evict(class, EVICT_BATCH) == 0 {
+                    // A class with nothing to evict takes a slab from another class.
+                    if self.evict(class, EVICT_BATCH) == 0 && !self.rebalance(class) {
                         return None;
                     }
                 }

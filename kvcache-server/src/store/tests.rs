@@ -136,6 +136,8 @@ fn parse_counter_like_strtoull() {
     assert_eq!(parse_counter(b"3x"), None);
     assert_eq!(parse_counter(b"3 x"), Some(3));
     assert_eq!(parse_counter(b"x"), None);
+    assert_eq!(parse_counter(b" "), None);
+    assert_eq!(parse_counter(b"-"), None);
     assert_eq!(parse_counter(b"18446744073709551616"), None);
 }
 
@@ -328,6 +330,40 @@ fn eviction_keeps_within_limit() {
     assert_eq!(c.evicted, st.evictions);
     assert_eq!(c.evicted_unfetched, st.evictions);
     assert_eq!(get_value(&s, b"key:49999").unwrap(), value);
+}
+
+#[test]
+fn new_sizes_get_memory_when_full() {
+    // Fill a small store with one size, then switch sizes: the new classes have no slab and
+    // nothing to evict, so slabs move over from the full class.
+    let limit = 2 << 20;
+    let s = Store::new(StoreConfig::new(limit)).unwrap();
+    for i in 0..40_000u32 {
+        let key = format!("small:{i}");
+        assert_eq!(
+            s.store(StoreMode::Set, key.as_bytes(), 0, 0, &[1u8; 100]),
+            StoreOutcome::Stored
+        );
+    }
+    assert!(s.stats().evictions > 0);
+    for (n, len) in [(2000u32, 1000usize), (200, 9000), (20, 200_000)] {
+        for i in 0..n {
+            let key = format!("big{len}:{i}");
+            let v = vec![(i % 200) as u8; len];
+            assert_eq!(
+                s.store(StoreMode::Set, key.as_bytes(), 0, 0, &v),
+                StoreOutcome::Stored,
+                "{len} {i}"
+            );
+            assert_eq!(get_value(&s, key.as_bytes()).unwrap(), v);
+        }
+    }
+    let st = s.stats();
+    assert!(st.mapped_bytes as usize <= limit);
+    assert!(
+        st.classes.iter().filter(|c| c.number > 0).count() >= 3,
+        "{st:?}"
+    );
 }
 
 #[test]
@@ -627,8 +663,8 @@ mod concurrent {
     /// every read sees a whole value that belongs to its key, and the limit holds.
     #[test]
     fn eviction_under_threads_is_sound() {
-        // ~40 classes in use: each needs a slab of its own before memory runs out (a class
-        // that got none cannot evict; see the module docs).
+        // ~80 classes in use; 128 slabs of 64 KiB. (Below one slab per class in use, as
+        // with 2 MiB here, classes keep taking slabs from each other and stores fail.)
         let limit = 8 << 20;
         let s = Arc::new(Store::new(StoreConfig::new(limit)).unwrap());
         let handles: Vec<_> = (0..4u32)
