@@ -65,7 +65,7 @@ fn cas_and_gets() {
     let cas2 = cas_of(&mut c, "k");
     assert_ne!(cas, cas2);
     c.roundtrip(
-        format!("gets k\r\n").as_bytes(),
+        b"gets k\r\n",
         format!("VALUE k 3 1 {cas2}\r\ny\r\nEND\r\n").as_bytes(),
     );
     c.roundtrip(

@@ -2,23 +2,14 @@
 
 use std::sync::atomic::Ordering;
 
+pub(crate) use crate::exec::After;
+
 use super::stats::Counters;
 use super::Shared;
 use crate::protocol::text::{
     reply, write_number, write_value, Request, StorageKind, StorageRequest,
 };
 use crate::store::{IncrOutcome, StoreMode, StoreOutcome};
-
-/// What the connection does after a request.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum After {
-    /// Go on parsing.
-    Continue,
-    /// Discard this many bytes of input first (a too-large data block).
-    Swallow(usize),
-    /// Close the connection once the replies are written.
-    Close,
-}
 
 /// What execution needs besides the request.
 #[derive(Debug)]
@@ -155,7 +146,8 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, req: Request<'_>, out: &mut Vec<u8>) ->
             super::report::stats(ctx.shared, kind, out);
         }
         Request::Reply { line, noreply } => put(out, line, noreply),
-        Request::Meta => unreachable!("meta requests are routed before execution"),
+        // Routed to the meta parser before execution; answered as unknown if not.
+        Request::Meta => out.extend_from_slice(reply::ERROR),
     }
     After::Continue
 }

@@ -7,6 +7,17 @@ use crate::protocol::text::{reply, write_stat, StatsKind};
 
 /// Appends the reply to `stats <kind>`.
 pub(crate) fn stats(shared: &Shared, kind: StatsKind, out: &mut Vec<u8>) {
+    lines(shared, kind, out);
+    out.extend_from_slice(if kind == StatsKind::Reset {
+        reply::RESET
+    } else {
+        reply::END
+    });
+}
+
+/// The `STAT <name> <value>\r\n` lines of `stats <kind>` without the closing line
+/// (`stats reset` resets and writes nothing).
+pub(crate) fn lines(shared: &Shared, kind: StatsKind, out: &mut Vec<u8>) {
     match kind {
         StatsKind::General => general(shared, out),
         StatsKind::Settings => settings(shared, out),
@@ -18,11 +29,8 @@ pub(crate) fn stats(shared: &Shared, kind: StatsKind, out: &mut Vec<u8>) {
         StatsKind::Reset => {
             shared.store.reset_stats();
             shared.stats.reset();
-            out.extend_from_slice(reply::RESET);
-            return;
         }
     }
-    out.extend_from_slice(reply::END);
 }
 
 fn rusage() -> (f64, f64) {

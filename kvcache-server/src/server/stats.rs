@@ -46,6 +46,7 @@ counters!(
     cmd_flush,
     cmd_touch,
     cmd_meta,
+    cmd_binary,
     get_hits,
     get_misses,
     delete_misses,

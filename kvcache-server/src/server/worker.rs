@@ -21,9 +21,11 @@ use super::conn::{
     Conn, ConnInfo, Mode, ReadResult, OUT_HIGH_WATER, STATE_NREAD, STATE_PARSE, STATE_SWALLOW,
 };
 use super::exec::{self, Ctx};
+use super::report;
 use super::stats::Counters;
 use super::Shared;
 use crate::protocol::text::{self, ParseError, Request};
+use crate::protocol::{binary, meta};
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -269,57 +271,40 @@ fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
                 Mode::Text
             };
         }
-        if conn.mode == Mode::Binary {
-            match crate::protocol::binary::parse(buf, ctx.shared.cfg.item_size_max) {
-                Ok((pkt, n)) => {
-                    let shared = ctx.shared;
-                    let mut stats = |group: &[u8], out: &mut Vec<u8>| {
-                        binary_stats_group(group).is_some_and(|kind| {
-                            super::report::stats(shared, kind, out);
-                            true
-                        })
-                    };
-                    let after = crate::exec::binary::execute(
-                        &shared.store,
-                        &pkt,
-                        &mut conn.out,
-                        &mut stats,
-                    );
-                    conn.rstart += n;
-                    apply_after(conn, after);
-                }
-                Err(ParseError::Incomplete { need }) => return need,
-                Err(ParseError::Close) => {
-                    conn.closing = true;
-                    return 0;
-                }
-            }
-            continue;
-        }
-        match text::parse(buf, ctx.shared.cfg.item_size_max) {
-            Ok((Request::Meta, _)) => {
-                match crate::protocol::meta::parse(buf, ctx.shared.cfg.item_size_max) {
-                    Ok((req, n)) => {
-                        let after =
-                            crate::exec::meta::execute(&ctx.shared.store, &req, &mut conn.out);
-                        conn.rstart += n;
-                        apply_after(conn, after);
+        let max = ctx.shared.cfg.item_size_max;
+        let parsed = if conn.mode == Mode::Binary {
+            binary::parse(buf, max).map(|(pkt, n)| {
+                ctx.counters.cmd_binary += 1;
+                let shared = ctx.shared;
+                let mut stats = |group: &[u8], out: &mut Vec<u8>| match binary_stats_group(group) {
+                    Some(kind) => {
+                        report::lines(shared, kind, out);
+                        true
                     }
-                    Err(ParseError::Incomplete { need }) => return need,
-                    Err(ParseError::Close) => {
-                        conn.closing = true;
-                        return 0;
-                    }
-                }
+                    None => false,
+                };
+                (
+                    crate::exec::binary::execute(&shared.store, &pkt, &mut conn.out, &mut stats),
+                    n,
+                )
+            })
+        } else {
+            match text::parse(buf, max) {
+                Ok((Request::Meta, _)) => meta::parse(buf, max).map(|(req, n)| {
+                    ctx.counters.cmd_meta += 1;
+                    (
+                        crate::exec::meta::execute(&ctx.shared.store, &req, &mut conn.out),
+                        n,
+                    )
+                }),
+                Ok((req, n)) => Ok((exec::execute(ctx, req, &mut conn.out), n)),
+                Err(e) => Err(e),
             }
-            Ok((req, n)) => {
-                let swallow = exec::execute(ctx, req, &mut conn.out);
+        };
+        match parsed {
+            Ok((after, n)) => {
                 conn.rstart += n;
-                match swallow {
-                    exec::After::Continue => {}
-                    exec::After::Swallow(s) => conn.swallow = s,
-                    exec::After::Close => conn.closing = true,
-                }
+                apply_after(conn, after);
             }
             Err(ParseError::Incomplete { need }) => {
                 conn.info.state.store(
@@ -371,6 +356,7 @@ fn binary_stats_group(group: &[u8]) -> Option<text::StatsKind> {
         b"items" => K::Items,
         b"slabs" => K::Slabs,
         b"sizes" => K::Sizes,
+        b"sizes_fine" => K::SizesFine,
         b"conns" => K::Conns,
         b"reset" => K::Reset,
         _ => return None,
