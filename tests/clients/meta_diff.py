@@ -64,6 +64,12 @@ META = [
     b"ma m2 N0 J18446744073709551615 v\r\nma m2 v\r\n",
     b"ms m3 20\r\n18446744073709551615\r\nma m3 v\r\nma m3 v D18446744073709551615\r\n",
     b"ms m4 1\r\n1\r\nma m4 MD D5 v\r\nma m4 Mi v\r\nma m4 Md v\r\n",
+    # CAS values differ between servers, but C1 is older than any item's after a flush.
+    b"ms x 2\r\nab\r\nms x 2 C1 I\r\nxy\r\nmg x v\r\nmg x v\r\n",
+    b"ms x 2 T100\r\nab\r\nms x 2 C1 I T5\r\nxy\r\nmg x t v\r\n",
+    b"ms x 2\r\nab\r\nmd x I\r\nmg x v\r\nms x 2 C1 I\r\nxy\r\nmg x v\r\n",
+    b"ms x 2 C1 I\r\nxy\r\nms x 2 C1\r\nxy\r\nms x 2\r\nab\r\nms x 2 C1\r\nxy\r\n",
+    b"ms x 2\r\nab\r\nms x 2 MA C1 I\r\nxy\r\nmg x v\r\n",
 ]
 
 

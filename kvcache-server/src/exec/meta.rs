@@ -100,7 +100,13 @@ fn set(store: &Store, args: &MetaArgs<'_>, mode: SetMode, data: &[u8], out: &mut
             Some(_) => {}
         }
     }
-    let status = match store.store(smode, key, f.client_flags, exptime, data) {
+    let outcome = match (smode, f.invalidate) {
+        (StoreMode::Cas(c), true) => {
+            store.meta_set_invalidate(key, f.client_flags, exptime, data, c)
+        }
+        _ => store.store(smode, key, f.client_flags, exptime, data),
+    };
+    let status = match outcome {
         StoreOutcome::Stored => Status::Stored,
         StoreOutcome::NotStored => Status::NotStored,
         StoreOutcome::Exists => Status::Exists,
