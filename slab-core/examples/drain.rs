@@ -68,6 +68,8 @@ fn main() -> Result<(), slab_core::Error> {
         if huge { "advised" } else { "not advised" }
     );
     print!("{full}");
+    // Machine-readable, for scripts/check-examples.sh.
+    println!("mapped_bytes_peak {}", full.mapped_bytes);
 
     for (k, v) in held.iter().enumerate() {
         // SAFETY: every pointer came from `alloc_batch` of `classes[k]` and is freed once.

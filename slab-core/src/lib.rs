@@ -149,22 +149,22 @@
 #![warn(missing_docs)]
 
 // ---- engine layer: size classes, OS memory, slabs, release ----
-pub mod error;
-pub mod size_class;
-mod os;
 pub mod engine;
+pub mod error;
+mod os;
 pub mod release;
+pub mod size_class;
 pub mod stats;
 pub(crate) mod sync;
 
 pub use error::Error;
 
 // ---- magazine layer: per-thread magazines, depot, reaping, embeddable APIs ----
-mod magazine;
-mod depot;
 pub mod allocator;
-pub mod pool;
+mod depot;
 pub mod global;
+mod magazine;
+pub mod pool;
 pub mod reap;
 
 #[cfg(all(test, loom))]
