@@ -4,10 +4,24 @@
 //! memcached sets `process_started` to the start time minus 62 seconds
 //! (`ITEM_UPDATE_INTERVAL + 2`), so its clock reads 62 or more and an item time of 0 can
 //! mean "never"; we do the same. The clock is read from the monotonic clock on demand
-//! (a vDSO call, no thread), plus an offset tests can advance.
+//! (`CLOCK_MONOTONIC_COARSE`: a vDSO read of the last tick, no thread), plus an offset
+//! tests can advance.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds of the coarse monotonic clock.
+#[inline]
+fn coarse_secs() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC_COARSE always exists on
+    // Linux, and on failure `ts` keeps zeroes (the clock then stands still).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64
+}
 
 /// memcached's `REALTIME_MAXDELTA`: expiration times up to 30 days are relative.
 pub const REALTIME_MAXDELTA: i64 = 60 * 60 * 24 * 30;
@@ -18,7 +32,8 @@ pub const START_OFFSET: u32 = 62;
 /// A seconds clock in memcached's `rel_time_t` terms.
 #[derive(Debug)]
 pub struct Clock {
-    start: Instant,
+    /// Coarse monotonic seconds at start.
+    start: u64,
     /// Unix time of clock reading 0.
     process_started: i64,
     /// Seconds added by [`Clock::advance`].
@@ -38,7 +53,7 @@ impl Clock {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
         Clock {
-            start: Instant::now(),
+            start: coarse_secs(),
             process_started: unix - i64::from(START_OFFSET),
             skew: AtomicU32::new(0),
         }
@@ -47,7 +62,7 @@ impl Clock {
     /// Seconds since clock reading 0 (memcached's `current_time`).
     #[inline]
     pub fn now(&self) -> u32 {
-        let secs = self.start.elapsed().as_secs() as u32;
+        let secs = coarse_secs().saturating_sub(self.start) as u32;
         START_OFFSET + secs + self.skew.load(Ordering::Relaxed)
     }
 

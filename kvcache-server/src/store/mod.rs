@@ -101,6 +101,16 @@ const EVICT_TRIES: usize = 32;
 /// Items evicted per round when a class is out of memory.
 const EVICT_BATCH: usize = 4;
 
+/// [`Store::maintenance`] crawls the index in this many steps.
+pub const CRAWL_STEPS: usize = 8;
+
+/// Where the incremental crawl is.
+#[derive(Debug, Default)]
+struct CrawlState {
+    next: usize,
+    oldest: Vec<u32>,
+}
+
 /// Bytes of free chunks each class's depot may keep (the magazine layer's bound).
 const DEPOT_BYTES: usize = 256 << 10;
 
@@ -312,6 +322,7 @@ pub struct Store {
     hands: Box<[AtomicU64]>,
     /// Rotates the slab a rebalance empties.
     rebalance_hand: AtomicU64,
+    crawl_state: Mutex<CrawlState>,
     /// Readers: eviction walks; writer: releasing memory to the OS.
     walk_lock: RwLock<()>,
     /// Largest chunk size: the limit of an inline item and the segment size.
@@ -461,6 +472,7 @@ impl Store {
             hist: SizeHistogram::new(hist_max),
             hands: (0..n).map(|_| AtomicU64::new(0)).collect(),
             rebalance_hand: AtomicU64::new(0),
+            crawl_state: Mutex::new(CrawlState::default()),
             walk_lock: RwLock::new(()),
             max_chunk,
             alloc,
@@ -1279,15 +1291,14 @@ impl Store {
         }
     }
 
-    /// Unlinks every expired or flushed item; returns how many. With `count`, they count
-    /// as `crawler_reclaimed`. Also records each class's oldest access time for `age`.
-    fn crawl(&self, count: bool) -> u64 {
+    /// Unlinks the expired or flushed items of shards `range`; returns how many. With
+    /// `count`, they count as `crawler_reclaimed`. Lowers `oldest[class]` to the oldest
+    /// access time seen, and shrinks tables that became mostly empty.
+    fn crawl_shards(&self, range: std::ops::Range<usize>, count: bool, oldest: &mut [u32]) -> u64 {
         let now = self.now();
-        let n = self.cfg.classes.len();
-        let mut oldest = vec![u32::MAX; n];
         let mut total = 0;
         let mut dead = Vec::new();
-        for i in 0..self.shards.len() {
+        for i in range {
             let mut shard = self.lock_shard(i);
             shard.table.retain(|&mut h| {
                 let it = self.item(h);
@@ -1313,25 +1324,66 @@ impl Store {
                 dead.push(h);
                 false
             });
+            let (len, cap) = (shard.table.len(), shard.table.capacity());
+            if cap > 1024 && len * 4 < cap {
+                shard
+                    .table
+                    .shrink_to(len * 2, |&h| table_hash(self.item(h).tag() >> 8));
+            }
             drop(shard);
             total += dead.len() as u64;
             for h in dead.drain(..) {
                 self.free_item(h);
             }
         }
-        for (g, o) in self.gauges.iter().zip(oldest) {
-            g.oldest_access
-                .store(if o == u32::MAX { 0 } else { o }, Ordering::Relaxed);
-        }
         total
     }
 
-    /// One background pass: reclaims expired and flushed items, refreshes the per-class
-    /// `age`, and lets the engine return memory it has kept unused to the OS. Returns how
-    /// many items were reclaimed. Call it about once a second, or use
-    /// [`spawn_maintenance`](Self::spawn_maintenance).
+    fn publish_ages(&self, oldest: &[u32]) {
+        for (g, &o) in self.gauges.iter().zip(oldest) {
+            g.oldest_access
+                .store(if o == u32::MAX { 0 } else { o }, Ordering::Relaxed);
+        }
+    }
+
+    /// Unlinks every expired or flushed item now (a full crawl); returns how many. With
+    /// `count`, they count as `crawler_reclaimed`.
+    fn crawl(&self, count: bool) -> u64 {
+        let mut oldest = vec![u32::MAX; self.cfg.classes.len()];
+        let n = self.crawl_shards(0..self.shards.len(), count, &mut oldest);
+        self.publish_ages(&oldest);
+        n
+    }
+
+    /// Reclaims every expired or flushed item now, in one full pass over the index;
+    /// returns how many. [`maintenance`](Self::maintenance) does the same work
+    /// incrementally.
+    pub fn reclaim_expired(&self) -> u64 {
+        self.crawl(true)
+    }
+
+    /// One background step: crawls the next eighth of the index shards, reclaiming
+    /// expired and flushed items (a full pass every [`CRAWL_STEPS`] calls, which then
+    /// refreshes the per-class `age`), and lets the allocator return memory it kept unused
+    /// to the OS. Returns how many items were reclaimed. Call it about once a second, or
+    /// use [`spawn_maintenance`](Self::spawn_maintenance).
     pub fn maintenance(&self) -> u64 {
-        let n = self.crawl(true);
+        let n = {
+            let mut st = lock(&self.crawl_state);
+            if st.oldest.len() != self.cfg.classes.len() {
+                st.oldest = vec![u32::MAX; self.cfg.classes.len()];
+            }
+            let shards = self.shards.len();
+            let start = st.next;
+            let end = (start + shards.div_ceil(CRAWL_STEPS)).min(shards);
+            let n = self.crawl_shards(start..end, true, &mut st.oldest);
+            st.next = end % shards;
+            if end == shards {
+                self.publish_ages(&st.oldest);
+                st.oldest.fill(u32::MAX);
+            }
+            n
+        };
         let _w = self.walk_lock.write().unwrap_or_else(|e| e.into_inner());
         self.alloc.reap();
         n
