@@ -178,3 +178,131 @@ fn arith(store: &Store, args: &MetaArgs<'_>, incr: bool, out: &mut Vec<u8>) {
     let r = ArithResult { value, cas, ttl };
     meta::write_arith_reply(out, args, Status::Stored, Some(&r));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreConfig;
+
+    fn store() -> Store {
+        Store::new(StoreConfig::new(64 << 20)).expect("store")
+    }
+
+    /// Runs every request in `input` and returns all replies.
+    fn run(store: &Store, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = input;
+        while !buf.is_empty() {
+            let (req, n) = meta::parse(buf, 1 << 20).expect("complete request");
+            assert_eq!(execute(store, &req, &mut out), After::Continue);
+            buf = &buf[n..];
+        }
+        out
+    }
+
+    /// The item's CAS, read without touching it.
+    fn cas(store: &Store, key: &str) -> u64 {
+        store.peek_cas(key.as_bytes()).expect("item present")
+    }
+
+    #[test]
+    fn ttl_counts_down_with_the_clock() {
+        let s = store();
+        assert_eq!(
+            run(&s, b"ms k 1 T100\r\nx\r\nmg k t\r\n"),
+            b"HD\r\nHD t100\r\n"
+        );
+        s.clock().advance(30);
+        // The first `mg` above fetched it.
+        assert_eq!(run(&s, b"mg k t l h\r\n"), b"HD t70 l30 h1\r\n");
+        assert_eq!(run(&s, b"mg k t l h\r\n"), b"HD t70 l0 h1\r\n");
+        // `u` leaves the access time and the fetched bit alone.
+        s.clock().advance(5);
+        assert_eq!(run(&s, b"mg k u l\r\nmg k l\r\n"), b"HD l5\r\nHD l5\r\n");
+        s.clock().advance(100);
+        assert_eq!(run(&s, b"mg k v\r\n"), b"EN\r\n");
+    }
+
+    #[test]
+    fn recache_win_when_ttl_falls_below_r() {
+        let s = store();
+        run(&s, b"ms k 1 T100\r\nx\r\n");
+        assert_eq!(run(&s, b"mg k R30 v\r\n"), b"VA 1\r\nx\r\n");
+        s.clock().advance(80);
+        assert_eq!(run(&s, b"mg k R30 v\r\n"), b"VA 1 W\r\nx\r\n");
+        assert_eq!(run(&s, b"mg k R30 v\r\n"), b"VA 1 Z\r\nx\r\n");
+        // A new value clears the token.
+        run(&s, b"ms k 1 T100\r\ny\r\n");
+        assert_eq!(run(&s, b"mg k R30 v\r\n"), b"VA 1\r\ny\r\n");
+    }
+
+    #[test]
+    fn invalidation_and_stale_sets() {
+        let s = store();
+        run(&s, b"ms k 2\r\nab\r\n");
+        let before = cas(&s, "k");
+        assert_eq!(run(&s, b"md k I T30\r\n"), b"HD\r\n");
+        let after = cas(&s, "k");
+        assert!(after > before, "invalidation bumps the CAS");
+        assert_eq!(run(&s, b"mg k v t\r\n"), b"VA 2 t30 X W\r\nab\r\n");
+        // A set with the older CAS and I is accepted as a stale value.
+        let old = format!("ms k 2 C{before} I\r\nxy\r\nmg k v t\r\n");
+        assert_eq!(run(&s, old.as_bytes()), b"HD\r\nVA 2 t30 Z X\r\nxy\r\n");
+        // Without I the older CAS is refused.
+        let old = format!("ms k 2 C{before}\r\nzz\r\n");
+        assert_eq!(run(&s, old.as_bytes()), b"EX\r\n");
+        // With the current CAS the item is replaced by a fresh one.
+        let cur = cas(&s, "k");
+        let ok = format!("ms k 2 C{cur}\r\nok\r\nmg k v\r\n");
+        assert_eq!(run(&s, ok.as_bytes()), b"HD\r\nVA 2\r\nok\r\n");
+    }
+
+    #[test]
+    fn compare_cas_on_delete_and_arith() {
+        let s = store();
+        run(&s, b"ms n 1\r\n5\r\n");
+        let c = cas(&s, "n");
+        let wrong = c + 1;
+        assert_eq!(run(&s, format!("ma n C{wrong}\r\n").as_bytes()), b"EX\r\n");
+        assert_eq!(
+            run(&s, format!("ma n C{c} v\r\n").as_bytes()),
+            b"VA 1\r\n6\r\n"
+        );
+        let c2 = cas(&s, "n");
+        assert!(c2 > c);
+        assert_eq!(run(&s, format!("md n C{c}\r\n").as_bytes()), b"EX\r\n");
+        assert_eq!(
+            run(&s, format!("md n C{c2} q\r\nmn\r\n").as_bytes()),
+            b"MN\r\n"
+        );
+        assert_eq!(run(&s, b"mg n\r\n"), b"EN\r\n");
+        // Auto-create with an initial value and TTL.
+        assert_eq!(run(&s, b"ma a N50 J41 t v\r\n"), b"VA 2 t50\r\n41\r\n");
+        assert_eq!(run(&s, b"ma a t v\r\n"), b"VA 2 t50\r\n42\r\n");
+    }
+
+    #[test]
+    fn too_large_set_deletes_and_swallows() {
+        let s = store();
+        run(&s, b"ms k 1\r\nx\r\n");
+        let (req, n) = meta::parse(b"ms k 2000000\r\n", 1 << 20).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(execute(&s, &req, &mut out), After::Swallow(2_000_002));
+        assert_eq!(n, 14);
+        assert_eq!(out, reply::TOO_LARGE);
+        assert_eq!(run(&s, b"mg k\r\n"), b"EN\r\n");
+    }
+
+    #[test]
+    fn debug_reports_the_item() {
+        let s = store();
+        run(&s, b"ms k 3 T60\r\nabc\r\n");
+        let out = String::from_utf8(run(&s, b"me k\r\n")).unwrap();
+        let c = cas(&s, "k");
+        assert!(
+            out.starts_with(&format!("ME k exp=60 la=0 cas={c} fetch=no cls=")),
+            "{out}"
+        );
+        assert_eq!(run(&s, b"me nope\r\n"), b"EN\r\n");
+    }
+}
