@@ -104,6 +104,8 @@ BINARY = [
     breq(0x0b) + breq(0x50) + breq(0x1b, ext=b"\x00\x00\x00\x01") + b"pad!" + breq(0x0a),
     breq(0x08) + breq(0x18) + breq(0x00, b"k"),
     breq(0x00, b"k", b"x"),
+    breq(0x20) + breq(0x21, b"PLAIN", val=b"\x00u\x00p") + breq(0x22, b"PLAIN") + breq(0x0a),
+    breq(0x20, b"x") + breq(0x0a),
     breq(0x07),
 ]
 

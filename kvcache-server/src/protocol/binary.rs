@@ -432,6 +432,22 @@ pub fn parse(buf: &[u8], max_data: usize) -> Result<(Packet<'_>, usize), ParseEr
                 invalid
             }
         }
+        // SASL is not configured: memcached answers `Unknown command` and discards the
+        // rest of the body (its length checks first).
+        SASL_LIST_MECHS => {
+            if extlen == 0 && keylen == 0 && bodylen == 0 {
+                error(Status::UnknownCommand, 0, false, head)
+            } else {
+                invalid
+            }
+        }
+        SASL_AUTH | SASL_STEP => {
+            if extlen == 0 && keylen != 0 {
+                error(Status::UnknownCommand, bodylen - keylen, false, head)
+            } else {
+                invalid
+            }
+        }
         VERBOSITY => {
             // memcached 1.6 has no binary verbosity handler: unknown command.
             error(Status::UnknownCommand, bodylen, false, head)
