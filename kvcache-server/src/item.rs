@@ -273,7 +273,22 @@ impl<'a> ItemRef<'a> {
 
     #[inline]
     pub(crate) fn set_bits(&self, bits: u32) {
-        tag_atomic(self.ptr).fetch_or(bits & BITS_MASK, Ordering::AcqRel);
+        let t = tag_atomic(self.ptr);
+        // Hot items already have their bits: skip the read-modify-write.
+        if t.load(Ordering::Relaxed) & bits != bits & BITS_MASK {
+            t.fetch_or(bits & BITS_MASK, Ordering::AcqRel);
+        }
+    }
+
+    /// The bytes the head chunk needs: the item (inline) or header, key and chain
+    /// descriptor (chained). Its class is the smallest that holds this many.
+    #[inline]
+    pub(crate) fn head_size(&self) -> usize {
+        if self.is_chained() {
+            self.body_off() + 4 + 4 * self.vlen_field()
+        } else {
+            self.body_off() + self.vlen_field()
+        }
     }
 
     #[inline]

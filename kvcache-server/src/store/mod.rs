@@ -561,10 +561,17 @@ impl Store {
     /// The class of the chunk an item head occupies.
     #[inline]
     pub(crate) fn class_of(&self, handle: u32) -> ClassId {
-        self.alloc
-            .engine()
-            .class_of(self.ptr(handle).as_ptr())
-            .expect("items live in class chunks")
+        // `prepare` puts every head in the smallest class that holds its head size.
+        let class = self
+            .cfg
+            .classes
+            .class_for(self.item(handle).head_size())
+            .expect("items live in class chunks");
+        debug_assert_eq!(
+            self.alloc.engine().class_of(self.ptr(handle).as_ptr()),
+            Some(class)
+        );
+        class
     }
 
     /// A fresh CAS unique (0 with `-C`).
