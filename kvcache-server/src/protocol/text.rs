@@ -279,11 +279,9 @@ fn next_token(s: &[u8]) -> (Option<&[u8]>, &[u8]) {
     if i == s.len() {
         return (None, &s[i..]);
     }
-    let start = i;
-    while i < s.len() && s[i] != b' ' {
-        i += 1;
-    }
-    (Some(&s[start..i]), &s[i..])
+    let rest = &s[i..];
+    let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+    (Some(&rest[..end]), &rest[end..])
 }
 
 /// The most tokens any non-retrieval command has (`cas` with `noreply`: 7); one more is
@@ -401,7 +399,7 @@ fn split_line(buf: &[u8]) -> Option<(&[u8], usize)> {
 
 #[inline]
 fn memchr_nl(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', buf)
 }
 
 /// What memcached does with a partial line of `buf.len()` bytes and no newline.

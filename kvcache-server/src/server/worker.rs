@@ -243,6 +243,9 @@ fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
 /// Executes every complete request in the read buffer. Returns the total length of the
 /// incomplete request at the front, when known (so the buffer can grow to hold it).
 fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
+    if conn.rstart == conn.rend {
+        return 0;
+    }
     conn.info
         .last_cmd
         .store(ctx.shared.store.now(), Ordering::Relaxed);
