@@ -121,6 +121,7 @@ impl Store {
             }
         }
         self.alloc.flush_thread_cache();
+        bump(&self.global.slabs_moved);
         evicted > 0 || carved == 0
     }
 

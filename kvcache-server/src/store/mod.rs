@@ -1430,6 +1430,7 @@ impl Store {
             total_items: get(&self.global.total_items),
             cmd_touch: get(&self.global.cmd_touch),
             cmd_flush: get(&self.global.cmd_flush),
+            slabs_moved: get(&self.global.slabs_moved),
             limit_maxbytes: self.cfg.memory_limit as u64,
             mapped_bytes: es.mapped_bytes as u64,
             ..StoreStats::default()

@@ -17,7 +17,7 @@ counters!(
     /// Store-wide counters without a class.
     GlobalCounters {
         get_misses, get_expired, get_flushed, delete_misses, incr_misses, decr_misses,
-        cas_misses, touch_misses, total_items, cmd_touch, cmd_flush,
+        cas_misses, touch_misses, total_items, cmd_touch, cmd_flush, slabs_moved,
     }
 );
 
@@ -178,6 +178,8 @@ pub struct StoreStats {
     pub total_malloced: u64,
     /// Classes holding at least one slab.
     pub active_slabs: usize,
+    /// Slabs emptied for a class that had nothing to evict (memcached's `slabs_moved`).
+    pub slabs_moved: u64,
     /// Bytes the engine has mapped (classes plus pooled empty slabs).
     pub mapped_bytes: u64,
     /// Per class, every class of the table in order (callers show the nonempty ones).

@@ -364,6 +364,7 @@ fn new_sizes_get_memory_when_full() {
         st.classes.iter().filter(|c| c.number > 0).count() >= 3,
         "{st:?}"
     );
+    assert!(st.slabs_moved > 0);
 }
 
 #[test]
