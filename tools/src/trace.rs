@@ -1,0 +1,335 @@
+//! Twitter cache-trace reader: CSV rows
+//! `timestamp,key,key_size,value_size,client_id,operation,ttl`, plain or zstd-compressed.
+//!
+//! Only writes (`set`, `add`, `replace`, `cas`, `append`, `prepend`) define stored sizes.
+//! By default the latest write per key counts (a `delete` removes the key); with
+//! `--per-request` every write counts once. Reads (`get`, `gets`) and `incr`/`decr` are
+//! parsed and skipped.
+//!
+//! The reader works on 1 MiB blocks: lines are found with `memchr`, fields are split from
+//! both ends (so a key may itself contain commas), numbers are parsed in place, and the
+//! only allocation is the first time a key is seen.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use hashbrown::HashMap;
+
+use crate::hist::Observed;
+use crate::issues::Issues;
+
+/// Errors of the trace reader.
+#[derive(Debug, thiserror::Error)]
+pub enum TraceError {
+    /// Reading failed.
+    #[error("reading the trace: {0}")]
+    Io(#[from] io::Error),
+    /// `--strict` and a bad line.
+    #[error("{0}")]
+    Strict(String),
+}
+
+/// What a trace line does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// A write that defines the stored size.
+    Write,
+    /// A delete.
+    Delete,
+    /// Anything that leaves the stored size alone.
+    Other,
+}
+
+/// Classifies an operation name; `None` for an unknown one.
+pub fn classify(op: &[u8]) -> Option<Op> {
+    Some(match op {
+        b"set" | b"add" | b"replace" | b"cas" | b"append" | b"prepend" => Op::Write,
+        b"delete" => Op::Delete,
+        b"get" | b"gets" | b"incr" | b"decr" => Op::Other,
+        _ => return None,
+    })
+}
+
+/// One parsed line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Row<'a> {
+    /// The (anonymised) key.
+    pub key: &'a [u8],
+    /// `key_size`.
+    pub key_size: u32,
+    /// `value_size`.
+    pub value_size: u32,
+    /// The operation.
+    pub op: Op,
+}
+
+#[inline]
+fn num(b: &[u8]) -> Option<u32> {
+    if b.is_empty() || b.len() > 10 {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in b {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    u32::try_from(v).ok()
+}
+
+/// Parses one line (without its newline). Errors name what is wrong.
+#[inline]
+pub fn parse_line(line: &[u8]) -> Result<Row<'_>, &'static str> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let first = memchr::memchr(b',', line).ok_or("not enough fields")?;
+    let mut rest = &line[first + 1..];
+    // From the right: ttl, operation, client_id, value_size, key_size.
+    let mut fields: [&[u8]; 5] = [&[]; 5];
+    for f in fields.iter_mut() {
+        let c = memchr::memrchr(b',', rest).ok_or("not enough fields")?;
+        *f = &rest[c + 1..];
+        rest = &rest[..c];
+    }
+    let [_ttl, op, _client, vsize, ksize] = fields;
+    let op = classify(op).ok_or("unknown operation")?;
+    let key_size = num(ksize).ok_or("bad key_size")?;
+    let value_size = num(vsize).ok_or("bad value_size")?;
+    Ok(Row {
+        key: rest,
+        key_size,
+        value_size,
+        op,
+    })
+}
+
+/// Accumulates trace lines.
+#[derive(Debug)]
+pub struct TraceReader {
+    per_request: bool,
+    strict: bool,
+    latest: HashMap<Box<[u8]>, (u32, u32)>,
+    shapes: HashMap<u64, u64>,
+    /// Lines read.
+    pub lines: u64,
+    /// Writes seen.
+    pub writes: u64,
+    /// Bad lines.
+    pub issues: Issues,
+}
+
+impl TraceReader {
+    /// A reader counting the latest write per key, or every write with `per_request`.
+    pub fn new(per_request: bool, strict: bool) -> Self {
+        TraceReader {
+            per_request,
+            strict,
+            latest: HashMap::new(),
+            shapes: HashMap::new(),
+            lines: 0,
+            writes: 0,
+            issues: Issues::default(),
+        }
+    }
+
+    /// Feeds one line (without newline).
+    #[inline]
+    pub fn line(&mut self, line: &[u8]) -> Result<(), TraceError> {
+        self.lines += 1;
+        if line.is_empty() || line == b"\r" {
+            return Ok(());
+        }
+        match parse_line(line) {
+            Ok(row) => match row.op {
+                Op::Write => {
+                    self.writes += 1;
+                    if self.per_request {
+                        let k = u64::from(row.key_size) << 32 | u64::from(row.value_size);
+                        *self.shapes.entry(k).or_insert(0) += 1;
+                    } else {
+                        let v = (row.key_size, row.value_size);
+                        match self.latest.get_mut(row.key) {
+                            Some(slot) => *slot = v,
+                            None => {
+                                self.latest.insert(row.key.into(), v);
+                            }
+                        }
+                    }
+                }
+                Op::Delete if !self.per_request => {
+                    self.latest.remove(row.key);
+                }
+                _ => {}
+            },
+            Err(e) => {
+                if self.strict {
+                    return Err(TraceError::Strict(format!("line {}: {e}", self.lines)));
+                }
+                let shown = String::from_utf8_lossy(&line[..line.len().min(80)]).into_owned();
+                self.issues
+                    .add("line", self.lines, format_args!("{e}: {shown:?}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds a block of text; returns how many bytes were consumed (whole lines only).
+    pub fn block(&mut self, buf: &[u8]) -> Result<usize, TraceError> {
+        let mut start = 0;
+        for nl in memchr::memchr_iter(b'\n', buf) {
+            self.line(&buf[start..nl])?;
+            start = nl + 1;
+        }
+        Ok(start)
+    }
+
+    /// Reads everything from `r`; `on_read(n)` is told about each block read.
+    pub fn read_all<R: Read>(
+        &mut self,
+        mut r: R,
+        mut on_read: impl FnMut(usize),
+    ) -> Result<(), TraceError> {
+        let mut buf = vec![0u8; 1 << 20];
+        let mut filled = 0;
+        loop {
+            if filled == buf.len() {
+                buf.resize(buf.len() * 2, 0);
+            }
+            let n = match r.read(&mut buf[filled..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e.into()),
+            };
+            on_read(n);
+            if n == 0 {
+                if filled > 0 {
+                    let tail = buf[..filled].to_vec();
+                    self.line(&tail)?;
+                }
+                return Ok(());
+            }
+            filled += n;
+            let used = self.block(&buf[..filled])?;
+            buf.copy_within(used..filled, 0);
+            filled -= used;
+        }
+    }
+
+    /// The observed items (client flags are not in the trace: taken as zero).
+    pub fn observed(&self) -> Observed {
+        let mut o = Observed::default();
+        if self.per_request {
+            for (&k, &n) in &self.shapes {
+                o.add((k >> 32) as u32, k as u32, false, n);
+            }
+        } else {
+            let mut shapes: HashMap<(u32, u32), u64> = HashMap::new();
+            for &v in self.latest.values() {
+                *shapes.entry(v).or_insert(0) += 1;
+            }
+            for ((k, v), n) in shapes {
+                o.add(k, v, false, n);
+            }
+        }
+        o
+    }
+}
+
+/// Opens a trace file, decompressing it if it starts with the zstd magic number. Returns
+/// the reader and the file's size (for progress).
+pub fn open(path: &Path) -> io::Result<(Box<dyn Read>, u64)> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match f.read(&mut magic[got..])? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    let head = io::Cursor::new(magic[..got].to_vec());
+    let chained = head.chain(f);
+    if got == 4 && magic == [0x28, 0xb5, 0x2f, 0xfd] {
+        Ok((Box::new(zstd::stream::read::Decoder::new(chained)?), len))
+    } else {
+        Ok((Box::new(chained), len))
+    }
+}
+
+/// A reader that reports how many bytes pass through it.
+#[derive(Debug)]
+pub struct Counting<R, F> {
+    inner: R,
+    f: F,
+}
+
+impl<R, F: FnMut(usize)> Counting<R, F> {
+    /// Wraps `inner`, calling `f(n)` after each read of `n` bytes.
+    pub fn new(inner: R, f: F) -> Self {
+        Counting { inner, f }
+    }
+}
+
+impl<R: Read, F: FnMut(usize)> Read for Counting<R, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.f)(n);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rows_and_rejects_bad_ones() {
+        let r = parse_line(b"0,abc,3,100,7,set,0").unwrap();
+        assert_eq!(
+            (r.key, r.key_size, r.value_size, r.op),
+            (&b"abc"[..], 3, 100, Op::Write)
+        );
+        let r = parse_line(b"5,a,b,c,1,0,2,get,0\r").unwrap();
+        assert_eq!((r.key, r.op), (&b"a,b,c"[..], Op::Other));
+        assert_eq!(parse_line(b"0,k,1,2,3,frob,0"), Err("unknown operation"));
+        assert_eq!(parse_line(b"0,k,x,2,3,set,0"), Err("bad key_size"));
+        assert_eq!(
+            parse_line(b"0,k,1,99999999999,3,set,0"),
+            Err("bad value_size")
+        );
+        assert_eq!(parse_line(b"garbage"), Err("not enough fields"));
+    }
+
+    #[test]
+    fn latest_write_per_key_and_deletes() {
+        let text = b"1,a,1,10,0,set,0\n2,b,1,20,0,add,0\n3,a,1,30,0,replace,0\n\
+4,b,1,0,0,get,0\n5,c,1,5,0,set,0\n6,c,1,0,0,delete,0\n7,d,1,1,0,bogus,0\n8,e,1,7,0,cas,0";
+        let mut t = TraceReader::new(false, false);
+        t.read_all(&text[..], |_| {}).unwrap();
+        assert_eq!(t.lines, 8);
+        assert_eq!(t.writes, 5);
+        assert_eq!(t.issues.count, 1);
+        assert!(
+            t.issues.examples[0].starts_with("line 7: unknown operation"),
+            "{:?}",
+            t.issues
+        );
+        let o = t.observed();
+        let got: Vec<_> = o.items.iter().map(|(&k, &n)| (k, n)).collect();
+        assert_eq!(
+            got,
+            vec![((1, 7, false), 1), ((1, 20, false), 1), ((1, 30, false), 1)]
+        );
+
+        let mut t = TraceReader::new(true, false);
+        t.read_all(&text[..], |_| {}).unwrap();
+        assert_eq!(t.observed().count(), 5);
+
+        let mut t = TraceReader::new(false, true);
+        let e = t.read_all(&text[..], |_| {}).unwrap_err();
+        assert_eq!(e.to_string(), "line 7: unknown operation");
+    }
+}
