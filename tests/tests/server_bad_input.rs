@@ -225,3 +225,77 @@ fn too_many_connections() {
     assert!(ok, "a freed connection slot was never reused");
     b.roundtrip(b"version\r\n", b"VERSION 1.6.18-kvcache\r\n");
 }
+
+fn stat_u64(c: &mut Client, name: &str) -> u64 {
+    c.stats("")
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap_or_else(|| panic!("no stat {name}"))
+}
+
+#[test]
+fn aborted_and_refused_values_leave_nothing_behind() {
+    let s = ServerProc::start(&["-t", "2", "-m", "64", "-I", "1m"]);
+    let mut c = s.connect();
+    c.roundtrip(b"set keep 0 0 5\r\nhello\r\n", b"STORED\r\n");
+    let bytes = stat_u64(&mut c, "bytes");
+    for i in 0..50 {
+        let mut d = s.connect();
+        d.send(format!("set aborted{i} 0 0 900000\r\n").as_bytes());
+        d.send(&vec![b'a'; 300_000 + i * 1000]);
+    }
+    let mut big = b"set keep2 0 0 2000000\r\n".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 2_000_000));
+    big.extend_from_slice(b"\r\n");
+    c.roundtrip(&big, b"SERVER_ERROR object too large for cache\r\n");
+    c.roundtrip(b"get keep\r\n", b"VALUE keep 0 5\r\nhello\r\nEND\r\n");
+    assert_eq!(stat_u64(&mut c, "curr_items"), 1);
+    assert_eq!(stat_u64(&mut c, "bytes"), bytes);
+    // The aborted connections are gone (bounded wait for the server to see the closes).
+    let mut conns = 0;
+    for _ in 0..200 {
+        conns = stat_u64(&mut c, "curr_connections");
+        if conns == 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(conns, 1);
+}
+
+#[test]
+fn a_client_that_does_not_read_blocks_nobody_else() {
+    let s = ServerProc::start(&["-t", "1", "-m", "64"]);
+    let mut slow = s.connect();
+    let value = vec![b'z'; 100_000];
+    let mut set = b"set big 0 0 100000\r\n".to_vec();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    slow.roundtrip(&set, b"STORED\r\n");
+    // 200 gets of 100 KB = 20 MB of replies that the client does not read for now: the
+    // server must stop reading this connection instead of buffering without bound.
+    let requests = 200;
+    let mut writer = slow.stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let batch = b"get big\r\n".repeat(requests);
+        writer.write_all(&batch).unwrap();
+    });
+    // Meanwhile another connection on the same worker is served.
+    let mut other = s.connect();
+    for _ in 0..20 {
+        still_fine(&mut other);
+    }
+    // Now read everything the slow client asked for.
+    let one = {
+        let mut r = b"VALUE big 0 100000\r\n".to_vec();
+        r.extend_from_slice(&value);
+        r.extend_from_slice(b"\r\nEND\r\n");
+        r
+    };
+    for _ in 0..requests {
+        slow.expect(&one);
+    }
+    sender.join().unwrap();
+    still_fine(&mut slow);
+}

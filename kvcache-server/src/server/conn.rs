@@ -77,6 +77,9 @@ pub(crate) struct Conn {
     pub eof: bool,
     /// A write failed: drop the connection.
     pub broken: bool,
+    /// An event reported the peer's FIN (or an error): read until EOF, since no later
+    /// edge will announce it.
+    pub peer_closed: bool,
 }
 
 /// The outcome of a read attempt.
@@ -107,6 +110,7 @@ impl Conn {
             read_paused: false,
             eof: false,
             broken: false,
+            peer_closed: false,
         }
     }
 

@@ -95,6 +95,7 @@ impl Worker {
                     &mut ctx,
                     conn,
                     ev.is_readable() || ev.is_read_closed(),
+                    ev.is_read_closed() || ev.is_error(),
                     ev.is_writable(),
                 );
                 if !keep {
@@ -174,7 +175,10 @@ impl Worker {
 }
 
 /// Handles readiness of one connection. Returns false when it must be closed.
-fn drive(ctx: &mut Ctx<'_>, conn: &mut Conn, readable: bool, writable: bool) -> bool {
+///
+/// `hup`: the peer closed (or the socket failed); read until EOF rather than stopping at
+/// a short read, since no further edge will announce the EOF.
+fn drive(ctx: &mut Ctx<'_>, conn: &mut Conn, readable: bool, hup: bool, writable: bool) -> bool {
     if writable && conn.pending_out() > 0 {
         match conn.flush() {
             Ok((done, n)) => {
@@ -194,6 +198,7 @@ fn drive(ctx: &mut Ctx<'_>, conn: &mut Conn, readable: bool, writable: bool) -> 
     }
     // Read if there is news, or if reading was paused for a full output buffer that has
     // just drained (the edge that announced the data is gone).
+    conn.peer_closed |= hup;
     if readable || conn.read_paused {
         conn.read_paused = false;
         if !read_and_execute(ctx, conn) {
@@ -226,7 +231,7 @@ fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
             Ok(ReadResult::Data { n, drained }) => {
                 ctx.counters.bytes_read += n as u64;
                 need = process(ctx, conn);
-                if drained {
+                if drained && !conn.peer_closed {
                     return !conn.broken;
                 }
             }
