@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Bucket width in bytes.
 pub const BUCKET: usize = 8;
 
-/// Counts of items by stored size, rounded up to a multiple of [`BUCKET`].
+/// Counts of items by stored size, rounded up to a multiple of 8 bytes.
 #[derive(Debug)]
 pub struct SizeHistogram {
     counts: Box<[AtomicU64]>,

@@ -29,7 +29,7 @@
 //!
 //! Item memory is written non-atomically only by the thread that owns it: a chunk being
 //! built belongs to the thread that allocated it; a linked item is written only under its
-//! shard's lock. The eviction hand ([`evict`]) walks a class's slabs without any shard lock
+//! shard's lock. The eviction hand (`evict.rs`) walks a class's slabs without any shard lock
 //! and reads one word of each chunk, the *tag*, which is only ever accessed atomically (it
 //! holds the `LIVE`/`REF` bits and the key's 24 hash bits). From the tag it finds the shard,
 //! locks it and then checks that the index holds *this handle* (`find(hash, |h| h ==
@@ -52,9 +52,9 @@
 //! # Extending
 //!
 //! The meta protocol's operations live in `meta_ops.rs` as further `impl Store` blocks,
-//! built on the `pub(crate)` primitives here: [`Store::hash_key`], [`Store::lock_shard`],
-//! [`Store::find_live`], [`Store::prepare`], [`Store::link_locked`],
-//! [`Store::unlink_locked`], [`Store::free_item`], [`Store::item`], [`Store::next_cas`].
+//! built on the `pub(crate)` primitives here: `Store::hash_key`, `Store::lock_shard`,
+//! `Store::find_live`, `Store::prepare`, `Store::link_locked`,
+//! `Store::unlink_locked`, `Store::free_item`, `Store::item`, `Store::next_cas`.
 //!
 //! [`stored_size`]: crate::item::stored_size
 
@@ -485,7 +485,10 @@ impl Store {
         &self.cfg
     }
 
-    /// The allocator underneath (magazine figures, `live_chunks`).
+    /// The allocator underneath (magazine figures, `live_chunks`, flushing a thread's
+    /// cache). Do not start its background reaper or call its `reap`/`release_all`:
+    /// returning memory to the OS must exclude the eviction walk, which
+    /// [`maintenance`](Self::maintenance) does.
     pub fn allocator(&self) -> &SlabAllocator {
         &self.alloc
     }
