@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tools::hist::{Observed, Target};
+use tools::hist::Target;
 use tools::issues::Issues;
 use tools::optimize::{memcached_classes, ClassCount, MEMCACHED_CHUNK_MAX};
 use tools::report::{render_text, target_report, Options, Report};
-use tools::{live, mcproto, pcap, svg, trace};
+use tools::{live, pcap, svg, trace};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -101,24 +101,6 @@ enum Input {
     },
 }
 
-/// Generates `n` trace lines over `keys` keys (40% writes).
-fn synthetic_trace(n: usize, keys: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n * 48);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    for i in 0..n {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let k = x % keys.max(1) as u64;
-        let op = if x >> 60 < 6 { "set" } else { "get" };
-        let v = 10 + (x >> 20) % 500;
-        out.extend_from_slice(
-            format!("{},key{:012},15,{},{},{},0\n", i / 1000, k, v, x % 64, op).as_bytes(),
-        );
-    }
-    out
-}
-
 fn run(cli: Cli) -> Result<(), String> {
     let cas = !cli.no_cas;
     let opts = Options {
@@ -144,7 +126,7 @@ fn run(cli: Cli) -> Result<(), String> {
             keys,
             per_request,
         } => {
-            let data = synthetic_trace(*lines, *keys);
+            let data = trace::synthetic(*lines, *keys);
             let mut t = trace::TraceReader::new(*per_request, false);
             let start = Instant::now();
             t.read_all(&data[..], |_| {}).map_err(|e| e.to_string())?;
@@ -219,7 +201,7 @@ fn run(cli: Cli) -> Result<(), String> {
             input.push(("events".into(), r.events.len() as u64));
             input.push(("retransmitted segments".into(), r.retransmitted));
             input.push(("out-of-order segments".into(), r.out_of_order));
-            let o = observe_events(&r.events, *per_request);
+            let o = pcap::observe(&r.events, *per_request);
             input.push(("items".into(), o.count()));
             let hists = targets.iter().map(|&tg| (tg, o.hist(tg, cas))).collect();
             (
@@ -267,45 +249,6 @@ fn run(cli: Cli) -> Result<(), String> {
         print!("{}", render_text(&report));
     }
     Ok(())
-}
-
-/// Items from protocol events: the latest size per key (appends add to it), or every one.
-fn observe_events(events: &[mcproto::Event], per_request: bool) -> Observed {
-    let mut o = Observed::default();
-    let mut latest: hashbrown::HashMap<&[u8], (u32, u32, bool)> = hashbrown::HashMap::new();
-    for e in events {
-        match e {
-            mcproto::Event::Item {
-                key,
-                value_len,
-                flags_nonzero,
-                concat,
-            } => {
-                if per_request {
-                    o.add(key.len() as u32, *value_len, *flags_nonzero, 1);
-                    continue;
-                }
-                let ent =
-                    latest
-                        .entry(key.as_slice())
-                        .or_insert((key.len() as u32, 0, *flags_nonzero));
-                if *concat {
-                    ent.1 = ent.1.saturating_add(*value_len);
-                } else {
-                    *ent = (key.len() as u32, *value_len, *flags_nonzero);
-                }
-            }
-            mcproto::Event::Delete { key } => {
-                if !per_request {
-                    latest.remove(key.as_slice());
-                }
-            }
-        }
-    }
-    for (_, (k, v, f)) in latest {
-        o.add(k, v, f, 1);
-    }
-    o
 }
 
 fn main() -> ExitCode {

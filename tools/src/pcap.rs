@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use hashbrown::HashMap;
 
+use crate::hist::Observed;
 use crate::issues::Issues;
 use crate::mcproto::{Event, Side, StreamParser};
 
@@ -395,6 +396,46 @@ pub fn read_capture(data: &[u8], port: u16) -> Result<Reassembler, String> {
     Ok(r)
 }
 
+/// Items from protocol events: the latest size per key (an `append`/`prepend` adds to
+/// it; a `delete` removes it), or every write and `VALUE` with `per_request`.
+pub fn observe(events: &[Event], per_request: bool) -> Observed {
+    let mut o = Observed::default();
+    let mut latest: HashMap<&[u8], (u32, u32, bool)> = HashMap::new();
+    for e in events {
+        match e {
+            Event::Item {
+                key,
+                value_len,
+                flags_nonzero,
+                concat,
+            } => {
+                if per_request {
+                    o.add(key.len() as u32, *value_len, *flags_nonzero, 1);
+                    continue;
+                }
+                let k = key.len() as u32;
+                let ent = latest
+                    .entry(key.as_slice())
+                    .or_insert((k, 0, *flags_nonzero));
+                if *concat {
+                    ent.1 = ent.1.saturating_add(*value_len);
+                } else {
+                    *ent = (k, *value_len, *flags_nonzero);
+                }
+            }
+            Event::Delete { key } => {
+                if !per_request {
+                    latest.remove(key.as_slice());
+                }
+            }
+        }
+    }
+    for (_, (k, v, f)) in latest {
+        o.add(k, v, f, 1);
+    }
+    o
+}
+
 /// Writing captures (for tests and examples): a classic little-endian pcap with Ethernet
 /// frames carrying IPv4 or IPv6 TCP segments.
 pub mod write {
@@ -504,6 +545,41 @@ mod tests {
                 ]
             );
         }
+    }
+
+    #[test]
+    fn pcapng_big_endian_with_sll2() {
+        // One section (big endian), one SLL2 interface, one enhanced packet block.
+        let eth = write::tcp_frame(false, 40000, 11211, 7, false, b"set k 0 0 2\r\nab\r\n");
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        sll2.extend_from_slice(&eth[14..]);
+        let mut f = Vec::new();
+        let block = |f: &mut Vec<u8>, t: u32, body: &[u8]| {
+            let pad = (4 - body.len() % 4) % 4;
+            let len = (12 + body.len() + pad) as u32;
+            f.extend_from_slice(&t.to_be_bytes());
+            f.extend_from_slice(&len.to_be_bytes());
+            f.extend_from_slice(body);
+            f.resize(f.len() + pad, 0);
+            f.extend_from_slice(&len.to_be_bytes());
+        };
+        let mut shb = 0x1a2b_3c4du32.to_be_bytes().to_vec();
+        shb.extend_from_slice(&[0, 1, 0, 0]);
+        shb.extend_from_slice(&u64::MAX.to_be_bytes());
+        block(&mut f, 0x0a0d_0d0a, &shb);
+        let mut idb = 276u16.to_be_bytes().to_vec();
+        idb.extend_from_slice(&[0, 0, 0, 0, 0xff, 0xff]);
+        block(&mut f, 1, &idb);
+        let mut epb = vec![0u8; 12];
+        epb.extend_from_slice(&(sll2.len() as u32).to_be_bytes());
+        epb.extend_from_slice(&(sll2.len() as u32).to_be_bytes());
+        epb.extend_from_slice(&sll2);
+        block(&mut f, 6, &epb);
+        let r = read_capture(&f, 11211).unwrap();
+        assert!(r.issues.is_empty(), "{:?}", r.issues);
+        assert_eq!(items(&r), vec![(b"k".to_vec(), 2)]);
     }
 
     #[test]
