@@ -305,4 +305,29 @@ mod tests {
         );
         assert_eq!(run(&s, b"me nope\r\n"), b"EN\r\n");
     }
+
+    #[test]
+    fn exactly_one_client_wins_a_vivified_key() {
+        let s = std::sync::Arc::new(store());
+        for round in 0..20 {
+            let key = format!("hot{round}");
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let s = s.clone();
+                    let req = format!("mg {key} N30 v\r\n");
+                    std::thread::spawn(move || run(&s, req.as_bytes()))
+                })
+                .collect();
+            let replies: Vec<Vec<u8>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+            let wins = replies
+                .iter()
+                .filter(|r| r.starts_with(b"VA 0 W\r\n"))
+                .count();
+            let others = replies
+                .iter()
+                .filter(|r| r.starts_with(b"VA 0 Z\r\n"))
+                .count();
+            assert_eq!((wins, others), (1, 3), "{replies:?}");
+        }
+    }
 }
