@@ -29,6 +29,16 @@ run memccapable bash "$here/memccapable.sh" 127.0.0.1 "$port"
 run pymemcache python3 "$here/pymemcache_check.py" 127.0.0.1 "$port"
 run perl-Cache-Memcached perl "$here/perl_check.pl" 127.0.0.1 "$port"
 run memcached-tool bash "$here/memcached_tool.sh" 127.0.0.1 "$port"
+if command -v memcached >/dev/null; then
+    mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    memcached -u nobody -l 127.0.0.1 -p "$mport" -U 0 -t 1 &
+    mpid=$!
+    sleep 0.5
+    run diff-vs-memcached python3 "$here/diff_memcached.py" "$mport" "$port"
+    kill $mpid; wait $mpid 2>/dev/null
+else
+    echo "=== diff-vs-memcached: skipped (memcached not installed)"
+fi
 kill -TERM $pid
 wait $pid
 rc=$?

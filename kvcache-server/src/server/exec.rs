@@ -146,6 +146,8 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, req: Request<'_>, out: &mut Vec<u8>) ->
             super::report::stats(ctx.shared, kind, out);
         }
         Request::Reply { line, noreply } => put(out, line, noreply),
+        // The worker drops the unsent replies first (see `RetrievalKeyTooLong`).
+        Request::RetrievalKeyTooLong => out.extend_from_slice(reply::BAD_FORMAT),
         // Routed to the meta parser before execution; answered as unknown if not.
         Request::Meta => out.extend_from_slice(reply::ERROR),
     }

@@ -305,7 +305,13 @@ fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
                         n,
                     )
                 }),
-                Ok((req, n)) => Ok((exec::execute(ctx, req, &mut conn.out), n)),
+                Ok((req, n)) => {
+                    if req == Request::RetrievalKeyTooLong {
+                        // As memcached: the replies not yet sent are dropped.
+                        conn.out.truncate(conn.out_pos);
+                    }
+                    Ok((exec::execute(ctx, req, &mut conn.out), n))
+                }
                 Err(e) => Err(e),
             }
         };

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Differential check: sends the same byte sequences to memcached 1.6.18 and to
+kvcache-server and requires identical answers (CAS values and the version string
+normalised). Each case runs on a fresh connection after `flush_all` on both servers.
+
+usage: diff_memcached.py MEMCACHED_PORT KVCACHE_PORT
+"""
+import re
+import socket
+import sys
+
+K251 = b"k" * 251
+CASES = [
+    b"set a 0 0 1\r\nx\r\nget a\r\n",
+    b"set a 0 0 1 noreply\r\nxy\r\nget a\r\n",
+    b"set a 0 0 1\r\nq\r\nset a 0 0 1\r\nxy\r\nget a\r\n",
+    b"set " + K251 + b" 0 0 1\r\nx\r\n",
+    b"set " + K251 + b" 0 0 1 noreply\r\nx\r\n",
+    b"get " + K251 + b"\r\n",
+    b"set a 0 0 1\r\nx\r\nget a " + K251 + b" a\r\n",
+    b"delete " + K251 + b"\r\n",
+    b"incr " + K251 + b" 1\r\n",
+    b"touch " + K251 + b" 1\r\n",
+    b"set a 0 0 -1\r\nx\r\n",
+    b"set a 0 0 abc\r\nx\r\n",
+    b"set a abc 0 1\r\nx\r\n",
+    b"set a 0 abc 1\r\nx\r\n",
+    b"set a 4294967296 0 1\r\nx\r\nget a\r\n",
+    b"set a 4294967295 0 1\r\nx\r\nget a\r\n",
+    b"set a -1 0 1\r\nx\r\n",
+    b"set a 0 0 2000000\r\n" + b"x" * 2000000 + b"\r\nget a\r\n",
+    b"set a 0 0 1\r\nq\r\nset a 0 0 2000000 noreply\r\n" + b"x" * 2000000 + b"\r\nget a\r\n",
+    b"set a\r\n",
+    b"set a 0 0\r\n",
+    b"set a 0 0 1 2 3\r\n",
+    b"set a 0 0 1 noreply extra\r\nx\r\n",
+    b"foo\r\n",
+    b"\r\n",
+    b"GET a\r\n",
+    b"get\r\n",
+    b"gets\r\n",
+    b"get a\tb\r\n",
+    b"set a\tb 0 0 1\r\nx\r\nget a\tb\r\n",
+    b"set a\x01b 0 0 1\r\nx\r\nget a\x01b\r\n",
+    b"\x00\x01\x02garbage\r\n",
+    b"x" * 2049,
+    b"x" * 2048 + b"\r\n",
+    b"get " + b"x" * 3000 + b"\r\n",
+    b"set a 0 0 1\r\nx\r\ngat abc a\r\ngat 100\r\ngat 100 a b\r\ngats 100 a\r\ngets a\r\n",
+    b"set a 0 0 1\r\nx\r\ngat -1 a\r\nget a\r\n",
+    b"set n 0 0 2\r\n10\r\nincr n 5\r\ndecr n 100\r\nincr n 18446744073709551615\r\nincr n 1\r\n"
+    b"incr n -1\r\nincr n abc\r\nincr zz 1\r\nincr n\r\nincr n 1 noreply\r\nget n\r\n",
+    b"set n 0 0 20\r\n18446744073709551615\r\nincr n 1\r\nget n\r\n",
+    b"set n 0 0 3\r\n 12\r\nincr n 1\r\nset n 0 0 3\r\n12a\r\nincr n 1\r\nset n 0 0 0\r\n\r\nincr n 1\r\n",
+    b"set n 0 0 5\r\n99999\r\nincr n 1\r\nget n\r\n",
+    b"set n 0 0 5\r\n10000\r\ndecr n 1\r\nget n\r\n",
+    b"set a 0 0 1\r\nx\r\ndelete a 0\r\ndelete a 1\r\ndelete a noreply\r\ndelete a 0 noreply\r\n"
+    b"delete a 1 noreply\r\ndelete\r\ndelete a b c d\r\n",
+    b"set a 0 0 1\r\nx\r\ntouch a abc\r\ntouch a 10\r\ntouch zz 10\r\ntouch a\r\ntouch a 10 noreply\r\n",
+    b"flush_all\r\nflush_all 0\r\nflush_all abc\r\nflush_all noreply\r\nflush_all 0 noreply\r\nflush_all noreply x\r\n",
+    b"verbosity\r\nverbosity 1\r\nverbosity noreply\r\nverbosity 1 noreply\r\nverbosity abc\r\nverbosity 1 2 3\r\nverbosity 0\r\n",
+    b"version\r\nversion x\r\nquit x\r\nget a\r\n",
+    b"quit\r\nget a\r\n",
+    b"cas a 0 0 1\r\nx\r\n",
+    b"cas a 0 0 1 abc\r\nx\r\n",
+    b"cas zz 0 0 1 5\r\nx\r\n",
+    b"set c 0 0 1\r\nx\r\ncas c 0 0 1 999999\r\ny\r\ncas c 0 0 1 999999 noreply\r\ny\r\nget c\r\n",
+    b"set c 0 0 1\r\nx\r\nadd c 0 0 1\r\ny\r\nreplace zz 0 0 1\r\ny\r\nappend zz 0 0 1\r\ny\r\n"
+    b"prepend c 5 5 1\r\np\r\nappend c 0 0 1\r\nq\r\nget c\r\n",
+    b"set e 0 -1 1\r\nx\r\nget e\r\n",
+    b"set e 0 0 1\r\nx\r\ntouch e -1\r\nget e\r\n",
+    b"stats foo\r\nstats detail\r\nstats reset\r\n",
+    b"set a 0 0 1\r\nx\r\nget a  a\r\n  get a\r\nget a \r\nget a\n",
+    b"set a  0  0  1 \r\nx\r\nset a 0 0 01\r\nx\r\nset a 0 0 +1\r\nx\r\nset a +0 0 1\r\nx\r\nget a\r\n",
+    b"set a 0 0 1\r\nx\r\nincr a 1.5\r\n",
+    b"set a 0 0 0\r\n\r\nget a\r\n",
+    b"incr\r\nincr a 1 2 3\r\nge a\r\ng\r\nmz\r\nmn\r\n",
+    b"set a 0 2592000 1\r\nx\r\nget a\r\nset b 0 2592001 1\r\nx\r\nget b\r\n",
+]
+
+
+def talk(port, data, wait=0.5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.settimeout(wait)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            d = s.recv(1 << 20)
+            if not d:
+                out += b"<closed>"
+                break
+            out += d
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    return out
+
+
+def norm(b):
+    b = re.sub(rb"(?m)^(VALUE \S+ \d+ \d+) \d+\r$", rb"\1 <cas>\r", b)
+    return b.replace(b"VERSION 1.6.18-kvcache", b"VERSION 1.6.18")
+
+
+def main():
+    mc, kv = int(sys.argv[1]), int(sys.argv[2])
+    failures = 0
+    for case in CASES:
+        answers = []
+        for port in (mc, kv):
+            talk(port, b"flush_all\r\n", 0.2)
+            answers.append(norm(talk(port, case)))
+        if answers[0] != answers[1]:
+            failures += 1
+            print(f"DIFFERS: {case[:120]!r}\n  memcached: {answers[0][:300]!r}\n  kvcache:   {answers[1][:300]!r}")
+    print(f"diff_memcached: {len(CASES) - failures} of {len(CASES)} cases identical")
+    sys.exit(1 if failures else 0)
+
+
+if __name__ == "__main__":
+    main()
