@@ -336,14 +336,17 @@ pub fn parse(buf: &[u8], max_data: usize) -> Result<(Packet<'_>, usize), ParseEr
         ))
     };
     let head = HEADER_LEN + extlen + keylen;
-    if buf.len() < head {
-        return Err(ParseError::Incomplete { need: head });
-    }
+    // Header-only checks come before waiting for extras and key, so a bad header
+    // buffers nothing more (memcached gives the same answer once the key has arrived,
+    // and closes the connection either way).
     if keylen + extlen > bodylen {
-        return error(Status::UnknownCommand, 0, true, head);
+        return error(Status::UnknownCommand, 0, true, HEADER_LEN);
     }
     if keylen > KEY_MAX_LENGTH {
-        return error(Status::InvalidArguments, 0, true, head);
+        return error(Status::InvalidArguments, 0, true, HEADER_LEN);
+    }
+    if buf.len() < head {
+        return Err(ParseError::Incomplete { need: head });
     }
     let ext = &buf[HEADER_LEN..HEADER_LEN + extlen];
     let key = &buf[HEADER_LEN + extlen..head];
@@ -720,9 +723,9 @@ mod tests {
                 ..
             }
         ));
-        // key longer than 250.
+        // key longer than 250: refused from the header alone.
         let pkt = request(GET, &[b'k'; 251], b"", b"", 0, 0);
-        let (p, _) = parse(&pkt, MAX).unwrap();
+        let (p, _) = parse(&pkt[..HEADER_LEN], MAX).unwrap();
         assert!(matches!(
             p,
             Packet::Error {
