@@ -688,7 +688,12 @@ pub fn push_u64(out: &mut Vec<u8>, mut v: u64) {
             break;
         }
     }
-    out.extend_from_slice(&buf[i..]);
+    // Byte pushes rather than `extend_from_slice`: numbers are a few bytes long, and a
+    // variable-length copy costs a `memcpy` call per number.
+    out.reserve(buf.len() - i);
+    for &b in &buf[i..] {
+        out.push(b);
+    }
 }
 
 /// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
