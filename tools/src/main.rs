@@ -36,11 +36,8 @@ struct Cli {
     /// Items are stored without CAS (`-C`).
     #[arg(long, global = true)]
     no_cas: bool,
-    /// kvcache-server's largest chunk (half its slab); larger items are chained.
-    #[arg(long, global = true, default_value_t = 32768)]
-    kv_max_chunk: u64,
-    /// kvcache-server's slab size (for --tail).
-    #[arg(long, global = true, default_value_t = 65536)]
+    /// kvcache-server's slab size (a power of two; its largest chunk is half of it).
+    #[arg(long, global = true, default_value_t = kvcache_server::store::DEFAULT_SLAB_SIZE as u64)]
     kv_slab: u64,
     /// Print JSON instead of the table.
     #[arg(long, global = true)]
@@ -103,6 +100,9 @@ enum Input {
 
 fn run(cli: Cli) -> Result<(), String> {
     let cas = !cli.no_cas;
+    if !cli.kv_slab.is_power_of_two() || !(4096..=1 << 30).contains(&cli.kv_slab) {
+        return Err("--kv-slab must be a power of two between 4096 and 2^30".into());
+    }
     let opts = Options {
         count: match cli.classes {
             Some(k) => ClassCount::Exact(k.max(1)),
@@ -111,7 +111,6 @@ fn run(cli: Cli) -> Result<(), String> {
             },
         },
         tail: cli.tail,
-        kv_max_chunk: cli.kv_max_chunk,
         kv_slab: cli.kv_slab,
     };
     let targets: Vec<Target> = match cli.target {

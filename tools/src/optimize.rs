@@ -43,6 +43,11 @@ pub struct Rules {
     pub min_chunk: u64,
     /// Consecutive chunk sizes differ by at least this much.
     pub min_gap: u64,
+    /// memcached's check on the sizes as written (before rounding up to `align`): each
+    /// at least `min_chunk` and at least this much above the previous (0: no such rule).
+    /// Written sizes that are not multiples of `align` then allow runs of chunks only
+    /// `align` apart (`49-58-67` gives chunks 56, 64, 72).
+    pub raw_gap: u64,
     /// Largest explicit chunk size.
     pub max_chunk: u64,
     /// Most explicit classes.
@@ -63,42 +68,45 @@ impl Rules {
             align: 1,
             min_chunk: 1,
             min_gap: 1,
+            raw_gap: 0,
             max_chunk: u64::MAX / 4,
             max_classes,
             implicit_top: None,
         }
     }
 
-    /// memcached 1.6.18's `-o slab_sizes=` rules: each size at least 48 (`-n`), more than
-    /// 8 above the previous, at most 524288, at most 62 entries; sizes are rounded up to
-    /// multiples of 8 and a 524288 class is appended. We emit multiples of 8 that are at
-    /// least 16 apart (so the check holds before and after rounding) and below 524288.
+    /// memcached 1.6.18's `-o slab_sizes=` rules: each written size at least 48 (`-n`),
+    /// more than 8 above the previous written size, at most 524288, at most 62 entries;
+    /// sizes are then rounded up to multiples of 8 and a 524288 class is appended. The
+    /// chunk sizes are strictly ascending multiples of 8; the written sizes are found by
+    /// [`Rules::written`].
     pub fn memcached() -> Rules {
         Rules {
             align: 8,
             min_chunk: 48,
-            min_gap: 16,
-            max_chunk: MEMCACHED_CHUNK_MAX - 16,
+            min_gap: 8,
+            raw_gap: 9,
+            max_chunk: MEMCACHED_CHUNK_MAX - 8,
             max_classes: 62,
             implicit_top: Some(MEMCACHED_CHUNK_MAX),
         }
     }
 
-    /// What we assume `kvcache-server -o slab_sizes=` accepts (the one place this is
-    /// written down): sorted, distinct multiples of 8. Its command-line parser
-    /// (`kvcache_server::config`) currently applies memcached's checks (at least 48,
-    /// more than 8 above the previous, at most 62 sizes), so we keep to those too: the
-    /// emitted list is accepted by both readings. The largest explicit chunk is
-    /// `max_chunk` (the server's largest chunk, half a slab); larger items are chained
-    /// and not counted. No class is appended.
-    pub fn kvcache(max_chunk: u64) -> Rules {
+    /// What `kvcache-server -o slab_sizes=` accepts (the one place this is written
+    /// down; see `kvcache_server::config`): sizes rounded up to multiples of 8, at least
+    /// 16, strictly ascending after rounding, 1 to 1000 of them; the server appends a
+    /// class of half its slab (`slab_size / 2`, 32 KiB by default) when the largest listed
+    /// size is below it. We emit multiples of 8 below that class, so the slab size stays
+    /// the default; items above it are chained over several chunks and not counted.
+    pub fn kvcache(slab_size: u64) -> Rules {
         Rules {
             align: 8,
-            min_chunk: 48,
-            min_gap: 16,
-            max_chunk: max_chunk / 8 * 8,
-            max_classes: 62,
-            implicit_top: None,
+            min_chunk: 16,
+            min_gap: 8,
+            raw_gap: 0,
+            max_chunk: slab_size / 2 - 8,
+            max_classes: 1000,
+            implicit_top: Some(slab_size / 2),
         }
     }
 
@@ -107,8 +115,37 @@ impl Rules {
         self.implicit_top.unwrap_or(self.max_chunk)
     }
 
+    /// The sizes to write on the command line for a list of chunk sizes: the chunks
+    /// themselves, or under a `raw_gap` rule the smallest written sizes that round up to
+    /// them and keep the gap. `None` if the list cannot be written.
+    pub fn written(&self, chunks: &[u64]) -> Option<Vec<u64>> {
+        if self.raw_gap == 0 {
+            return Some(chunks.to_vec());
+        }
+        let a = self.align.max(1);
+        let mut out: Vec<u64> = Vec::with_capacity(chunks.len());
+        for &c in chunks {
+            let lo = (c + 1).saturating_sub(a).max(self.min_chunk);
+            let r = match out.last() {
+                Some(&p) => lo.max(p + self.raw_gap),
+                None => lo,
+            };
+            if r > c {
+                return None;
+            }
+            out.push(r);
+        }
+        Some(out)
+    }
+
     /// Checks a list of explicit chunk sizes against the rules.
     pub fn check(&self, list: &[u64]) -> Result<(), String> {
+        if self.written(list).is_none() {
+            return Err(format!(
+                "{list:?} cannot be written under a {} byte gap",
+                self.raw_gap
+            ));
+        }
         if list.is_empty() || list.len() > self.max_classes {
             return Err(format!(
                 "{} classes (1..={} allowed)",
@@ -214,8 +251,11 @@ pub fn evaluate(h: &Hist, classes: &[u64], page: u64) -> Evaluation {
 /// An optimal list.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Solution {
-    /// The explicit chunk sizes (what goes into `-o slab_sizes=`).
+    /// The explicit chunk sizes.
     pub explicit: Vec<u64>,
+    /// What goes into `-o slab_sizes=` (equal to `explicit` unless the rules have a
+    /// `raw_gap`).
+    pub written: Vec<u64>,
     /// The explicit sizes followed by the implicit class, if the rules have one.
     pub classes: Vec<u64>,
     /// The objective: total waste in bytes (amortised tail waste included if asked).
@@ -317,7 +357,14 @@ pub fn optimize(h: &Hist, rules: &Rules, count: ClassCount, page: Option<u64>) -
     let e = h.entries();
     let smallest = round_up(e[0].0.max(lo_allowed), a);
     let largest = round_up(e[e.len() - 1].0, a).max(lo_allowed);
-    let mut cand: Vec<u64> = if rules.min_gap <= a {
+    // Under a raw-gap rule a class must be at least `far` above its predecessor to be
+    // written freely; closer classes (multiples of `align` apart) form limited runs.
+    let far = if rules.raw_gap > 0 {
+        (rules.raw_gap + a - 1).max(rules.min_gap)
+    } else {
+        rules.min_gap.max(1)
+    };
+    let mut cand: Vec<u64> = if far <= a {
         let mut v: Vec<u64> = e
             .iter()
             .map(|x| round_up(x.0.max(lo_allowed), a))
@@ -326,9 +373,9 @@ pub fn optimize(h: &Hist, rules: &Rules, count: ClassCount, page: Option<u64>) -
         v.dedup();
         v
     } else {
-        // A class never needs to sit `min_gap` or more above the largest item: it could
-        // be lowered to max(largest, previous + gap).
-        let top = (largest + rules.min_gap - a).min(hi_allowed);
+        // A class never needs to sit `far` or more above the largest item: it could be
+        // lowered to max(largest, previous + far).
+        let top = (largest + far - a).min(hi_allowed);
         (smallest / a..=top / a).map(|u| u * a).collect()
     };
     if rules.implicit_top.is_none() && largest > hi_allowed {
@@ -360,11 +407,13 @@ pub fn optimize(h: &Hist, rules: &Rules, count: ClassCount, page: Option<u64>) -
     }
     let ntot: i128 = e.iter().map(|x| i128::from(x.1)).sum();
     let stot: i128 = e.iter().map(|x| i128::from(x.0) * i128::from(x.1)).sum();
-    let gap = rules.min_gap.max(1);
     let lim: Vec<usize> = cand
         .iter()
-        .map(|&c| cand.partition_point(|&p| p + gap <= c))
+        .map(|&c| cand.partition_point(|&p| p + far <= c))
         .collect();
+    // States per candidate: under a raw-gap rule, state `o` (0-based) means the written
+    // size is `chunk - align + 1 + o`; otherwise one state.
+    let st = if rules.raw_gap > 0 { a as usize } else { 1 };
     let dp = Dp {
         g: cand.iter().map(|&c| gain_fn(c, page)).collect(),
         gtop: rules.implicit_top.map(|t| gain_fn(t, page)),
@@ -387,27 +436,65 @@ pub fn optimize(h: &Hist, rules: &Rules, count: ClassCount, page: Option<u64>) -
         ClassCount::Auto { min_gain } => Some((min_gain * (stot as f64) * SCALE as f64) as i128),
         ClassCount::Exact(_) => None,
     };
-    let mut layers: Vec<Vec<u32>> = Vec::new();
-    let mut f: Vec<i128> = (0..m).map(|i| dp.w(None, i)).collect();
+    // Layer 1: the first class; its written size is max(min_chunk, chunk - align + 1).
+    let mut f: Vec<i128> = vec![INF; m * st];
+    for i in 0..m {
+        let c = dp.cand[i];
+        let o = if st > 1 {
+            ((c + 1).saturating_sub(a).max(rules.min_chunk) + a - 1 - c) as usize
+        } else {
+            0
+        };
+        if o < st {
+            f[i * st + o] = dp.w(None, i);
+        }
+    }
     let total = |f: &[i128]| -> (i128, usize) {
         let mut best = (INF, 0);
-        for (i, &v) in f.iter().enumerate() {
+        for (k, &v) in f.iter().enumerate() {
             if v < INF {
-                let t = v + dp.top_cost(i);
+                let t = v + dp.top_cost(k / st);
                 if t < best.0 {
-                    best = (t, i);
+                    best = (t, k);
                 }
             }
         }
         best
     };
+    // Per layer: the far predecessor of each candidate, and the best state of each
+    // candidate in the layer before.
+    let mut layers: Vec<(Vec<u32>, Vec<u8>)> = Vec::new();
     let mut results: Vec<(i128, usize)> = vec![total(&f)];
     let mut best_j = 0;
     for _ in 1..kmax {
-        let mut cur = vec![INF; m];
+        let mut g = vec![INF; m];
+        let mut garg = vec![0u8; m];
+        for i in 0..m {
+            for o in 0..st {
+                if f[i * st + o] < g[i] {
+                    g[i] = f[i * st + o];
+                    garg[i] = o as u8;
+                }
+            }
+        }
+        let mut far_cost = vec![INF; m];
         let mut opt = vec![0u32; m];
-        dp.layer(&f, &mut cur, &mut opt, 0, m, 0, m);
-        layers.push(opt);
+        dp.layer(&g, &mut far_cost, &mut opt, 0, m, 0, m);
+        let mut cur = vec![INF; m * st];
+        for i in 0..m {
+            cur[i * st] = far_cost[i];
+            // A run: the previous class exactly `align` below, one state further.
+            if st > 1 && i > 0 && dp.cand[i - 1] + a == dp.cand[i] {
+                let w = dp.w(Some(i - 1), i);
+                for o in 1..st {
+                    let pv = f[(i - 1) * st + o - 1];
+                    if pv < INF {
+                        cur[i * st + o] = pv + w;
+                    }
+                }
+            }
+        }
+        layers.push((opt, garg));
         f = cur;
         let r = total(&f);
         let prev_best = results[best_j].0;
@@ -423,13 +510,21 @@ pub fn optimize(h: &Hist, rules: &Rules, count: ClassCount, page: Option<u64>) -
             break;
         }
     }
-    let (obj, mut i) = results[best_j];
+    let (obj, k) = results[best_j];
     if obj >= INF {
         return None;
     }
+    let (mut i, mut o) = (k / st, k % st);
     let mut explicit = vec![dp.cand[i]];
     for l in (0..best_j).rev() {
-        i = layers[l][i] as usize;
+        if o == 0 {
+            let (opt, garg) = &layers[l];
+            i = opt[i] as usize;
+            o = garg[i] as usize;
+        } else {
+            i -= 1;
+            o -= 1;
+        }
         explicit.push(dp.cand[i]);
     }
     explicit.reverse();
@@ -442,6 +537,9 @@ pub fn optimize(h: &Hist, rules: &Rules, count: ClassCount, page: Option<u64>) -
         by_count.push(running as f64 / SCALE as f64);
     }
     Some(Solution {
+        written: rules
+            .written(&explicit)
+            .expect("the DP only builds writable lists"),
         explicit,
         classes,
         objective: obj as f64 / SCALE as f64,
@@ -594,6 +692,8 @@ mod tests {
         let r = Rules {
             implicit_top: None,
             max_chunk: 4096,
+            raw_gap: 0,
+            min_gap: 16,
             ..Rules::memcached()
         };
         let s = optimize(&h, &r, ClassCount::Exact(2), None).unwrap();
@@ -602,6 +702,26 @@ mod tests {
         assert_eq!(s.objective, 800.0);
         let bf = brute_force(&h, &r, 2, None, 128).unwrap();
         assert_eq!(bf, (s.objective * SCALE as f64) as i128);
+    }
+
+    #[test]
+    fn memcached_written_sizes_allow_runs_of_8_byte_steps() {
+        // memcached 1.6.18 takes 49-58-67 and makes chunks 56, 64, 72.
+        let r = Rules::memcached();
+        assert_eq!(r.written(&[56, 64, 72]), Some(vec![49, 58, 67]));
+        assert_eq!(r.written(&[48, 56]), None);
+        assert_eq!(r.written(&[48, 64]), Some(vec![48, 57]));
+        let run: Vec<u64> = (7..=15).map(|u| u * 8).collect();
+        assert!(r.written(&run[..8]).is_some());
+        assert!(r.written(&run).is_none());
+        let h = Hist::from_pairs((55..=130).map(|s| (s, 10)));
+        let s = optimize(&h, &r, ClassCount::Exact(62), None).unwrap();
+        assert!(r.check(&s.explicit).is_ok());
+        assert!(
+            s.explicit.windows(2).any(|w| w[1] - w[0] == 8),
+            "{:?}",
+            s.explicit
+        );
     }
 
     #[test]
@@ -638,14 +758,16 @@ mod tests {
 
         #[test]
         fn dp_matches_brute_force_memcached_like(
-            h in hist_strategy(150), k in 1usize..7, tail in any::<bool>(), top in any::<bool>()
+            h in hist_strategy(150), k in 1usize..7, tail in any::<bool>(), top in any::<bool>(),
+            raw in any::<bool>(),
         ) {
             // memcached's rules scaled down: chunks multiple of 8, >= 48, 16 apart,
             // at most 4 explicit, optionally an implicit top class.
             let r = Rules {
                 align: 8,
                 min_chunk: 48,
-                min_gap: 16,
+                min_gap: if raw { 8 } else { 16 },
+                raw_gap: if raw { 9 } else { 0 },
                 max_chunk: if top { 128 } else { 152 },
                 max_classes: 4,
                 implicit_top: top.then_some(152),
@@ -653,6 +775,7 @@ mod tests {
             let page = tail.then_some(1000);
             let s = optimize(&h, &r, ClassCount::Exact(k), page).unwrap();
             prop_assert!(r.check(&s.explicit).is_ok(), "{:?}", s.explicit);
+            prop_assert_eq!(Some(s.written.clone()), r.written(&s.explicit));
             let v = objective(&h, &r, &s.explicit, page).unwrap();
             prop_assert_eq!(v as f64 / SCALE as f64, s.objective);
             prop_assert_eq!(Some(v), brute_force(&h, &r, k, page, 152));

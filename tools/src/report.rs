@@ -18,9 +18,7 @@ pub struct Options {
     pub count: ClassCount,
     /// Count slab tail waste in the objective.
     pub tail: bool,
-    /// kvcache-server's largest chunk (items above are chained and not counted).
-    pub kv_max_chunk: u64,
-    /// kvcache-server's slab size (for tail waste).
+    /// kvcache-server's slab size (its largest chunk is half of it).
     pub kv_slab: u64,
 }
 
@@ -46,6 +44,8 @@ pub struct TargetReport {
     pub bytes: u128,
     /// The explicit list to pass with `-o slab_sizes=`.
     pub slab_sizes: Vec<u64>,
+    /// The chunk sizes the server makes of it (the implicit class not included).
+    pub chunks: Vec<u64>,
     /// Best objective by number of explicit classes.
     pub by_count: Vec<f64>,
     /// The recommendation and what it is compared with (first is the recommendation).
@@ -83,24 +83,26 @@ pub fn target_report(
 ) -> TargetReport {
     let (rules, page) = match target {
         Target::Memcached => (Rules::memcached(), MEMCACHED_PAGE),
-        Target::Ours => (Rules::kvcache(opts.kv_max_chunk), opts.kv_slab),
+        Target::Ours => (Rules::kvcache(opts.kv_slab), opts.kv_slab),
     };
     let sol = optimize(h, &rules, opts.count, opts.tail.then_some(page));
     let mut configs = Vec::new();
     let mut flags = Vec::new();
     let mut slab_sizes = Vec::new();
+    let mut chunks = Vec::new();
     let mut by_count = Vec::new();
     if let Some(s) = &sol {
         configs.push(Config {
             name: "recommended".into(),
             eval: evaluate(h, &s.classes, page),
         });
-        slab_sizes = s.explicit.clone();
+        slab_sizes = s.written.clone();
+        chunks = s.explicit.clone();
         by_count = s.by_count.clone();
         flags.push(format!(
             "{} -o slab_sizes={}",
             target.name(),
-            join(&s.explicit)
+            join(&s.written)
         ));
     }
     let mut nf = None;
@@ -118,6 +120,17 @@ pub fn target_report(
         flags.push(format!("memcached -n {} -f {:.2}", best.n, best.factor));
         nf = Some(best);
     }
+    if target == Target::Ours {
+        let d: Vec<u64> = kvcache_server::store::default_classes(opts.kv_slab as usize, 1 << 20)
+            .sizes()
+            .iter()
+            .map(|&c| c as u64)
+            .collect();
+        configs.push(Config {
+            name: "kvcache-server defaults".into(),
+            eval: evaluate(h, &d, page),
+        });
+    }
     if let Some(c) = current {
         if !c.is_empty() {
             configs.push(Config {
@@ -132,6 +145,7 @@ pub fn target_report(
         items: h.items(),
         bytes: h.bytes(),
         slab_sizes,
+        chunks,
         by_count,
         configs,
         nf,
