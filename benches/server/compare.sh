@@ -14,8 +14,12 @@
 #    are counted by the server itself (`stats` cmd_get + cmd_set before/after), the same
 #    way for both. Prints ops/s, keys/s, CPU us per request / per key, and ratios.
 #
-# --quick: 200k items and 5 s runs. Environment: MEMCACHED (default /usr/bin/memcached),
-# KVCACHE (default target/release/kvcache-server, built if missing), ITEMS, SECS.
+# The CPU runs alternate memcached / kvcache REPEAT times (default 3) and the ratios are
+# medians over the repeats: other load on the machine shifts single runs by 10-20%.
+#
+# --quick: 200k items, 5 s runs, 1 repeat. Environment: MEMCACHED (default
+# /usr/bin/memcached), KVCACHE (default target/release/kvcache-server, built if missing),
+# ITEMS, SECS, REPEAT.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -23,7 +27,9 @@ MEMCACHED=${MEMCACHED:-/usr/bin/memcached}
 KVCACHE=${KVCACHE:-$root/target/release/kvcache-server}
 ITEMS=${ITEMS:-1000000}
 SECS=${SECS:-10}
-if [ "${1:-}" = "--quick" ]; then ITEMS=200000; SECS=5; fi
+REPEAT=${REPEAT:-3}
+if [ "${1:-}" = "--quick" ]; then ITEMS=200000; SECS=5; REPEAT=1; fi
+tmp=$(mktemp -d)
 [ -x "$KVCACHE" ] || (cd "$root" && cargo build --release -p kvcache-server)
 command -v memcaslap >/dev/null || echo "memcaslap not found (Debian: libmemcached-tools); CPU runs skipped" >&2
 hz=$(getconf CLK_TCK)
@@ -32,7 +38,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 pid=""
 cleanup() { if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi; }
-trap cleanup EXIT
+trap 'cleanup; rm -rf "$tmp"' EXIT
 
 # start NAME PORT CPU(-1: no pinning)
 start() {
@@ -109,20 +115,32 @@ name, label, reqs, keys, cpu, secs, tps = sys.argv[1], sys.argv[2], int(sys.argv
 print(f"  {name:<10} {label}: {reqs/secs:10.0f} req/s {keys/secs:10.0f} get keys/s  cpu {cpu:5.2f} s  "
       f"{cpu*1e6/max(reqs,1):6.2f} us/req  {cpu*1e6/max(keys,1):6.2f} us/key  (memcaslap TPS {tps})")
 PY
-    echo "$reqs $keys $cpu_s" > "/tmp/compare.$name.$label"
+    echo "$reqs $keys $cpu_s" >> "$tmp/$name.$label"
 }
 ratio() { # label
-    python3 - "$1" <<'PY'
-import sys
-l = sys.argv[1]
-m = [float(x) for x in open(f"/tmp/compare.memcached.{l}").read().split()]
-k = [float(x) for x in open(f"/tmp/compare.kvcache.{l}").read().split()]
-print(f"  {l}: kvcache/memcached  requests {k[0]/m[0]:.3f}x  keys {k[1]/m[1]:.3f}x  "
-      f"cpu/request {(k[2]/k[0])/(m[2]/m[0]):.3f}x  cpu/key {(k[2]/max(k[1],1))/(m[2]/max(m[1],1)):.3f}x")
+    python3 - "$tmp" "$1" <<'PY'
+import statistics, sys
+d, l = sys.argv[1], sys.argv[2]
+m = [[float(x) for x in line.split()] for line in open(f"{d}/memcached.{l}")]
+k = [[float(x) for x in line.split()] for line in open(f"{d}/kvcache.{l}")]
+req = [b[0] / a[0] for a, b in zip(m, k)]
+keys = [b[1] / a[1] for a, b in zip(m, k)]
+cpr = [(b[2] / b[0]) / (a[2] / a[0]) for a, b in zip(m, k)]
+cpk = [(b[2] / max(b[1], 1)) / (a[2] / max(a[1], 1)) for a, b in zip(m, k)]
+f = lambda xs: " ".join(f"{x:.3f}" for x in xs)
+print(f"  {l}: kvcache/memcached per run: requests [{f(req)}] keys [{f(keys)}] "
+      f"cpu/request [{f(cpr)}] cpu/key [{f(cpk)}]")
+print(f"  {l}: MEDIAN kvcache/memcached  requests {statistics.median(req):.3f}x  "
+      f"keys {statistics.median(keys):.3f}x  cpu/request {statistics.median(cpr):.3f}x  "
+      f"cpu/key {statistics.median(cpk):.3f}x")
 PY
 }
-echo "== cpu: server on CPU 0 (-t 1), memcaslap -T 1 -c 32 on CPU 1, ${SECS}s"
-for name in memcached kvcache; do run_cpu "$name" a -X 100; done
+echo "== cpu: server on CPU 0 (-t 1), memcaslap -T 1 -c 32 on CPU 1, ${SECS}s, $REPEAT repeats"
+for _ in $(seq 1 "$REPEAT"); do
+    for name in memcached kvcache; do run_cpu "$name" a -X 100; done
+done
 ratio a
-for name in memcached kvcache; do run_cpu "$name" b -X 32 -d 20; done
+for _ in $(seq 1 "$REPEAT"); do
+    for name in memcached kvcache; do run_cpu "$name" b -X 32 -d 20; done
+done
 ratio b
