@@ -57,8 +57,13 @@
 //! * Lock order is class lock, then pool lock; `munmap` runs with no lock held on slots marked
 //!   `Releasing`, which no other path touches.
 //! * Every `Mutex`, atomic and thread-local comes from `sync` (loom under `cfg(loom)`).
-//! * Tests: unit and property tests next to the code (those that do not `mmap` run under Miri),
-//!   integration tests in `tests/` (engine behaviour, RSS accounting in its own binary).
+//! * Tests: unit and property tests next to the code (those that do not `mmap` run under Miri:
+//!   class lookup, memcached's table, run coalescing, slab-list bookkeeping); integration tests
+//!   in `tests/`: `engine.rs` (pointer -> slab/class round trips, the limit, batched release,
+//!   retention, a foreign mapping in a hole, release racing allocation, and a model-based
+//!   property test of accounting identities), `rss_accounting.rs` (mapped bytes against RSS
+//!   within 5%, a spike returned at the next reap; its own binary since RSS is per process),
+//!   `memcached_classes.rs` (the geometric table against the memcached binary's own).
 //!
 //! # Example
 //!
