@@ -126,3 +126,21 @@ fn commands_statuses_and_quiet_forms() {
     assert_eq!(response(&mut c).4, b"Invalid arguments");
     c.expect_closed();
 }
+
+#[test]
+fn too_large_value_is_refused_and_discarded() {
+    let s = ServerProc::start(&["-t", "1", "-m", "64", "-I", "1m"]);
+    let mut c = s.connect();
+    c.send(&request(SET, b"big", &set_extras(0, 0), b"old", 0, 0));
+    assert_eq!(response(&mut c).1, 0);
+    // 2 MB over a 1 MB limit: "Too large.", the old value is gone, and the value bytes
+    // are discarded so the next packet is read correctly.
+    let value = vec![b'x'; 2 << 20];
+    let mut pkt = request(SET, b"big", &set_extras(0, 0), &value, 5, 0);
+    pkt.extend(request(GET, b"big", b"", b"", 6, 0));
+    c.send(&pkt);
+    let r = response(&mut c);
+    assert_eq!((r.1, r.4.as_slice(), r.5), (3, &b"Too large."[..], 5));
+    let r = response(&mut c);
+    assert_eq!((r.1, r.4.as_slice(), r.5), (1, &b"Not found"[..], 6));
+}
