@@ -130,7 +130,7 @@ impl Store {
         let h24 = tag >> 8;
         let th = table_hash(h24);
         let handle = self.handle_of(p);
-        let mut shard = self.lock_shard((h24 >> self.shard_shift) as usize);
+        let mut shard = self.lock_shard(self.shard_of(h24));
         if shard.table.find(th, |&h| h == handle).is_none() {
             return false;
         }

@@ -128,7 +128,7 @@ pub struct StoreConfig {
     pub cas_enabled: bool,
     /// Evict when memory is full (`-M` turns it off: stores fail instead).
     pub evictions: bool,
-    /// Index shards, a power of two from 1 to 256.
+    /// Index shards, 1 to 256 (of geometrically spread sizes, see `shard_map`).
     pub shards: usize,
     /// Advise the engine's memory for transparent huge pages.
     pub huge_pages: bool,
@@ -304,7 +304,8 @@ pub struct Store {
     /// Chunks come from per-thread magazines over the slab engine.
     alloc: SlabAllocator,
     shards: Box<[Padded<Mutex<Shard>>]>,
-    shard_shift: u32,
+    /// Shard of each value of the top 12 hash bits (see [`shard_map`]).
+    shard_map: Box<[u8]>,
     /// Handles are chunk offsets shifted right by this (2, or 3 for stores over 8 GiB).
     handle_shift: u32,
     hasher: hashbrown::DefaultHashBuilder,
@@ -336,6 +337,41 @@ pub(crate) fn table_hash(h24: u32) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// Maps the top 12 bits of the tag hash to shards with geometric weights: shard `i` gets
+/// a share proportional to `2^(i/n)`, so shard sizes spread evenly over one doubling.
+///
+/// A hashbrown table doubles when it is 7/8 full, so its fill swings between 44% and 88%;
+/// equal shards all swing together (at a total just past a doubling, every table is
+/// under half full). With sizes spread over a doubling, the shards resize at different
+/// totals and the index's average fill stays near 63% whatever the item count.
+pub(crate) fn shard_map(n: usize) -> Box<[u8]> {
+    const SLOTS: usize = 1 << 12;
+    let w: Vec<f64> = (0..n).map(|i| (i as f64 / n as f64).exp2()).collect();
+    let total: f64 = w.iter().sum();
+    let mut counts: Vec<usize> = w
+        .iter()
+        .map(|x| ((x / total * SLOTS as f64) as usize).max(1))
+        .collect();
+    // Hand out (or take back) the rounding remainder from the largest shards.
+    let mut sum: usize = counts.iter().sum();
+    let mut i = n;
+    while sum != SLOTS {
+        i = if i == 0 { n - 1 } else { i - 1 };
+        if sum < SLOTS {
+            counts[i] += 1;
+            sum += 1;
+        } else if counts[i] > 1 {
+            counts[i] -= 1;
+            sum -= 1;
+        }
+    }
+    let mut map = Vec::with_capacity(SLOTS);
+    for (shard, &c) in counts.iter().enumerate() {
+        map.extend(std::iter::repeat_n(shard as u8, c));
+    }
+    map.into_boxed_slice()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -379,9 +415,9 @@ impl Store {
     /// Builds a store: reserves the engine's address space (nothing is mapped yet).
     pub fn new(mut cfg: StoreConfig) -> Result<Self, StoreError> {
         let bad = |m: String| Err(StoreError::Config(m));
-        if !cfg.shards.is_power_of_two() || cfg.shards > 256 {
+        if cfg.shards == 0 || cfg.shards > 256 {
             return bad(format!(
-                "shards must be a power of two up to 256, not {}",
+                "shards must be between 1 and 256, not {}",
                 cfg.shards
             ));
         }
@@ -458,7 +494,7 @@ impl Store {
             .collect();
         let hist_max = memcached_stored_size(KEY_MAX, cfg.item_size_max, 1, true);
         Ok(Store {
-            shard_shift: 24 - cfg.shards.trailing_zeros(),
+            shard_map: shard_map(cfg.shards),
             handle_shift,
             shards,
             hasher: hashbrown::DefaultHashBuilder::default(),
@@ -526,8 +562,14 @@ impl Store {
         KeyHash {
             h24,
             th: table_hash(h24),
-            shard: (h24 >> self.shard_shift) as usize,
+            shard: self.shard_of(h24),
         }
+    }
+
+    /// The shard of a key with these tag hash bits.
+    #[inline]
+    pub(crate) fn shard_of(&self, h24: u32) -> usize {
+        usize::from(self.shard_map[(h24 >> 12) as usize])
     }
 
     /// Locks shard `i`.

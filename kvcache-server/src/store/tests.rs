@@ -725,3 +725,25 @@ mod concurrent {
         assert_eq!(used_chunks(&s), 0);
     }
 }
+
+#[test]
+fn shard_map_spreads_over_a_doubling() {
+    for n in [1usize, 3, 16, 64, 256] {
+        let m = shard_map(n);
+        assert_eq!(m.len(), 4096);
+        let mut counts = vec![0usize; n];
+        for &s in m.iter() {
+            counts[s as usize] += 1;
+        }
+        assert!(counts.iter().all(|&c| c >= 1), "{n}: {counts:?}");
+        if n >= 16 {
+            // Smallest about half the largest, growing steadily.
+            let (lo, hi) = (counts[0] as f64, counts[n - 1] as f64);
+            assert!(hi / lo > 1.7 && hi / lo < 2.3, "{n}: {lo} {hi}");
+            assert!(
+                counts.windows(2).all(|w| w[1] + 1 >= w[0]),
+                "{n}: {counts:?}"
+            );
+        }
+    }
+}
