@@ -169,7 +169,7 @@ fn errors_and_base64() {
         b"CLIENT_ERROR bad data chunk\r\nERROR\r\n",
     );
     let mut big = b"ms big 2000000 T0\r\n".to_vec();
-    big.extend(std::iter::repeat_n(b'a', 2_000_000));
+    big.extend_from_slice(&vec![b'a'; 2_000_000]);
     big.extend_from_slice(b"\r\nmn\r\n");
     c.roundtrip(&big, b"SERVER_ERROR object too large for cache\r\nMN\r\n");
     // Base64 keys.
