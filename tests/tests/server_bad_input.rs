@@ -122,12 +122,12 @@ fn too_large_is_swallowed_and_deletes_old_value() {
     c.roundtrip(b"set a 0 0 1\r\nq\r\n", b"STORED\r\n");
     let n = 2_000_000;
     let mut req = format!("set a 0 0 {n}\r\n").into_bytes();
-    req.extend(std::iter::repeat_n(b'x', n));
+    req.resize(req.len() + n, b'x');
     req.extend_from_slice(b"\r\nget a\r\n");
     c.roundtrip(&req, b"SERVER_ERROR object too large for cache\r\nEND\r\n");
     c.roundtrip(b"set a 0 0 1\r\nq\r\n", b"STORED\r\n");
     let mut req = format!("set a 0 0 {n} noreply\r\n").into_bytes();
-    req.extend(std::iter::repeat_n(b'x', n));
+    req.resize(req.len() + n, b'x');
     req.extend_from_slice(b"\r\nget a\r\n");
     c.roundtrip(&req, b"END\r\n");
     // Sent in pieces, the swallowing spans reads.
@@ -252,7 +252,7 @@ fn aborted_and_refused_values_leave_nothing_behind() {
         d.send(&vec![b'a'; 300_000 + i * 1000]);
     }
     let mut big = b"set keep2 0 0 2000000\r\n".to_vec();
-    big.extend(std::iter::repeat_n(b'x', 2_000_000));
+    big.resize(big.len() + 2_000_000, b'x');
     big.extend_from_slice(b"\r\n");
     c.roundtrip(&big, b"SERVER_ERROR object too large for cache\r\n");
     c.roundtrip(b"get keep\r\n", b"VALUE keep 0 5\r\nhello\r\nEND\r\n");
