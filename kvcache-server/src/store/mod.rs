@@ -101,6 +101,13 @@ const EVICT_TRIES: usize = 32;
 /// Items evicted per round when a class is out of memory.
 const EVICT_BATCH: usize = 4;
 
+/// Items store the low 16 bits of their last access time, exact within 65536 s of now.
+/// The crawler (a full pass every few seconds) moves older access times up to this many
+/// seconds ago, so they stay readable: idle times beyond 16 hours read as 16 hours. Any
+/// flush that should have removed such an item took effect, and the crawler reclaimed the
+/// item, long before.
+const ACCESS_CAP: u32 = 16 * 3600;
+
 /// [`Store::maintenance`] crawls the index in this many steps.
 pub const CRAWL_STEPS: usize = 8;
 
@@ -1356,7 +1363,14 @@ impl Store {
                 let it = self.item(h);
                 let class = self.class_of(h).index();
                 if self.is_dead(&it, now).is_none() {
-                    oldest[class] = oldest[class].min(widen_access(now, it.access_low()));
+                    let mut la = widen_access(now, it.access_low());
+                    if now - la > ACCESS_CAP {
+                        // Keep the 16-bit access time inside its window: an item idle
+                        // longer than this reads as idle this long (see `ACCESS_CAP`).
+                        la = now - ACCESS_CAP;
+                        it.set_access(la);
+                    }
+                    oldest[class] = oldest[class].min(la);
                     return true;
                 }
                 let c = &self.per_class[class];

@@ -747,3 +747,24 @@ fn shard_map_spreads_over_a_doubling() {
         }
     }
 }
+
+#[test]
+fn long_idle_access_times_stay_in_window() {
+    let s = small_store();
+    s.store(StoreMode::Set, b"idle", 0, 0, b"v");
+    let t0 = s.now();
+    // Three times the 16-bit window, one crawl step at a time (a full pass every step).
+    for _ in 0..(3 * 65_536 / 3_600) {
+        s.clock().advance(3_600);
+        s.reclaim_expired();
+    }
+    let mut la = 0;
+    assert!(s.get(b"idle", |v| la = v.last_access));
+    let idle = s.now() - la;
+    assert!(la > t0 && idle <= ACCESS_CAP + 3_600, "idle {idle}");
+    assert!(idle >= ACCESS_CAP, "idle {idle}");
+    // A delayed flush still removes it.
+    s.flush_all(10);
+    s.clock().advance(11);
+    assert_eq!(get_value(&s, b"idle"), None);
+}
