@@ -22,7 +22,8 @@
 //!   find and lock the item's shard and check that the index really holds this chunk
 //!   without reading anything else.
 //! * `access` holds the low 16 bits of the last access time (seconds); the full time is
-//!   reconstructed relative to "now", exact for items touched within the last 18 hours.
+//!   reconstructed relative to "now", exact within 18 hours (the store's crawler moves
+//!   older times up to 16 hours ago, so longer idle times read as 16 hours).
 //! * Values longer than the largest chunk are *chained*: the head chunk holds the total
 //!   length (u32) and the handles (u32 each) of the segment chunks after the key; `vlen`
 //!   then holds the segment count. A segment chunk has a tag word (never `LIVE`) at offset
