@@ -374,78 +374,224 @@ impl Shared {
 // Thread-local caches.
 // ---------------------------------------------------------------------------------------------
 
-/// One thread's magazines for one allocator instance.
+/// One thread's magazines for one allocator instance: one [`ClassCache`] per class, in a
+/// heap array owned through a raw pointer (so [`ThreadCaches`] can keep a second pointer to
+/// the current entry's array without the two aliasing a `Box`).
 struct Entry {
     id: u64,
     shared: Weak<Shared>,
-    classes: Box<[ClassCache]>,
+    classes: NonNull<ClassCache>,
+    len: usize,
 }
 
-/// One thread's magazines for every allocator instance it has used, most recent first.
+impl Entry {
+    fn new(shared: &Arc<Shared>) -> Self {
+        let b: Box<[ClassCache]> = (0..shared.depots.len())
+            .map(|_| ClassCache::new())
+            .collect();
+        let len = b.len();
+        let classes = NonNull::new(Box::into_raw(b).cast::<ClassCache>()).expect("non-null box");
+        Entry {
+            id: shared.id,
+            shared: Arc::downgrade(shared),
+            classes,
+            len,
+        }
+    }
+
+    fn classes(&mut self) -> &mut [ClassCache] {
+        // SAFETY: `classes` is the array of `len` caches made in `new` and freed only in
+        // `drop`; `&mut self` makes this the only reference made from the entry, and the
+        // thread's one other pointer to it (`ThreadCaches::cur`) is only used while no
+        // reference from here is live (both are reached through the `RefCell` borrow).
+        unsafe { std::slice::from_raw_parts_mut(self.classes.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let slice = std::ptr::slice_from_raw_parts_mut(self.classes.as_ptr(), self.len);
+        // SAFETY: made by `Box::into_raw` of a boxed slice of `len` caches in `new`, freed
+        // once here.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+}
+
+/// One thread's magazines for every allocator instance it has used, most recent first, and
+/// a direct pointer to the first entry's caches for the fast path.
 struct ThreadCaches {
+    /// `entries[0].id`, or 0 (no allocator has id 0) when there is no entry.
+    cur_id: u64,
+    /// `entries[0].classes` and its length (dangling and 0 when there is no entry).
+    cur: NonNull<ClassCache>,
+    cur_len: usize,
     entries: Vec<Entry>,
 }
 
 impl ThreadCaches {
     const fn new() -> Self {
         ThreadCaches {
+            cur_id: 0,
+            cur: NonNull::dangling(),
+            cur_len: 0,
             entries: Vec::new(),
         }
     }
 
-    /// The entry for `shared`, creating it (and dropping entries of dead allocators) if new.
-    #[inline]
-    fn entry(&mut self, shared: &Arc<Shared>) -> &mut Entry {
-        if self.entries.first().map(|e| e.id) != Some(shared.id) {
-            self.find_or_insert(shared);
+    /// Re-points the fast path at `entries[0]`; called after every change of `entries`.
+    fn set_current(&mut self) {
+        match self.entries.first() {
+            Some(e) => {
+                self.cur_id = e.id;
+                self.cur = e.classes;
+                self.cur_len = e.len;
+            }
+            None => {
+                self.cur_id = 0;
+                self.cur = NonNull::dangling();
+                self.cur_len = 0;
+            }
         }
-        &mut self.entries[0]
     }
 
+    /// The fast path's access: this thread's caches of `class` for allocator `id`, if that
+    /// allocator is the one the thread used last.
+    #[inline(always)]
+    fn current(&mut self, id: u64, class: ClassId) -> Option<&mut ClassCache> {
+        if self.cur_id == id && class.index() < self.cur_len {
+            // SAFETY: `cur` is `entries[0].classes`, an array of `cur_len` caches that lives as
+            // long as that entry (`set_current` runs after every change of `entries`); the
+            // `&mut self` borrow (through the thread-local's `RefCell`) excludes every other
+            // reference into it.
+            Some(unsafe { &mut *self.cur.as_ptr().add(class.index()) })
+        } else {
+            None
+        }
+    }
+
+    /// Removes the entry of allocator `id`; true if there was one.
+    fn remove(&mut self, id: u64) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.id != id);
+        self.set_current();
+        self.entries.len() != before
+    }
+
+    /// The entry for `shared` moved to the front, created (after dropping entries of dead
+    /// allocators) if new. `None` if the thread is exiting and can no longer flush a new entry
+    /// at exit.
     #[cold]
-    fn find_or_insert(&mut self, shared: &Arc<Shared>) {
+    fn find_or_insert(&mut self, shared: &Arc<Shared>) -> Option<&mut Entry> {
         if let Some(i) = self.entries.iter().position(|e| e.id == shared.id) {
             self.entries.swap(0, i);
-            return;
+            self.set_current();
+            return self.entries.first_mut();
+        }
+        if !exit_hook_registered() {
+            return None;
         }
         // Entries of allocators that are gone hold chunks of unmapped engines: forget them.
         self.entries.retain(|e| e.shared.strong_count() > 0);
-        let classes = (0..shared.depots.len())
-            .map(|_| ClassCache::new())
-            .collect();
         shared.thread_caches.fetch_add(1, Ordering::Release);
-        self.entries.push(Entry {
-            id: shared.id,
-            shared: Arc::downgrade(shared),
-            classes,
-        });
+        self.entries.push(Entry::new(shared));
         let last = self.entries.len() - 1;
         self.entries.swap(0, last);
+        self.set_current();
+        self.entries.first_mut()
     }
-}
 
-impl Drop for ThreadCaches {
-    fn drop(&mut self) {
+    /// Thread exit: every entry's magazines go back to its allocator.
+    fn flush_all(&mut self) {
         let _busy = BusyGuard::enter();
-        for e in &mut self.entries {
+        let entries = std::mem::take(&mut self.entries);
+        self.set_current();
+        for mut e in entries {
             if let Some(shared) = e.shared.upgrade() {
-                shared.flush(&mut e.classes);
+                shared.flush(e.classes());
                 shared.thread_caches.fetch_sub(1, Ordering::Release);
             }
         }
     }
 }
 
+// The thread-local layout. Outside loom, the caches live in a thread-local *without* a
+// destructor (`ManuallyDrop`), so the fast path is a plain `%fs`-relative access with no
+// "registered / destroyed" state check, and a separate zero-sized thread-local (`EXIT`) whose
+// destructor flushes them is registered on the slow path, when a thread first creates an
+// entry. After `EXIT` is destroyed no new entry is created (`exit_hook_registered` fails) and
+// allocations go straight to the engine. Under loom the caches' own destructor flushes them.
+
+#[cfg(not(loom))]
+type CachesCell = RefCell<std::mem::ManuallyDrop<ThreadCaches>>;
+
 #[cfg(not(loom))]
 std::thread_local! {
-    static CACHES: RefCell<ThreadCaches> = const { RefCell::new(ThreadCaches::new()) };
+    static CACHES: CachesCell =
+        const { RefCell::new(std::mem::ManuallyDrop::new(ThreadCaches::new())) };
+    static EXIT: ExitFlush = const { ExitFlush };
     static BUSY: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Flushes the thread's caches when the thread exits (see above).
+#[cfg(not(loom))]
+struct ExitFlush;
+
+#[cfg(not(loom))]
+impl Drop for ExitFlush {
+    fn drop(&mut self) {
+        let _ = CACHES.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c.flush_all();
+            }
+        });
+    }
+}
+
+/// Registers (on first use) the destructor that flushes this thread's caches at exit; false
+/// if it already ran.
+#[cfg(not(loom))]
+fn exit_hook_registered() -> bool {
+    EXIT.try_with(|_| ()).is_ok()
+}
+
+/// The caches, flushed by their own destructor (loom runs it when the model thread ends).
+#[cfg(loom)]
+struct LoomCaches(ThreadCaches);
+
+#[cfg(loom)]
+impl std::ops::Deref for LoomCaches {
+    type Target = ThreadCaches;
+    fn deref(&self) -> &ThreadCaches {
+        &self.0
+    }
+}
+
+#[cfg(loom)]
+impl std::ops::DerefMut for LoomCaches {
+    fn deref_mut(&mut self) -> &mut ThreadCaches {
+        &mut self.0
+    }
+}
+
+#[cfg(loom)]
+impl Drop for LoomCaches {
+    fn drop(&mut self) {
+        self.0.flush_all();
+    }
+}
+
+#[cfg(loom)]
+type CachesCell = RefCell<LoomCaches>;
+
 #[cfg(loom)]
 crate::sync::thread_local! {
-    static CACHES: RefCell<ThreadCaches> = RefCell::new(ThreadCaches::new());
+    static CACHES: CachesCell = RefCell::new(LoomCaches(ThreadCaches::new()));
     static BUSY: Cell<bool> = Cell::new(false);
+}
+
+#[cfg(loom)]
+fn exit_hook_registered() -> bool {
+    true
 }
 
 /// Marks the current thread as inside the allocator's slow paths (engine, depot, thread-cache
@@ -478,6 +624,9 @@ pub(crate) fn is_busy() -> bool {
     BUSY.try_with(Cell::get).unwrap_or(true)
 }
 
+/// Sizes up to this many bytes find their class in [`SlabAllocator`]'s own lookup table.
+const LOOKUP_MAX: usize = 4096;
+
 static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
 
 // ---------------------------------------------------------------------------------------------
@@ -490,6 +639,11 @@ static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
 /// through it gets its own magazines; they go back to the depot when the thread exits or calls
 /// [`flush_thread_cache`](Self::flush_thread_cache).
 pub struct SlabAllocator {
+    /// `shared.id`, kept here so the fast path need not follow the `Arc`.
+    id: u64,
+    /// `lookup[(size + 7) >> 3]` is the class for `size <= LOOKUP_MAX` (`u16::MAX`: none), when
+    /// every chunk size is a multiple of 8; empty otherwise (then `SizeClasses::class_for`).
+    lookup: Box<[u16]>,
     shared: Arc<Shared>,
     #[cfg(not(loom))]
     reaper: std::sync::Mutex<Option<crate::reap::Reaper>>,
@@ -529,7 +683,17 @@ impl SlabAllocator {
             thread_rounds,
             thread_caches: AtomicUsize::new(0),
         });
+        let classes = shared.engine.classes();
+        let lookup = if classes.sizes().iter().all(|s| s % 8 == 0) {
+            (0..=LOOKUP_MAX >> 3)
+                .map(|i| classes.class_for(i << 3).map_or(u16::MAX, |c| c.0))
+                .collect()
+        } else {
+            Box::default()
+        };
         let a = SlabAllocator {
+            id: shared.id,
+            lookup,
             shared,
             #[cfg(not(loom))]
             reaper: std::sync::Mutex::new(None),
@@ -541,23 +705,49 @@ impl SlabAllocator {
         Ok(a)
     }
 
-    /// Runs `f` on this thread's magazines, or returns `None` when they are not available
-    /// (the thread is exiting, or an allocation is already in progress on it).
-    #[inline]
+    /// Runs `f` on this thread's magazines, creating them if needed, or returns `None` when
+    /// they are not available (the thread is exiting, or an allocation is already in progress
+    /// on it). The slow paths come through here.
     fn with_caches<R>(&self, f: impl FnOnce(&mut [ClassCache]) -> R) -> Option<R> {
         CACHES
             .try_with(|c| {
                 let mut c = c.try_borrow_mut().ok()?;
-                let e = if c.entries.first().map(|e| e.id) == Some(self.shared.id) {
-                    &mut c.entries[0]
-                } else {
-                    let _busy = BusyGuard::enter();
-                    c.entry(&self.shared)
-                };
-                Some(f(&mut e.classes))
+                let _busy = BusyGuard::enter();
+                let e = c.find_or_insert(&self.shared)?;
+                Some(f(e.classes()))
             })
             .ok()
             .flatten()
+    }
+
+    /// The allocation fast path: a round from this thread's loaded magazine of `class`, if
+    /// this allocator is the one the thread used last and the magazine has one.
+    #[inline(always)]
+    fn try_pop(&self, class: ClassId) -> Option<NonNull<u8>> {
+        CACHES
+            .try_with(|c| {
+                let mut c = c.try_borrow_mut().ok()?;
+                c.current(self.id, class)?.pop()
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// The free fast path: a push into this thread's loaded magazine of `class`; gives the
+    /// chunk back if that is not possible right away.
+    #[inline(always)]
+    fn try_push(&self, class: ClassId, ptr: NonNull<u8>) -> Result<(), NonNull<u8>> {
+        CACHES
+            .try_with(|c| {
+                let Ok(mut c) = c.try_borrow_mut() else {
+                    return Err(ptr);
+                };
+                match c.current(self.id, class) {
+                    Some(cc) => cc.push(ptr),
+                    None => Err(ptr),
+                }
+            })
+            .unwrap_or(Err(ptr))
     }
 
     /// Allocates a chunk of the smallest class that holds `size` bytes. Fails with
@@ -569,7 +759,7 @@ impl SlabAllocator {
     /// table's alignment); its contents are unspecified.
     #[inline]
     pub fn alloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
-        match self.shared.engine.classes().class_for(size) {
+        match self.class_for(size) {
             Some(class) => self.alloc_class(class),
             None => Err(Error::InvalidConfig(format!(
                 "size {size} exceeds the largest class ({} bytes)",
@@ -587,9 +777,6 @@ impl SlabAllocator {
     #[inline]
     pub unsafe fn dealloc(&self, ptr: NonNull<u8>, size: usize) {
         let class = self
-            .shared
-            .engine
-            .classes()
             .class_for(size)
             .expect("dealloc with a size no class holds");
         // SAFETY: forwarded from the caller.
@@ -600,12 +787,21 @@ impl SlabAllocator {
     /// [`alloc`](Self::alloc) for the errors.
     #[inline]
     pub fn alloc_class(&self, class: ClassId) -> Result<NonNull<u8>, Error> {
+        match self.try_pop(class) {
+            Some(p) => Ok(p),
+            None => self.alloc_class_slow(class),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn alloc_class_slow(&self, class: ClassId) -> Result<NonNull<u8>, Error> {
         let shared = &*self.shared;
+        assert!(class.index() < shared.depots.len(), "class out of range");
         let r = self.with_caches(|caches| {
             if let Some(p) = caches[class.index()].pop() {
                 return Ok(p);
             }
-            let _busy = BusyGuard::enter();
             shared.alloc_slow(caches, class)
         });
         match r {
@@ -625,11 +821,22 @@ impl SlabAllocator {
     #[inline]
     pub unsafe fn dealloc_class(&self, ptr: NonNull<u8>, class: ClassId) {
         debug_assert_eq!(self.shared.engine.class_of(ptr.as_ptr()), Some(class));
+        if let Err(ptr) = self.try_push(class, ptr) {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.dealloc_class_slow(ptr, class) }
+        }
+    }
+
+    /// # Safety
+    /// As for [`dealloc_class`](Self::dealloc_class).
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_class_slow(&self, ptr: NonNull<u8>, class: ClassId) {
         let shared = &*self.shared;
+        assert!(class.index() < shared.depots.len(), "class out of range");
         let done = self.with_caches(|caches| {
             let cc = &mut caches[class.index()];
             if let Err(p) = cc.push(ptr) {
-                let _busy = BusyGuard::enter();
                 shared.free_slow(cc, class, p);
             }
         });
@@ -638,6 +845,17 @@ impl SlabAllocator {
             // SAFETY: forwarded from the caller.
             unsafe { shared.engine.free_batch(class, &[ptr]) };
         }
+    }
+
+    /// The smallest class whose chunk holds `size` bytes (`None` above the largest class).
+    #[inline]
+    pub fn class_for(&self, size: usize) -> Option<ClassId> {
+        if size <= LOOKUP_MAX {
+            if let Some(&c) = self.lookup.get((size + 7) >> 3) {
+                return (c != u16::MAX).then_some(ClassId(c));
+            }
+        }
+        self.shared.engine.classes().class_for(size)
     }
 
     /// The engine underneath.
@@ -689,7 +907,7 @@ impl SlabAllocator {
             };
             if let Some(e) = c.entries.iter_mut().find(|e| e.id == shared.id) {
                 let _busy = BusyGuard::enter();
-                shared.flush(&mut e.classes);
+                shared.flush(e.classes());
             }
         });
     }
@@ -756,9 +974,7 @@ impl Drop for SlabAllocator {
         let _ = CACHES.try_with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
                 let _busy = BusyGuard::enter();
-                let before = c.entries.len();
-                c.entries.retain(|e| e.id != shared.id);
-                if c.entries.len() != before {
+                if c.remove(shared.id) {
                     shared.thread_caches.fetch_sub(1, Ordering::Release);
                 }
             }
@@ -978,6 +1194,21 @@ mod tests {
         assert_eq!(s.classes[1].thread_chunks, 0);
         assert!(s.classes[1].depot_chunks > 0);
         assert_eq!(s.live_chunks(), 0);
+    }
+
+    #[test]
+    fn own_lookup_agrees_with_the_table() {
+        for classes in [
+            general_classes(),
+            SizeClasses::memcached_default(),
+            SizeClasses::from_list(&[10, 21, 33, 100], 1, 64 << 10).unwrap(),
+            SizeClasses::from_list(&[64, 128, 256], 8, 64 << 10).unwrap(),
+        ] {
+            let a = SlabAllocator::new(Config::new(classes.clone())).unwrap();
+            for size in (0..=5000).chain([usize::MAX, usize::MAX - 3]) {
+                assert_eq!(a.class_for(size), classes.class_for(size), "size {size}");
+            }
+        }
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! alloc-compare [--quick] [--json] [--no-spike]   workloads (+ spikes unless --no-spike)
 //! alloc-compare --spikes                          only the spikes
 //! alloc-compare --spike NAME                      one spike, in this process (used by the parent)
+//! alloc-compare --only NAME[,NAME] --workload W   a subset (for profiling)
 //! ```
 //!
 //! `--json` prints a JSON array of `{"workload", "allocator", "ns_per_op"}` on stdout (the
-//! median over the repetitions); the spike timelines then go to stderr. `--quick` keeps the
+//! fastest of the repetitions: on a shared machine other processes only ever add time, so the
+//! minimum is the estimate least disturbed by them; the table also shows the median); the spike timelines then go to stderr. `--quick` keeps the
 //! whole run under a minute.
 
 use std::process::Command;
@@ -80,14 +82,18 @@ fn run_once(
     Some(d.as_nanos() as f64 / ops as f64)
 }
 
-fn median(v: &mut [f64]) -> f64 {
+/// (fastest, median) of the repetitions.
+fn min_median(v: &mut [f64]) -> (f64, f64) {
     v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
+    (v[0], v[v.len() / 2])
 }
 
-fn workloads(z: &Sizes, json_out: bool) {
-    let allocs: Vec<(&str, Option<Box<dyn Allocator>>)> =
-        ALLOCATORS.iter().map(|&n| (n, make(n))).collect();
+fn workloads(z: &Sizes, json_out: bool, only: Option<&str>, workload: Option<&str>) {
+    let allocs: Vec<(&str, Option<Box<dyn Allocator>>)> = ALLOCATORS
+        .iter()
+        .filter(|n| only.map_or(true, |o| o.split(',').any(|x| x == **n)))
+        .map(|&n| (n, make(n)))
+        .collect();
     let slab = sharded_slab::Slab::new();
     let sizes = mixed_sizes();
     // results[w][a] = ns per op of every repetition.
@@ -95,7 +101,13 @@ fn workloads(z: &Sizes, json_out: bool) {
     // A warm-up pass (not recorded), then the repetitions, interleaving allocators.
     for rep in 0..=z.reps {
         for (wi, w) in WORKLOADS.iter().enumerate() {
-            for (ai, (name, a)) in allocs.iter().enumerate() {
+            if workload.is_some_and(|x| x != *w) {
+                continue;
+            }
+            // Rotate the order every repetition so no allocator always runs first.
+            for k in 0..allocs.len() {
+                let ai = (k + rep) % allocs.len();
+                let (name, a) = &allocs[ai];
                 if let Some(ns) = run_once(w, name, a.as_deref(), &slab, &sizes, z) {
                     if rep > 0 {
                         results[wi][ai].push(ns);
@@ -108,15 +120,15 @@ fn workloads(z: &Sizes, json_out: bool) {
     for (wi, w) in WORKLOADS.iter().enumerate() {
         for (ai, (name, _)) in allocs.iter().enumerate() {
             if !results[wi][ai].is_empty() {
-                let ns = median(&mut results[wi][ai]);
-                rows.push((w.to_string(), name.to_string(), ns));
+                let (ns, med) = min_median(&mut results[wi][ai]);
+                rows.push((w.to_string(), name.to_string(), ns, med));
             }
         }
     }
     if json_out {
         let arr: Vec<Value> = rows
             .iter()
-            .map(|(w, a, ns)| {
+            .map(|(w, a, ns, _)| {
                 json!({"workload": w, "allocator": a, "ns_per_op": (ns * 100.0).round() / 100.0})
             })
             .collect();
@@ -124,22 +136,25 @@ fn workloads(z: &Sizes, json_out: bool) {
     }
     let mut out = String::new();
     out.push_str(&format!(
-        "{:<12} {:>10} {:>10} {:>10} {:>10} {:>13}   {:>14}\n",
-        "ns/op", "slab-core", "glibc", "mimalloc", "jemalloc", "sharded-slab", "slab/mimalloc"
+        "{:<14} {:>16} {:>16} {:>16} {:>16} {:>16}   {:>14}\n",
+        "ns/op min(med)",
+        "slab-core",
+        "glibc",
+        "mimalloc",
+        "jemalloc",
+        "sharded-slab",
+        "slab/mimalloc"
     ));
     for w in WORKLOADS {
-        let get = |a: &str| {
-            rows.iter()
-                .find(|(rw, ra, _)| rw == w && ra == a)
-                .map(|r| r.2)
-        };
-        let cell = |a: &str| get(a).map_or("-".to_string(), |v| format!("{v:.2}"));
+        let row = |a: &str| rows.iter().find(|(rw, ra, _, _)| rw == w && ra == a);
+        let get = |a: &str| row(a).map(|r| r.2);
+        let cell = |a: &str| row(a).map_or("-".to_string(), |r| format!("{:.2} ({:.2})", r.2, r.3));
         let ratio = match (get("slab-core"), get("mimalloc")) {
             (Some(s), Some(m)) => format!("{:.2}x", s / m),
             _ => "-".into(),
         };
         out.push_str(&format!(
-            "{:<12} {:>10} {:>10} {:>10} {:>10} {:>13}   {:>14}\n",
+            "{:<14} {:>16} {:>16} {:>16} {:>16} {:>16}   {:>14}\n",
             w,
             cell("slab-core"),
             cell("glibc"),
@@ -289,7 +304,13 @@ fn main() {
     }
     let z = if has("--quick") { &QUICK } else { &FULL };
     let json_out = has("--json");
-    workloads(z, json_out);
+    let value = |f: &str| {
+        args.iter()
+            .position(|a| a == f)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    workloads(z, json_out, value("--only"), value("--workload"));
     if !has("--no-spike") {
         spikes(json_out);
     }
