@@ -6,18 +6,22 @@
 //!
 //! ```text
 //!   key --hash--> h24 (24 bits, kept in the item's tag)
-//!                  |-- top bits --> shard i: Mutex<HashTable<u32>>   (4 bytes per entry)
-//!                  '-- mix(h24) --> index hash          |
-//!                                                       v handle = chunk offset >> 3
-//!   SlabEngine reservation: [ slab | slab | slab | ... ]  (64 KiB slabs, ~100 classes)
-//!                               chunk = [hdr 14 | cas 8 | flags? | key | value]
+//!                  |-- top 12 bits --> shard i: Mutex<HashTable<u32>>  (4 bytes per entry)
+//!                  '-- mix(h24) -----> index hash          |
+//!                                                          v handle = chunk offset >> 2
+//!   SlabAllocator (per-thread magazines) over SlabEngine:
+//!     reservation [ slab | slab | slab | ... ]   (64 KiB slabs, ~130 classes, 4-byte steps)
+//!     chunk = [hdr 14 | cas 8 | flags? | key | value]
 //! ```
 //!
 //! * Every item lives in one chunk of the class that fits its [`stored_size`]; values
 //!   longer than the largest chunk are chained over several chunks (see [`crate::item`]).
 //!   The index is `N` shards (default 64), each a `Mutex` around a
 //!   `hashbrown::HashTable<u32>` whose entries are chunk handles; lookups compare the key
-//!   stored in the chunk. There is no other per-item memory.
+//!   stored in the chunk. Shard sizes are spread over a doubling (`shard_map`) so the
+//!   tables resize at different totals and the index stays ~63% full on average. There is
+//!   no other per-item memory: 77 B of RSS per item at 14-byte keys and 32-byte values
+//!   (memcached 1.6.18: 123 B), 145 B at 100-byte values (memcached: 196 B).
 //! * Writers allocate and fill the new chunk *before* taking the shard lock (allocation may
 //!   evict, which locks other shards), then lock, check the mode (add/replace/cas), link
 //!   the new chunk in place of the old one, unlock, and free the old chunk. A chunk that is
