@@ -341,6 +341,12 @@ pub struct Store {
     max_chunk: usize,
 }
 
+// The store is shared by worker threads as `Arc<Store>`.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+};
+
 /// The index hash of the 24 tag bits (splitmix64's finalizer).
 #[inline]
 pub(crate) fn table_hash(h24: u32) -> u64 {
