@@ -24,7 +24,7 @@ struct Cli {
     /// Number of classes (default: add classes while one more saves at least --min-gain).
     #[arg(long, global = true)]
     classes: Option<usize>,
-    /// Stop adding classes when one more saves less than this percentage of stored bytes.
+    /// Stop adding classes when one more cuts the waste by less than this percentage.
     #[arg(long, global = true, default_value_t = 0.5)]
     min_gain: f64,
     /// Count slab tail waste (the unused end of each slab page) in the objective.
@@ -42,7 +42,8 @@ struct Cli {
     /// Print JSON instead of the table.
     #[arg(long, global = true)]
     json: bool,
-    /// Draw the histogram, class boundaries and waste per class to this SVG file.
+    /// Draw the histogram, class boundaries and waste per class to this SVG file (for
+    /// memcached with `--target both`).
     #[arg(long, global = true)]
     plot: Option<PathBuf>,
     /// Treat bad input as an error.
@@ -232,11 +233,21 @@ fn run(cli: Cli) -> Result<(), String> {
     };
     if let Some(path) = &cli.plot {
         let i = report.targets.len() - 1;
-        let doc = svg::plot(
-            &hists[i].1,
-            &report.targets[i],
-            &memcached_classes(48, 1.25, MEMCACHED_CHUNK_MAX),
-        );
+        let (defaults, name) = match hists[i].0 {
+            Target::Memcached => (
+                memcached_classes(48, 1.25, MEMCACHED_CHUNK_MAX),
+                "memcached defaults",
+            ),
+            Target::Ours => (
+                kvcache_server::store::default_classes(cli.kv_slab as usize, 1 << 20)
+                    .sizes()
+                    .iter()
+                    .map(|&c| c as u64)
+                    .collect(),
+                "kvcache-server defaults",
+            ),
+        };
+        let doc = svg::plot(&hists[i].1, &report.targets[i], &defaults, name);
         std::fs::write(path, doc).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     if cli.json {

@@ -170,9 +170,10 @@ impl Rules {
 pub enum ClassCount {
     /// At most this many.
     Exact(usize),
-    /// Add classes while one more saves at least this fraction of the stored bytes.
+    /// Add classes while one more cuts the waste by at least this fraction of the waste
+    /// with one class fewer (up to the rules' maximum).
     Auto {
-        /// Fraction of the total stored bytes (0.005 = 0.5%).
+        /// Fraction of the waste (0.005 = 0.5%).
         min_gain: f64,
     },
 }
@@ -433,7 +434,7 @@ pub fn optimize(h: &Hist, rules: &Rules, count: ClassCount, page: Option<u64>) -
     .min(m)
     .max(1);
     let threshold = match count {
-        ClassCount::Auto { min_gain } => Some((min_gain * (stot as f64) * SCALE as f64) as i128),
+        ClassCount::Auto { min_gain } => Some(min_gain),
         ClassCount::Exact(_) => None,
     };
     // Layer 1: the first class; its written size is max(min_chunk, chunk - align + 1).
@@ -501,7 +502,7 @@ pub fn optimize(h: &Hist, rules: &Rules, count: ClassCount, page: Option<u64>) -
         results.push(r);
         if r.0 < prev_best {
             if let Some(th) = threshold {
-                if prev_best - r.0 < th {
+                if ((prev_best - r.0) as f64) < th * prev_best as f64 {
                     break;
                 }
             }
@@ -726,16 +727,24 @@ mod tests {
 
     #[test]
     fn auto_count_stops_when_gain_is_small() {
-        let h = Hist::from_pairs([(100, 1000), (200, 1000), (201, 1)]);
-        let s = optimize(
-            &h,
-            &Rules::unconstrained(50),
-            ClassCount::Auto { min_gain: 0.005 },
-            None,
-        )
-        .unwrap();
-        // A third class (201 alone) saves 1 byte of 300201: below 0.5%.
-        assert_eq!(s.explicit, vec![100, 201]);
+        let h = Hist::from_pairs((1..400).map(|i| (100 + i * i % 997, 1 + i % 7)));
+        for g in [0.5, 0.05, 0.005] {
+            let s = optimize(
+                &h,
+                &Rules::memcached(),
+                ClassCount::Auto { min_gain: g },
+                None,
+            )
+            .unwrap();
+            let k = s.explicit.len();
+            let b = &s.by_count;
+            // Every class taken saved at least the fraction; the next one would not have.
+            for j in 1..k {
+                assert!(b[j - 1] - b[j] >= g * b[j - 1], "{g} {j} {b:?}");
+            }
+            assert!(k == 62 || b[k - 1] - b[k] < g * b[k - 1], "{g} {k} {b:?}");
+            assert_eq!(s.objective, b[k - 1]);
+        }
     }
 
     fn hist_strategy(max: u64) -> impl Strategy<Value = Hist> {

@@ -131,6 +131,20 @@ pub fn target_report(
             eval: evaluate(h, &d, page),
         });
     }
+    // The optimum with as many classes as the defaults, for a like-for-like comparison.
+    if let Some(base) = configs.get(1).map(|c| c.eval.classes.len()) {
+        let k = base
+            .saturating_sub(usize::from(rules.implicit_top.is_some()))
+            .max(1);
+        if sol.as_ref().is_some_and(|s| s.explicit.len() != k) {
+            if let Some(s) = optimize(h, &rules, ClassCount::Exact(k), opts.tail.then_some(page)) {
+                configs.push(Config {
+                    name: format!("optimal with {} classes", s.classes.len()),
+                    eval: evaluate(h, &s.classes, page),
+                });
+            }
+        }
+    }
     if let Some(c) = current {
         if !c.is_empty() {
             configs.push(Config {
@@ -233,15 +247,19 @@ pub fn render_text(r: &Report) -> String {
         }
         if t.configs.len() >= 2 && t.configs[0].name == "recommended" {
             let (a, b) = (&t.configs[0].eval, &t.configs[1].eval);
+            let diff = if a.waste <= b.waste {
+                format!("{:.1}% less", 100.0 - pct(a.waste, b.waste.max(1)))
+            } else {
+                format!("{:.1}% more", pct(a.waste, b.waste.max(1)) - 100.0)
+            };
             let _ = writeln!(
                 o,
-                "summary: {} classes waste {} B ({:.2}% of chunk bytes) vs {} B with {}: {:.1}% less",
+                "summary: {} classes waste {} B ({:.2}% of chunk bytes) vs {} B with {}: {diff}",
                 a.classes.len(),
                 a.waste,
                 pct(a.waste, a.bytes + a.waste),
                 b.waste,
                 t.configs[1].name,
-                100.0 - pct(a.waste, b.waste.max(1))
             );
         }
         for f in &t.flags {

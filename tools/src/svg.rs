@@ -1,5 +1,5 @@
 //! `--plot FILE.svg`: the size histogram on a log-size axis with the recommended class
-//! boundaries (blue) and memcached's default ones (grey, dashed), and below it the waste
+//! boundaries (blue) and the server's default ones (grey, dashed), and below it the waste
 //! of each recommended class as a bar spanning the sizes it holds.
 
 use std::fmt::Write as _;
@@ -29,8 +29,9 @@ fn human(b: f64) -> String {
     }
 }
 
-/// Draws `t` (its histogram `h`) as an SVG document.
-pub fn plot(h: &Hist, t: &TargetReport, defaults: &[u64]) -> String {
+/// Draws `t` (its histogram `h`) as an SVG document, with the `defaults` class list
+/// (called `defaults_name`) for comparison.
+pub fn plot(h: &Hist, t: &TargetReport, defaults: &[u64], defaults_name: &str) -> String {
     let mut s = String::new();
     let height = 40.0 + TOP_H + 50.0 + BOT_H + 50.0;
     let _ = writeln!(
@@ -41,9 +42,10 @@ pub fn plot(h: &Hist, t: &TargetReport, defaults: &[u64]) -> String {
     let rec = t.configs.first().filter(|c| c.name == "recommended");
     let _ = writeln!(
         s,
-        r#"<text x="{LEFT}" y="20" font-size="14">{} item sizes ({} items): recommended classes (blue) vs memcached defaults (grey)</text>"#,
+        r#"<text x="{LEFT}" y="20" font-size="14">{} item sizes ({} items): recommended classes (blue) vs {} (grey, dashed)</text>"#,
         esc(t.target.name()),
-        t.items
+        t.items,
+        esc(defaults_name)
     );
     let e = h.entries();
     if e.is_empty() {
@@ -111,7 +113,7 @@ pub fn plot(h: &Hist, t: &TargetReport, defaults: &[u64]) -> String {
     );
     let _ = writeln!(
         s,
-        r#"<text x="12" y="{}" transform="rotate(-90 12 {})">items</text>"#,
+        r#"<text x="12" y="{}" transform="rotate(-90 12 {})">items per bin (max {maxc})</text>"#,
         40.0 + TOP_H / 2.0,
         40.0 + TOP_H / 2.0
     );
@@ -157,7 +159,7 @@ pub fn plot(h: &Hist, t: &TargetReport, defaults: &[u64]) -> String {
         let mut prev = 2f64.powf(lo);
         for c in &r.eval.classes {
             let (a, b) = (x(prev), x(c.chunk as f64).min(W - RIGHT));
-            let hgt = c.waste as f64 / maxw * (BOT_H - 10.0);
+            let hgt = c.waste as f64 / maxw * (BOT_H - 25.0);
             let _ = writeln!(
                 s,
                 r##"<rect x="{a:.1}" y="{:.1}" width="{:.1}" height="{hgt:.1}" fill="#1f5fbf" fill-opacity="0.6" stroke="#1f5fbf"><title>chunk {}: {} items, waste {} B</title></rect>"##,
