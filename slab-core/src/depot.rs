@@ -108,22 +108,28 @@ impl Depot {
             Some(g) => g,
             None => {
                 let mut g = self.inner.lock();
-                g.contended += 1;
-                g.contention_total += 1;
-                if g.contended >= self.params.contention_threshold {
-                    g.contended = 0;
-                    let cur = self.mag_size.load(Ordering::Relaxed);
-                    let next = (cur * 2).clamp(1, self.params.max_rounds.max(cur));
-                    if next != cur && cur != 0 {
-                        self.mag_size.store(next, Ordering::Relaxed);
-                        g.resizes += 1;
-                    }
-                }
+                self.note_contention(&mut g);
                 g
             }
         };
         g.exchanges += 1;
         g
+    }
+
+    /// Records a contention event (the caller holds the lock, `g`); every
+    /// `contention_threshold` of them double the magazine size, up to `max_rounds`.
+    fn note_contention(&self, g: &mut Inner) {
+        g.contended += 1;
+        g.contention_total += 1;
+        if g.contended >= self.params.contention_threshold {
+            g.contended = 0;
+            let cur = self.mag_size.load(Ordering::Relaxed);
+            let next = (cur * 2).clamp(1, self.params.max_rounds.max(cur));
+            if next != cur && cur != 0 {
+                self.mag_size.store(next, Ordering::Relaxed);
+                g.resizes += 1;
+            }
+        }
     }
 
     /// kmem `magazine_alloc` with both magazines spent: takes a full magazine and stores the
@@ -330,6 +336,42 @@ mod tests {
         assert_eq!(d.stats().rounds, 10);
         assert_eq!(d.drain().len(), 3);
         assert_eq!(d.stats().rounds, 0);
+    }
+
+    #[test]
+    fn contention_grows_the_magazine_size_up_to_the_cap() {
+        let d = Depot::new(params());
+        assert_eq!(d.magazine_size(), 4);
+        let contend = |n: usize| {
+            let mut g = d.inner.lock();
+            for _ in 0..n {
+                d.note_contention(&mut g);
+            }
+        };
+        contend(1);
+        assert_eq!(d.magazine_size(), 4, "below the threshold");
+        contend(1);
+        assert_eq!(d.magazine_size(), 8);
+        contend(2);
+        assert_eq!(d.magazine_size(), 16);
+        contend(10);
+        assert_eq!(d.magazine_size(), 16, "capped at max_rounds");
+        let s = d.stats();
+        assert_eq!((s.contention, s.resizes), (14, 2));
+        // Magazines of the old size are not handed out any more.
+        d.put(Magazine::with_capacity(4)).unwrap();
+        assert!(d.take_empty().is_none());
+        // Disabled classes stay disabled.
+        let off = Depot::new(DepotParams {
+            initial_rounds: 0,
+            ..params()
+        });
+        let mut g = off.inner.lock();
+        for _ in 0..10 {
+            off.note_contention(&mut g);
+        }
+        drop(g);
+        assert_eq!(off.magazine_size(), 0);
     }
 
     #[test]
