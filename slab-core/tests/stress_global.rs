@@ -39,7 +39,7 @@ fn churn(seed: u64) -> (Vec<String>, u64) {
 fn threads_allocate_free_across_threads_and_exit_clean() {
     // This thread's own magazines exist from here on (the test harness's main thread may
     // hold some too): the workers must add none that outlive them.
-    let _warm = vec![0u8; 100];
+    let warm = std::hint::black_box(String::from("a heap allocation of this thread"));
     let before = GLOBAL.allocator().expect("slab allocator").stats();
     let (tx, rx) = mpsc::channel::<Vec<String>>();
     let handles: Vec<_> = (0..THREADS as u64)
@@ -87,6 +87,7 @@ fn threads_allocate_free_across_threads_and_exit_clean() {
         before.live_chunks(),
         s.live_chunks()
     );
+    drop(warm);
     // And a reap gives the cached chunks back.
     a.reap();
     a.reap();
