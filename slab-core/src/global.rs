@@ -2,7 +2,7 @@
 //!
 //! Small requests (at most [`SMALL_MAX`] bytes, at an alignment some class's chunks satisfy)
 //! are served from slabs through the calling thread's magazines, with the
-//! [`general_classes`](crate::allocator::general_classes) table; everything else goes to
+//! [`crate::allocator::general_classes`] table; everything else goes to
 //! [`std::alloc::System`]. `dealloc` routes by address: a pointer inside the engine's
 //! reservation is a slab chunk ([`SlabEngine::contains`](crate::engine::SlabEngine::contains),
 //! one subtraction and compare).

@@ -8,9 +8,9 @@
 //! to its batched release (sorted, coalesced, one `munmap` per contiguous run).
 //!
 //! [`SlabAllocator::reap`](crate::allocator::SlabAllocator::reap) does this on demand (and
-//! first flushes the calling thread's own magazines); [`SlabAllocator::start_reaper`]
-//! (crate::allocator::SlabAllocator::start_reaper) runs it on an interval in a thread of its
-//! own.
+//! first flushes the calling thread's own magazines);
+//! [`SlabAllocator::start_reaper`](crate::allocator::SlabAllocator::start_reaper) (or
+//! `MagazineConfig::reap_interval`) runs it on an interval in a thread of its own.
 
 use std::fmt;
 
