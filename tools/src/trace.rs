@@ -222,7 +222,16 @@ impl TraceReader {
             let n = match r.read(&mut buf[filled..]) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
+                Err(e) if self.strict => return Err(e.into()),
+                Err(e) => {
+                    // A truncated or corrupt compressed stream: keep what was read.
+                    self.issues.add(
+                        "line",
+                        self.lines + 1,
+                        format_args!("input ends early: {e}"),
+                    );
+                    0
+                }
             };
             on_read(n);
             if n == 0 {

@@ -225,6 +225,23 @@ fn generated_traces_plain_and_zstd() {
 }
 
 #[test]
+fn truncated_zstd_trace_keeps_what_was_read() {
+    let p = tmp("cut.csv.zst");
+    write_trace(&p, true);
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let v = json(&["trace", p.to_str().unwrap(), "--target", "memcached"]);
+    let ex = v["issues"]["examples"].as_array().unwrap();
+    assert!(
+        ex.iter()
+            .any(|e| e.as_str().unwrap().contains("input ends early")),
+        "{ex:?}"
+    );
+    let out = slabtune(&["trace", p.to_str().unwrap(), "--strict"]);
+    assert!(!out.status.success());
+}
+
+#[test]
 fn per_request_counts_every_write() {
     let p = tmp("pr.csv");
     write_trace(&p, false);
