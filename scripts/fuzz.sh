@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Bounded fuzz run of every target (text, meta and binary parsers; meta and binary
 # execution against a small store), for CI.
-# Usage: scripts/fuzz.sh [seconds per target, default 45]
+# Usage: scripts/fuzz.sh [seconds per target, default $FUZZ_SECONDS or 45]
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
 set -euo pipefail
-secs="${1:-45}"
+secs="${1:-${FUZZ_SECONDS:-45}}"
 cd "$(dirname "$0")/../kvcache-server/fuzz"
 cargo +nightly fuzz build -O
 for target in text_parse meta_parse binary_parse exec_requests; do

@@ -10,6 +10,7 @@ perl -MCache::Memcached -e1 2>/dev/null || apt_packages+=(libcache-memcached-per
 command -v nutcracker >/dev/null || apt_packages+=(nutcracker)
 command -v strace >/dev/null || apt_packages+=(strace)
 command -v tcpdump >/dev/null || apt_packages+=(tcpdump)
+/usr/bin/python3 -c 'import pylibmc' 2>/dev/null || apt_packages+=(python3-pylibmc)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     echo "setup: apt-get install ${apt_packages[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -4,7 +4,7 @@
 # `cargo build -p kvcache-server` first or set KVCACHE_SERVER_BIN).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-bin="${KVCACHE_SERVER_BIN:-$root/target/debug/kvcache-server}"
+bin="${1:-${KVCACHE_SERVER_BIN:-$root/target/debug/kvcache-server}}"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 "$bin" -l 127.0.0.1 -p "$port" -U 0 -t 2 &
 pid=$!

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Starts the release kvcache-server on a free loopback port, runs every real-client
-# check against it, stops it, and fails if any check failed.
+# check against it (and, when memcached is installed, the differential check against
+# memcached), stops it with SIGTERM, and fails if any check failed.
+#
+#   tests/clients/run-all.sh [PATH-TO-kvcache-server]
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-bin=${KVCACHE_SERVER_BIN:-$root/target/release/kvcache-server}
+bin=${1:-${KVCACHE_SERVER_BIN:-$root/target/release/kvcache-server}}
 if [ ! -x "$bin" ]; then
     (cd "$root" && cargo build --release -p kvcache-server) || exit 1
 fi
@@ -38,6 +41,15 @@ if command -v memcached >/dev/null; then
     kill $mpid; wait $mpid 2>/dev/null
 else
     echo "=== diff-vs-memcached: skipped (memcached not installed)"
+fi
+run memccapable-binary bash "$here/binary_memccapable.sh" "$bin"
+if /usr/bin/python3 -c 'import pylibmc' 2>/dev/null; then
+    run pylibmc-binary /usr/bin/python3 "$here/binary_pylibmc.py" "$bin"
+else
+    echo "=== pylibmc-binary: skipped (python3-pylibmc not installed)"
+fi
+if command -v memcached >/dev/null; then
+    run meta-binary-diff-vs-memcached python3 "$here/meta_diff.py" "$bin"
 fi
 kill -TERM $pid
 wait $pid
