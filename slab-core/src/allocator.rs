@@ -626,6 +626,7 @@ pub(crate) fn is_busy() -> bool {
 
 /// Sizes up to this many bytes find their class in [`SlabAllocator`]'s own lookup table.
 const LOOKUP_MAX: usize = 4096;
+const LOOKUP_LEN: usize = (LOOKUP_MAX >> 3) + 1;
 
 static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
 
@@ -642,8 +643,8 @@ pub struct SlabAllocator {
     /// `shared.id`, kept here so the fast path need not follow the `Arc`.
     id: u64,
     /// `lookup[(size + 7) >> 3]` is the class for `size <= LOOKUP_MAX` (`u16::MAX`: none), when
-    /// every chunk size is a multiple of 8; empty otherwise (then `SizeClasses::class_for`).
-    lookup: Box<[u16]>,
+    /// every chunk size is a multiple of 8; `None` otherwise (then `SizeClasses::class_for`).
+    lookup: Option<Box<[u16; LOOKUP_LEN]>>,
     shared: Arc<Shared>,
     #[cfg(not(loom))]
     reaper: std::sync::Mutex<Option<crate::reap::Reaper>>,
@@ -684,13 +685,13 @@ impl SlabAllocator {
             thread_caches: AtomicUsize::new(0),
         });
         let classes = shared.engine.classes();
-        let lookup = if classes.sizes().iter().all(|s| s % 8 == 0) {
-            (0..=LOOKUP_MAX >> 3)
-                .map(|i| classes.class_for(i << 3).map_or(u16::MAX, |c| c.0))
-                .collect()
-        } else {
-            Box::default()
-        };
+        let lookup = classes.sizes().iter().all(|s| s % 8 == 0).then(|| {
+            let mut t = Box::new([u16::MAX; LOOKUP_LEN]);
+            for (i, slot) in t.iter_mut().enumerate() {
+                *slot = classes.class_for(i << 3).map_or(u16::MAX, |c| c.0);
+            }
+            t
+        });
         let a = SlabAllocator {
             id: shared.id,
             lookup,
@@ -720,34 +721,45 @@ impl SlabAllocator {
             .flatten()
     }
 
+    /// Runs the fast path `f` on this thread's caches without writing the `RefCell`'s
+    /// borrow flag: it only checks that no slow path on this thread holds the caches.
+    ///
+    /// `f` must be leaf code (it is: magazine pushes and pops that never allocate or call
+    /// out), so nothing can borrow the cell while the reference it gets is alive.
+    #[inline(always)]
+    fn fast<R>(&self, f: impl FnOnce(&mut ThreadCaches) -> Option<R>) -> Option<R> {
+        CACHES
+            .try_with(|c| {
+                // SAFETY: the caches are only ever borrowed mutably (never shared), so
+                // `try_borrow_unguarded` succeeding means no borrow of them is active on this
+                // thread (the cell is thread-local, so on no thread). The reference below is
+                // used only inside `f`, which calls nothing that could borrow the cell, and it
+                // ends before this closure returns.
+                unsafe { c.try_borrow_unguarded().ok()? };
+                // SAFETY: as above: no other reference to the contents exists while this one
+                // lives.
+                let caches: &mut ThreadCaches = unsafe { &mut *c.as_ptr() };
+                f(caches)
+            })
+            .ok()
+            .flatten()
+    }
+
     /// The allocation fast path: a round from this thread's loaded magazine of `class`, if
     /// this allocator is the one the thread used last and the magazine has one.
     #[inline(always)]
     fn try_pop(&self, class: ClassId) -> Option<NonNull<u8>> {
-        CACHES
-            .try_with(|c| {
-                let mut c = c.try_borrow_mut().ok()?;
-                c.current(self.id, class)?.pop()
-            })
-            .ok()
-            .flatten()
+        self.fast(|c| c.current(self.id, class)?.pop())
     }
 
     /// The free fast path: a push into this thread's loaded magazine of `class`; gives the
     /// chunk back if that is not possible right away.
     #[inline(always)]
     fn try_push(&self, class: ClassId, ptr: NonNull<u8>) -> Result<(), NonNull<u8>> {
-        CACHES
-            .try_with(|c| {
-                let Ok(mut c) = c.try_borrow_mut() else {
-                    return Err(ptr);
-                };
-                match c.current(self.id, class) {
-                    Some(cc) => cc.push(ptr),
-                    None => Err(ptr),
-                }
-            })
-            .unwrap_or(Err(ptr))
+        match self.fast(|c| c.current(self.id, class)?.push(ptr).ok()) {
+            Some(()) => Ok(()),
+            None => Err(ptr),
+        }
     }
 
     /// Allocates a chunk of the smallest class that holds `size` bytes. Fails with
@@ -850,8 +862,9 @@ impl SlabAllocator {
     /// The smallest class whose chunk holds `size` bytes (`None` above the largest class).
     #[inline]
     pub fn class_for(&self, size: usize) -> Option<ClassId> {
-        if size <= LOOKUP_MAX {
-            if let Some(&c) = self.lookup.get((size + 7) >> 3) {
+        if let Some(t) = &self.lookup {
+            if size <= LOOKUP_MAX {
+                let c = t[(size + 7) >> 3];
                 return (c != u16::MAX).then_some(ClassId(c));
             }
         }

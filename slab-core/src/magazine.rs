@@ -29,10 +29,9 @@ impl Magazine {
 
     /// An empty magazine of `cap` rounds (the buffer is allocated now, never later).
     pub(crate) fn with_capacity(cap: usize) -> Self {
-        Magazine {
-            rounds: Vec::with_capacity(cap),
-            cap,
-        }
+        let rounds = Vec::with_capacity(cap);
+        debug_assert!(rounds.capacity() >= cap);
+        Magazine { rounds, cap }
     }
 
     /// Whether this is the placeholder.
@@ -71,11 +70,19 @@ impl Magazine {
         self.rounds.pop()
     }
 
-    /// Pushes a round; the caller checked `!is_full()`.
+    /// Pushes a round. Panics if the magazine is full.
     #[inline]
     pub(crate) fn push(&mut self, chunk: NonNull<u8>) {
-        debug_assert!(!self.is_full());
-        self.rounds.push(chunk);
+        let len = self.rounds.len();
+        assert!(len < self.cap, "push into a full magazine");
+        // SAFETY: `len < cap <= capacity` (the buffer was allocated with `cap` slots and never
+        // shrinks), so slot `len` is inside the allocation; writing it and growing the length
+        // by one keeps every slot below the length initialised. This avoids `Vec::push`'s
+        // growth path on the free fast path.
+        unsafe {
+            self.rounds.as_mut_ptr().add(len).write(chunk);
+            self.rounds.set_len(len + 1);
+        }
     }
 
     /// The rounds, e.g. to hand them back to the engine in one batch.
