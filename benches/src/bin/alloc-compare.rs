@@ -35,7 +35,7 @@ struct Sizes {
 }
 
 const QUICK: Sizes = Sizes {
-    reps: 5,
+    reps: 9,
     pair: 2_000_000,
     mixed_rounds: 20,
     prodcons: 1_000_000,
