@@ -1,6 +1,7 @@
 //! The release path: one batched release (empty slabs sorted, coalesced into contiguous runs,
-//! one `munmap` per run) against releasing the same slabs with one `munmap` each, in one
-//! criterion group so the ratio comes from one run. Each pair is measured with the process
+//! one `munmap` per run) against releasing the same slabs with one `munmap` each, and against
+//! one `munmap` per 4 KiB page (seed 002's original problem), in one criterion group so the
+//! ratios come from one run. Each pair is measured with the process
 //! otherwise idle and with a second thread spinning on the other CPU, where every `munmap`
 //! costs a TLB shootdown interrupt (REFERENCE.md section 2, seed 002).
 //!
@@ -43,7 +44,18 @@ fn fill_and_empty(engine: &SlabEngine, class: ClassId, chunks: &mut Vec<std::ptr
     unsafe { engine.free_batch(class, chunks) };
 }
 
-fn run(engine: &SlabEngine, iters: u64, batched: bool) -> Duration {
+/// The release path measured.
+#[derive(Clone, Copy)]
+enum How {
+    /// `release_all`: one munmap per contiguous run.
+    Batched,
+    /// One munmap per 1 MiB slab.
+    PerSlab,
+    /// One munmap per 4 KiB page (seed 002's original problem).
+    PerPage,
+}
+
+fn run(engine: &SlabEngine, iters: u64, how: How) -> Duration {
     let class = engine
         .classes()
         .class_for(engine.classes().max_chunk())
@@ -53,10 +65,10 @@ fn run(engine: &SlabEngine, iters: u64, batched: bool) -> Duration {
     for _ in 0..iters {
         fill_and_empty(engine, class, &mut chunks);
         let t = Instant::now();
-        let report = if batched {
-            engine.release_all()
-        } else {
-            engine.release_all_unbatched()
+        let report = match how {
+            How::Batched => engine.release_all(),
+            How::PerSlab => engine.release_all_unbatched(),
+            How::PerPage => engine.release_all_page_by_page(),
         };
         total += t.elapsed();
         assert_eq!(report.slabs, SLABS);
@@ -87,12 +99,15 @@ fn release(c: &mut Criterion) {
                 });
             }
             let tag = if busy { "busy_peer" } else { "idle" };
-            g.bench_function(format!("batched_coalesced/{tag}"), |b| {
-                b.iter_custom(|iters| run(&engine, iters, true))
-            });
-            g.bench_function(format!("one_munmap_per_slab/{tag}"), |b| {
-                b.iter_custom(|iters| run(&engine, iters, false))
-            });
+            for (name, how) in [
+                ("batched_coalesced", How::Batched),
+                ("one_munmap_per_slab", How::PerSlab),
+                ("one_munmap_per_page", How::PerPage),
+            ] {
+                g.bench_function(format!("{name}/{tag}"), |b| {
+                    b.iter_custom(|iters| run(&engine, iters, how))
+                });
+            }
             stop.store(true, Ordering::Relaxed);
         });
     }

@@ -257,6 +257,17 @@ struct Pool {
     recent_releases: VecDeque<(u64, usize)>,
 }
 
+/// How a release unmaps: the real path, and two naive ones kept for comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Unmap {
+    /// One `munmap` per run of adjacent slabs.
+    Runs,
+    /// One `munmap` per slab.
+    Slabs,
+    /// One `munmap` per 4 KiB page.
+    Pages,
+}
+
 /// The slab engine. Shared by all threads through `&self`; see the [module docs](self).
 pub struct SlabEngine {
     classes: SizeClasses,
@@ -832,7 +843,7 @@ impl SlabEngine {
             pool.low_water = pool.empty.len();
             (victims, epoch)
         };
-        let report = self.release_slots(victims, true);
+        let report = self.release_slots(victims, Unmap::Runs);
         if report.slabs > 0 {
             self.pool
                 .lock()
@@ -845,17 +856,24 @@ impl SlabEngine {
     /// Returns every empty slab (pooled or kept by a class) to the OS now, batched and
     /// coalesced. Unlike [`reap`](Self::reap) this does not count as a retention decision.
     pub fn release_all(&self) -> ReleaseReport {
-        self.release_all_inner(true)
+        self.release_all_inner(Unmap::Runs)
     }
 
     /// Like [`release_all`](Self::release_all) but with one `munmap` per slab. This is the
     /// naive release path; it exists only so benchmarks and tests can compare against it.
     #[doc(hidden)]
     pub fn release_all_unbatched(&self) -> ReleaseReport {
-        self.release_all_inner(false)
+        self.release_all_inner(Unmap::Slabs)
     }
 
-    fn release_all_inner(&self, batched: bool) -> ReleaseReport {
+    /// Like [`release_all`](Self::release_all) but with one `munmap` per 4 KiB page: the
+    /// page-by-page release of seed 002 that batching exists to avoid. For benchmarks only.
+    #[doc(hidden)]
+    pub fn release_all_page_by_page(&self) -> ReleaseReport {
+        self.release_all_inner(Unmap::Pages)
+    }
+
+    fn release_all_inner(&self, how: Unmap) -> ReleaseReport {
         self.drain_spares();
         let victims = {
             let mut pool = self.pool.lock();
@@ -866,15 +884,15 @@ impl SlabEngine {
             pool.low_water = 0;
             victims
         };
-        self.release_slots(victims, batched)
+        self.release_slots(victims, how)
     }
 
     /// Unmaps slots marked `Releasing`, with no lock held, then records the result.
-    fn release_slots(&self, mut slots: Vec<u32>, batched: bool) -> ReleaseReport {
+    fn release_slots(&self, mut slots: Vec<u32>, how: Unmap) -> ReleaseReport {
         if slots.is_empty() {
             return ReleaseReport::default();
         }
-        let runs: Vec<Run> = if batched {
+        let runs: Vec<Run> = if how == Unmap::Runs {
             coalesce(&mut slots)
         } else {
             slots.iter().map(|&s| Run { start: s, len: 1 }).collect()
@@ -884,6 +902,22 @@ impl SlabEngine {
         let mut failed = Vec::new();
         for r in &runs {
             let bytes = r.len as usize * slab;
+            if how == Unmap::Pages {
+                const PAGE: usize = 4096;
+                let start = self.slot_ptr(r.start);
+                for off in (0..bytes).step_by(PAGE) {
+                    let page = NonNull::new(start.as_ptr().wrapping_add(off)).expect("in slab");
+                    report.munmap_calls += 1;
+                    // SAFETY: as below: the page lies in a slot marked `Releasing`. A failed
+                    // page leaves the slot unusable, so it is counted as released either way
+                    // (mapping it back then meets EEXIST and marks it foreign).
+                    let _ = unsafe { self.os.unmap(page, PAGE) };
+                }
+                report.slabs += r.len as usize;
+                report.bytes += bytes;
+                report.runs += 1;
+                continue;
+            }
             report.munmap_calls += 1;
             // SAFETY: the run's slots are marked `Releasing`: mapped by us, owned by no class
             // (so no chunk in them is handed out), and no other code maps or uses them until we

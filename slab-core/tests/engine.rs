@@ -222,6 +222,19 @@ fn release_all_coalesces_into_one_munmap_per_run() {
     // Unbatched: one call per slab.
     let r = e.release_all_unbatched();
     assert_eq!((r.slabs, r.munmap_calls), (10, 10));
+    // Page by page: one call per 4 KiB page; the slots can be mapped back afterwards.
+    let mut v = Vec::new();
+    e.alloc_batch(class, &mut v, 2 * cps).unwrap();
+    // SAFETY: as above.
+    unsafe { e.free_batch(class, &v) };
+    let r = e.release_all_page_by_page();
+    assert_eq!((r.slabs, r.munmap_calls), (2, 2 * MIB / 4096));
+    assert_eq!(e.stats().mapped_bytes, 0);
+    let p = e.alloc(class).unwrap();
+    // SAFETY: a fresh chunk of this class.
+    unsafe { p.as_ptr().write(1) };
+    // SAFETY: from `alloc`, freed once.
+    unsafe { e.free(p) };
 }
 
 #[test]
