@@ -153,6 +153,22 @@ fn real_capture_gives_the_items_written() {
     assert!(!out.status.success());
 }
 
+#[test]
+fn capture_of_kvcache_server_with_pymemcache_matches_its_own_histogram() {
+    // make_kvcache_fixture.py drove the real server with pymemcache (set with flags, add,
+    // replace, append, prepend, cas, delete, multi-get, incr) under tcpdump, then saved
+    // the server's `stats sizes_fine`. The sizes slabtune derives from the capture alone
+    // must match that histogram.
+    let cap = std::fs::read(data("kvcache_traffic.pcap")).unwrap();
+    let port = capture_port(&cap);
+    let r = tools::pcap::read_capture(&cap, port).unwrap();
+    assert!(r.issues.is_empty(), "{:?}", r.issues);
+    let h = tools::pcap::observe(&r.events, false).hist(Target::Ours, true);
+    let got = Hist::from_pairs(h.entries().iter().map(|&(s, n)| (s.div_ceil(8) * 8, n)));
+    let want = tools::live::parse_sizes(&stat_lines(&data("kvcache_sizes_fine.txt"))).unwrap();
+    assert_eq!(got, want);
+}
+
 fn write_trace(path: &Path, zstd: bool) -> Observed {
     let mut text = String::new();
     let mut want = Observed::default();
