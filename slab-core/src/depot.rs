@@ -300,10 +300,14 @@ mod tests {
         }
     }
 
+    /// Distinct pointers (never dereferenced), derived from a real allocation so they carry
+    /// provenance (the tests run under Miri with strict provenance).
+    static BUF: [u8; 1 << 16] = [0; 1 << 16];
+
     fn full_mag(n: usize, base: usize) -> Magazine {
         let mut m = Magazine::with_capacity(4);
         for i in 0..n {
-            m.push(NonNull::new((base + i * 64) as *mut u8).unwrap());
+            m.push(NonNull::from(&BUF[(base + i * 64) % BUF.len()]).cast());
         }
         m
     }

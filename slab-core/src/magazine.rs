@@ -172,8 +172,12 @@ impl ClassCache {
 mod tests {
     use super::*;
 
+    /// Distinct pointers (never dereferenced), derived from a real allocation so they carry
+    /// provenance (the tests run under Miri with strict provenance).
+    static BUF: [u8; 1024] = [0; 1024];
+
     fn p(i: usize) -> NonNull<u8> {
-        NonNull::new((i * 64 + 4096) as *mut u8).unwrap()
+        NonNull::from(&BUF[i * 64 % 1024]).cast()
     }
 
     #[test]
