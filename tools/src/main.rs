@@ -131,6 +131,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let start = Instant::now();
             t.read_all(&data[..], |_| {}).map_err(|e| e.to_string())?;
             let secs = start.elapsed().as_secs_f64();
+            let items = t.observed().count();
             println!(
                 "{} lines ({} MB) in {:.3} s: {:.2} M lines/s, {:.0} MB/s ({} items)",
                 t.lines,
@@ -138,7 +139,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 secs,
                 t.lines as f64 / secs / 1e6,
                 data.len() as f64 / secs / 1e6,
-                t.observed().count()
+                items
             );
             return Ok(());
         }

@@ -9,12 +9,12 @@
 //! The reader works on 1 MiB blocks: lines are found with `memchr`, fields are split from
 //! both ends (so a key may itself contain commas), numbers are parsed in place, and
 //! nothing is allocated per line. Keys are identified by a 64-bit hash of their bytes
-//! (foldhash, seeded per reader): the table then holds 16 bytes per key and a lookup
-//! touches one cache line. Two of `n` distinct keys collide with probability about
+//! (foldhash, seeded per reader): the [`KeyTable`] then holds 16 bytes per key, a lookup
+//! touches one cache line, and lookups are batched so their cache misses overlap. Two of `n` distinct keys collide with probability about
 //! `n^2 / 2^65` (3e-8 for a million keys), which would merge their sizes.
 
 use std::fs::File;
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::BuildHasher;
 use std::io::{self, Read};
 use std::path::Path;
 
@@ -109,25 +109,133 @@ pub fn parse_line(line: &[u8]) -> Result<Row<'_>, &'static str> {
     })
 }
 
-/// A hasher for keys that are already hashes.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct PreHashed(u64);
+/// Latest `(key_size, value_size)` per key hash: open addressing with linear probing,
+/// 16-byte slots (hash, packed sizes), backward-shift deletion. Lookups are issued in
+/// batches: the slots of a whole batch are loaded first so their cache misses overlap,
+/// then the batch is applied in order.
+#[derive(Debug)]
+pub struct KeyTable {
+    slots: Vec<[u64; 2]>,
+    len: usize,
+    mask: usize,
+}
 
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+impl Default for KeyTable {
+    fn default() -> Self {
+        KeyTable {
+            slots: vec![[0; 2]; 1 << 12],
+            len: 0,
+            mask: (1 << 12) - 1,
         }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
     }
 }
 
-type KeyMap = HashMap<u64, (u32, u32), BuildHasherDefault<PreHashed>>;
+impl KeyTable {
+    #[inline]
+    fn key(h: u64) -> u64 {
+        h.max(1) // 0 marks an empty slot
+    }
+
+    #[inline]
+    fn home(&self, k: u64) -> usize {
+        (k >> 16) as usize & self.mask
+    }
+
+    /// Loads the slot `h` starts probing at, so a later access hits the cache.
+    #[inline]
+    pub fn touch(&self, h: u64) {
+        std::hint::black_box(self.slots[self.home(Self::key(h))][0]);
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Sets the value of `h`.
+    #[inline]
+    pub fn insert(&mut self, h: u64, v: u64) {
+        if (self.len + 1) * 8 > self.slots.len() * 7 {
+            self.grow();
+        }
+        let k = Self::key(h);
+        let mut i = self.home(k);
+        loop {
+            let s = &mut self.slots[i];
+            if s[0] == k {
+                s[1] = v;
+                return;
+            }
+            if s[0] == 0 {
+                *s = [k, v];
+                self.len += 1;
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Removes `h` if present.
+    pub fn remove(&mut self, h: u64) {
+        let k = Self::key(h);
+        let mut i = self.home(k);
+        loop {
+            if self.slots[i][0] == 0 {
+                return;
+            }
+            if self.slots[i][0] == k {
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        // Backward shift: move later members of the probe run into the hole.
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let kj = self.slots[j][0];
+            if kj == 0 {
+                break;
+            }
+            let home = self.home(kj);
+            // The entry at j may move to i unless its home lies cyclically in (i, j].
+            let stays = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
+            if !stays {
+                self.slots[i] = self.slots[j];
+                i = j;
+            }
+        }
+        self.slots[i] = [0, 0];
+        self.len -= 1;
+    }
+
+    fn grow(&mut self) {
+        let n = self.slots.len() * 2;
+        let old = std::mem::replace(&mut self.slots, vec![[0; 2]; n]);
+        self.mask = self.slots.len() - 1;
+        self.len = 0;
+        for [k, v] in old {
+            if k != 0 {
+                self.insert(k, v);
+            }
+        }
+    }
+
+    /// The values.
+    pub fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        self.slots.iter().filter(|s| s[0] != 0).map(|s| s[1])
+    }
+}
+
+const BATCH: usize = 32;
 
 /// Accumulates trace lines.
 #[derive(Debug)]
@@ -135,7 +243,9 @@ pub struct TraceReader {
     per_request: bool,
     strict: bool,
     key_hash: hashbrown::DefaultHashBuilder,
-    latest: KeyMap,
+    latest: KeyTable,
+    /// Pending per-key updates: (key hash, sizes, is a delete).
+    batch: Vec<(u64, u64, bool)>,
     shapes: HashMap<u64, u64>,
     /// Lines read.
     pub lines: u64,
@@ -152,7 +262,8 @@ impl TraceReader {
             per_request,
             strict,
             key_hash: hashbrown::DefaultHashBuilder::default(),
-            latest: KeyMap::default(),
+            latest: KeyTable::default(),
+            batch: Vec::with_capacity(BATCH),
             shapes: HashMap::new(),
             lines: 0,
             writes: 0,
@@ -176,12 +287,13 @@ impl TraceReader {
                         *self.shapes.entry(k).or_insert(0) += 1;
                     } else {
                         let h = self.key_hash.hash_one(row.key);
-                        self.latest.insert(h, (row.key_size, row.value_size));
+                        let v = u64::from(row.key_size) << 32 | u64::from(row.value_size);
+                        self.push(h, v, false);
                     }
                 }
                 Op::Delete if !self.per_request => {
                     let h = self.key_hash.hash_one(row.key);
-                    self.latest.remove(&h);
+                    self.push(h, 0, true);
                 }
                 _ => {}
             },
@@ -197,6 +309,27 @@ impl TraceReader {
         Ok(())
     }
 
+    #[inline]
+    fn push(&mut self, h: u64, v: u64, delete: bool) {
+        self.latest.touch(h);
+        self.batch.push((h, v, delete));
+        if self.batch.len() == BATCH {
+            self.flush();
+        }
+    }
+
+    /// Applies the pending per-key updates, in order.
+    pub fn flush(&mut self) {
+        for &(h, v, delete) in &self.batch {
+            if delete {
+                self.latest.remove(h);
+            } else {
+                self.latest.insert(h, v);
+            }
+        }
+        self.batch.clear();
+    }
+
     /// Feeds a block of text; returns how many bytes were consumed (whole lines only).
     pub fn block(&mut self, buf: &[u8]) -> Result<usize, TraceError> {
         let mut start = 0;
@@ -204,6 +337,7 @@ impl TraceReader {
             self.line(&buf[start..nl])?;
             start = nl + 1;
         }
+        self.flush();
         Ok(start)
     }
 
@@ -249,19 +383,20 @@ impl TraceReader {
     }
 
     /// The observed items (client flags are not in the trace: taken as zero).
-    pub fn observed(&self) -> Observed {
+    pub fn observed(&mut self) -> Observed {
+        self.flush();
         let mut o = Observed::default();
         if self.per_request {
             for (&k, &n) in &self.shapes {
                 o.add((k >> 32) as u32, k as u32, false, n);
             }
         } else {
-            let mut shapes: HashMap<(u32, u32), u64> = HashMap::new();
-            for &v in self.latest.values() {
+            let mut shapes: HashMap<u64, u64> = HashMap::new();
+            for v in self.latest.values() {
                 *shapes.entry(v).or_insert(0) += 1;
             }
-            for ((k, v), n) in shapes {
-                o.add(k, v, false, n);
+            for (v, n) in shapes {
+                o.add((v >> 32) as u32, v as u32, false, n);
             }
         }
         o
@@ -341,6 +476,31 @@ pub fn synthetic(n: usize, keys: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn key_table_matches_a_map(ops in proptest::collection::vec((0u64..64, 0u64..1000, proptest::bool::ANY), 0..3000)) {
+            let mut t = KeyTable::default();
+            let mut m = std::collections::HashMap::new();
+            for (k, v, del) in ops {
+                // Five homes at the end of the table: long probe runs that wrap around.
+                let h = ((4095 - k % 5) << 16) | (k << 40);
+                if del {
+                    t.remove(h);
+                    m.remove(&h);
+                } else {
+                    t.insert(h, v);
+                    m.insert(h, v);
+                }
+                proptest::prop_assert_eq!(t.len(), m.len());
+            }
+            let mut a: Vec<u64> = t.values().collect();
+            let mut b: Vec<u64> = m.values().copied().collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            proptest::prop_assert_eq!(a, b);
+        }
+    }
 
     #[test]
     fn parses_rows_and_rejects_bad_ones() {
