@@ -21,6 +21,18 @@
 //! beyond the depot's bound, the chunks back into the engine), so no memory is stranded in the
 //! caches of threads that are gone.
 //!
+//! # Limits
+//!
+//! * A thread that is alive but idle keeps its two magazines per class (at most
+//!   `2 * max_magazine_bytes` per class it used): the fast path has no atomics, so no other
+//!   thread can take them. They go back when the thread allocates or frees again past a
+//!   magazine boundary, calls [`SlabAllocator::flush_thread_cache`] or
+//!   [`SlabAllocator::reap`], or exits. [`MagazineStats::thread_chunks`] shows what threads
+//!   held at their last magazine exchange.
+//! * A reap concurrent with an allocation at the memory limit can make that allocation fail
+//!   with `LimitReached` while the reap is still unmapping (the engine counts slabs being
+//!   released against the limit until `munmap` returns).
+//!
 //! # Example
 //!
 //! ```

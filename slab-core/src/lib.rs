@@ -128,7 +128,8 @@
 //! * **Checked**: loom models (`src/tests/loom_*.rs`, run by `scripts/loom.sh`) of depot
 //!   exchanges between threads, cross-thread frees, thread exit flushing concurrently with
 //!   allocation, and a reap concurrent with allocation; stress tests with real threads
-//!   (`tests/stress*.rs`) that count every chunk.
+//!   (`tests/stress.rs`, and `tests/stress_global.rs` with [`global::SlabGlobalAlloc`] as the
+//!   test binary's global allocator) that count every chunk.
 //!
 //! ```
 //! use slab_core::allocator::SlabAllocator;
