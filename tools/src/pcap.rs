@@ -548,6 +548,48 @@ mod tests {
     }
 
     #[test]
+    fn link_types() {
+        let eth = write::tcp_frame(true, 40000, 11211, 7, false, b"x");
+        let ip = &eth[14..];
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&0x86ddu16.to_be_bytes());
+        sll.extend_from_slice(ip);
+        let mut null = 30u32.to_le_bytes().to_vec();
+        null.extend_from_slice(ip);
+        let mut vlan = eth[..12].to_vec();
+        vlan.extend_from_slice(&[0x81, 0x00, 0, 5]);
+        vlan.extend_from_slice(&eth[12..]);
+        for (lt, f) in [
+            (1, &eth),
+            (1, &vlan),
+            (113, &sll),
+            (0, &null),
+            (101, &ip.to_vec()),
+        ] {
+            let seg = decode(lt, f).unwrap().unwrap();
+            assert_eq!(
+                (seg.sport, seg.dport, seg.seq, seg.payload),
+                (40000, 11211, 7, &b"x"[..])
+            );
+        }
+        assert_eq!(decode(147, &eth), Err("unsupported link type"));
+        assert_eq!(decode(1, &eth[..30]), Err("truncated IPv6 header"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400), lt in 0u32..300) {
+            let _ = decode(lt, &bytes);
+            let mut cap = write::header(lt);
+            write::record(&mut cap, &bytes);
+            let _ = read_capture(&cap, 11211);
+            let mut p = StreamParser::new(Side::Client);
+            let (mut is, mut out) = (Issues::default(), Vec::new());
+            p.feed(&bytes, 1, &mut is, &mut out);
+        }
+    }
+
+    #[test]
     fn pcapng_big_endian_with_sll2() {
         // One section (big endian), one SLL2 interface, one enhanced packet block.
         let eth = write::tcp_frame(false, 40000, 11211, 7, false, b"set k 0 0 2\r\nab\r\n");

@@ -502,6 +502,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn garbage_lines_are_counted_not_fatal(
+            lines in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..60), 0..50)
+        ) {
+            let lines: Vec<Vec<u8>> = lines
+                .into_iter()
+                .map(|l| l.into_iter().map(|b| if b == b'\n' { b' ' } else { b }).collect())
+                .collect();
+            let mut text = Vec::new();
+            for l in &lines {
+                text.extend_from_slice(l);
+                text.push(b'\n');
+            }
+            let mut t = TraceReader::new(false, false);
+            t.read_all(&text[..], |_| {}).unwrap();
+            proptest::prop_assert_eq!(t.lines, lines.len() as u64);
+            // Every nonempty line either parses or is counted as bad input.
+            let bad = lines
+                .iter()
+                .filter(|l| !l.is_empty() && l.as_slice() != b"\r" && parse_line(l).is_err())
+                .count() as u64;
+            proptest::prop_assert_eq!(t.issues.count, bad);
+        }
+    }
+
     #[test]
     fn parses_rows_and_rejects_bad_ones() {
         let r = parse_line(b"0,abc,3,100,7,set,0").unwrap();
