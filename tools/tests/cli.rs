@@ -422,6 +422,20 @@ fn live_memcached_recommendation_is_accepted_by_memcached() {
         used.iter().all(|u| allowed.contains(u)),
         "{used:?} not in {allowed:?}"
     );
+    // Exactly the classes the chunk list predicts for these items are in use, so memcached
+    // made the chunks slabtune said it would of the written sizes.
+    let mut o = Observed::default();
+    for (k, v, f) in &items {
+        o.add(k.len() as u32, *v as u32, *f != 0, 1);
+    }
+    let ev = evaluate(&o.hist(Target::Memcached, true), &allowed, 1 << 20);
+    let predicted: Vec<u64> = ev
+        .classes
+        .iter()
+        .filter(|c| c.items > 0)
+        .map(|c| c.chunk)
+        .collect();
+    assert_eq!(used, predicted);
     // The `-n`/`-f` flags are accepted too.
     let nf = &t["nf"];
     let (_mc3, _) = start_memcached(&[
