@@ -4,7 +4,9 @@
 //! Only writes (`set`, `add`, `replace`, `cas`, `append`, `prepend`) define stored sizes.
 //! By default the latest write per key counts (a `delete` removes the key); with
 //! `--per-request` every write counts once. Reads (`get`, `gets`) and `incr`/`decr` are
-//! parsed and skipped.
+//! parsed and skipped. An `append`/`prepend` row counts at its `value_size`, like a
+//! `set` (the trace does not say whether that is the appended part or the result; from
+//! a capture, [`crate::pcap::observe`] adds the appended length to the known size).
 //!
 //! The reader works on 1 MiB blocks: lines are found with `memchr`, fields are split from
 //! both ends (so a key may itself contain commas), numbers are parsed in place, and
