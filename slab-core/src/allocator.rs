@@ -785,11 +785,17 @@ impl SlabAllocator {
     pub fn alloc(&self, size: usize) -> Result<NonNull<u8>, Error> {
         match self.class_for(size) {
             Some(class) => self.alloc_class(class),
-            None => Err(Error::InvalidConfig(format!(
-                "size {size} exceeds the largest class ({} bytes)",
-                self.shared.engine.classes().max_chunk()
-            ))),
+            None => Err(self.too_large(size)),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn too_large(&self, size: usize) -> Error {
+        Error::InvalidConfig(format!(
+            "size {size} exceeds the largest class ({} bytes)",
+            self.shared.engine.classes().max_chunk()
+        ))
     }
 
     /// Frees a chunk from [`alloc`](Self::alloc).
