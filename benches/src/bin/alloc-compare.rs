@@ -91,7 +91,10 @@ fn min_median(v: &mut [f64]) -> (f64, f64) {
 fn workloads(z: &Sizes, json_out: bool, only: Option<&str>, workload: Option<&str>) {
     let allocs: Vec<(&str, Option<Box<dyn Allocator>>)> = ALLOCATORS
         .iter()
-        .filter(|n| only.map_or(true, |o| o.split(',').any(|x| x == **n)))
+        .filter(|n| match only {
+            None => true,
+            Some(o) => o.split(',').any(|x| x == **n),
+        })
         .map(|&n| (n, make(n)))
         .collect();
     let slab = sharded_slab::Slab::new();
