@@ -75,6 +75,7 @@ CASES = [
     b"set a 0 0 1\r\nx\r\nincr a 1.5\r\n",
     b"set a 0 0 0\r\n\r\nget a\r\n",
     b"incr\r\nincr a 1 2 3\r\nge a\r\ng\r\nmz\r\nmn\r\n",
+    b"shutdown\r\nshutdown graceful\r\nmisbehave\r\nflush_all 0 0\r\n",
     b"set a 0 2592000 1\r\nx\r\nget a\r\nset b 0 2592001 1\r\nx\r\nget b\r\n",
 ]
 

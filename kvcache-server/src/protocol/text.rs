@@ -269,6 +269,8 @@ pub mod reply {
     pub const ARITH_NO_MEMORY: &[u8] = b"SERVER_ERROR out of memory\r\n";
     /// Sent (then the connection closed) over the `-c` limit.
     pub const TOO_MANY_CONNS: &[u8] = b"ERROR Too many open connections\r\n";
+    /// `shutdown`: memcached answers this unless started with `-A`, which we do not have.
+    pub const SHUTDOWN_DISABLED: &[u8] = b"ERROR: shutdown not enabled\r\n";
     /// `stats detail` without an argument we support.
     pub const STATS_DETAIL: &[u8] = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n";
 }
@@ -644,6 +646,7 @@ fn parse_simple<'a>(cmd: &'a [u8], line: &'a [u8]) -> Request<'a> {
             }
         }
         b"version" => Request::Version,
+        b"shutdown" => reply(reply::SHUTDOWN_DISABLED, false),
         b"quit" => Request::Quit,
         b"verbosity" => {
             if !(2..=3).contains(&t.n) {
@@ -867,6 +870,7 @@ mod tests {
         is_reply(b"gat 10\r\n", reply::END, false);
         is_reply(b"stats foo\r\n", reply::ERROR, false);
         is_reply(b"mz\r\n", reply::ERROR, false);
+        is_reply(b"shutdown graceful\r\n", reply::SHUTDOWN_DISABLED, false);
         assert_eq!(one(b"mg foo v\r\n"), (Request::Meta, 0));
         assert_eq!(
             one(b"delete a 0 noreply\r\n").0,
