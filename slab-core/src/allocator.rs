@@ -654,9 +654,10 @@ static NEXT_ID: StdAtomicU64 = StdAtomicU64::new(1);
 pub struct SlabAllocator {
     /// `shared.id`, kept here so the fast path need not follow the `Arc`.
     id: u64,
-    /// `lookup[(size + 7) >> 3]` is the class for `size <= LOOKUP_MAX` (`u16::MAX`: none), when
-    /// every chunk size is a multiple of 8; `None` otherwise (then `SizeClasses::class_for`).
-    lookup: Option<Box<[u16; LOOKUP_LEN]>>,
+    /// `lookup[(size + 7) >> 3]` is the class for `size <= LOOKUP_MAX` when every chunk size
+    /// is a multiple of 8; an entry of `u16::MAX` (no class fits, or a table with other sizes)
+    /// defers to `SizeClasses::class_for`.
+    lookup: Box<[u16; LOOKUP_LEN]>,
     shared: Arc<Shared>,
     #[cfg(not(loom))]
     reaper: std::sync::Mutex<Option<crate::reap::Reaper>>,
@@ -697,13 +698,12 @@ impl SlabAllocator {
             thread_caches: AtomicUsize::new(0),
         });
         let classes = shared.engine.classes();
-        let lookup = classes.sizes().iter().all(|s| s % 8 == 0).then(|| {
-            let mut t = Box::new([u16::MAX; LOOKUP_LEN]);
-            for (i, slot) in t.iter_mut().enumerate() {
+        let mut lookup = Box::new([u16::MAX; LOOKUP_LEN]);
+        if classes.sizes().iter().all(|s| s % 8 == 0) {
+            for (i, slot) in lookup.iter_mut().enumerate() {
                 *slot = classes.class_for(i << 3).map_or(u16::MAX, |c| c.0);
             }
-            t
-        });
+        }
         let a = SlabAllocator {
             id: shared.id,
             lookup,
@@ -880,10 +880,10 @@ impl SlabAllocator {
     /// The smallest class whose chunk holds `size` bytes (`None` above the largest class).
     #[inline]
     pub fn class_for(&self, size: usize) -> Option<ClassId> {
-        if let Some(t) = &self.lookup {
-            if size <= LOOKUP_MAX {
-                let c = t[(size + 7) >> 3];
-                return (c != u16::MAX).then_some(ClassId(c));
+        if size <= LOOKUP_MAX {
+            let c = self.lookup[(size + 7) >> 3];
+            if c != u16::MAX {
+                return Some(ClassId(c));
             }
         }
         self.shared.engine.classes().class_for(size)
