@@ -256,3 +256,36 @@ fn large_values() {
     assert!(got == value, "value differs");
     c.expect(b"\r\nEND\r\n");
 }
+
+#[test]
+fn delayed_flush_all() {
+    let s = ServerProc::start(&["-t", "1"]);
+    let mut c = s.connect();
+    c.roundtrip(b"set a 0 0 1\r\nx\r\n", b"STORED\r\n");
+    // The items go when the delay has passed, not before.
+    c.roundtrip(
+        b"flush_all 3\r\nget a\r\n",
+        b"OK\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
+    );
+    let mut gone = false;
+    for _ in 0..100 {
+        c.send(b"get a\r\n");
+        let line = c.read_line();
+        if line == b"END\r\n" {
+            gone = true;
+            break;
+        }
+        assert_eq!(line, b"VALUE a 0 1\r\n");
+        c.expect(b"x\r\nEND\r\n");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(gone, "the delayed flush_all never took effect");
+    // Items stored after the flush time survive it. (memcached invalidates items whose
+    // time is at most the flush time minus one second, checked once that second has come:
+    // an item stored in the very second the flush takes effect goes too, so wait past it.)
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    c.roundtrip(
+        b"set b 0 0 1\r\ny\r\nget b\r\n",
+        b"STORED\r\nVALUE b 0 1\r\ny\r\nEND\r\n",
+    );
+}
