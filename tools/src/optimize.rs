@@ -611,7 +611,7 @@ pub fn best_memcached_nf(h: &Hist) -> NfChoice {
             if ev.oversize_items != 0 {
                 continue;
             }
-            if best.as_ref().map_or(true, |b| ev.waste < b.waste) {
+            if best.as_ref().is_none_or(|b| ev.waste < b.waste) {
                 best = Some(NfChoice {
                     n,
                     factor,
@@ -637,7 +637,7 @@ pub fn brute_force(
     let a = rules.align.max(1);
     let grid: Vec<u64> = (round_up(rules.min_chunk, a) / a..=bound.min(rules.max_chunk) / a)
         .map(|u| u * a)
-        .filter(|&c| rules.implicit_top.map_or(true, |t| c < t))
+        .filter(|&c| rules.implicit_top.is_none_or(|t| c < t))
         .collect();
     assert!(grid.len() <= 20, "brute force grid too large");
     let mut best: Option<i128> = None;
