@@ -1243,17 +1243,18 @@ mod tests {
         }
         a.flush_thread_cache();
         assert!(a.stats().classes[0].depot_chunks > 0);
-        // Nobody takes these magazines again: the reaper (not this thread) gives them back.
-        // Bounded wait: the test fails only if no reap happened in 60 s.
+        // Nobody takes these magazines again: the reaper (not this thread) gives them back to
+        // the engine (a reap takes them out of the depot, then frees their chunks: wait for
+        // the engine's count). Bounded wait: the test fails only if no reap happened in 60 s.
         let start = std::time::Instant::now();
-        while a.stats().classes[0].depot_chunks > 0 {
+        while a.stats().engine.classes[0].used_chunks > 0 {
             assert!(
                 start.elapsed() < Duration::from_secs(60),
                 "no reap happened"
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        assert_eq!(a.stats().engine.classes[0].used_chunks, 0);
+        assert_eq!(a.stats().classes[0].depot_chunks, 0);
         assert!(matches!(
             a.start_reaper(Duration::ZERO),
             Err(Error::InvalidConfig(_))
