@@ -98,7 +98,7 @@ fn cross_thread_frees_lose_nothing_and_duplicate_nothing() {
             handles.push(s.spawn(move || {
                 let mut mine: Vec<Live> = Vec::new();
                 let mut seq = 0u64;
-                for round in 0..200 {
+                for round in 0..1000 {
                     let mut batch = Vec::new();
                     for i in 0..100 {
                         let size = SIZES[(i + round) % SIZES.len()];
@@ -205,7 +205,7 @@ fn reaps_concurrent_with_churn() {
             .map(|w| {
                 s.spawn(move || {
                     let mut held: Vec<Live> = Vec::new();
-                    for i in 0..40_000u64 {
+                    for i in 0..200_000u64 {
                         if held.len() < 500 && (i % 7 != 3) {
                             let size = SIZES[(i as usize) % SIZES.len()];
                             let p = a.alloc(size).unwrap();
