@@ -32,6 +32,7 @@ run memccapable bash "$here/memccapable.sh" 127.0.0.1 "$port"
 run pymemcache python3 "$here/pymemcache_check.py" 127.0.0.1 "$port"
 run perl-Cache-Memcached perl "$here/perl_check.pl" 127.0.0.1 "$port"
 run memcached-tool bash "$here/memcached_tool.sh" 127.0.0.1 "$port"
+run nutcracker bash "$here/nutcracker_check.sh" 127.0.0.1 "$port"
 if command -v memcached >/dev/null; then
     mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     memcached -u nobody -l 127.0.0.1 -p "$mport" -U 0 -t 1 &
