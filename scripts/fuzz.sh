@@ -2,15 +2,23 @@
 # Bounded fuzz run of every target (text, meta and binary parsers; meta and binary
 # execution against a small store), for CI.
 # Usage: scripts/fuzz.sh [seconds per target, default $FUZZ_SECONDS or 45]
-# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`).
+# Needs cargo-fuzz (`cargo install cargo-fuzz`).
 set -euo pipefail
 secs="${1:-${FUZZ_SECONDS:-45}}"
 cd "$(dirname "$0")/../kvcache-server/fuzz"
-cargo +nightly fuzz build -O
+# cargo-fuzz needs unstable compiler flags: use the nightly toolchain when there is one,
+# else let the stable compiler accept them.
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+    toolchain=+nightly
+else
+    toolchain=
+    export RUSTC_BOOTSTRAP=1
+fi
+cargo $toolchain fuzz build -O
 for target in text_parse meta_parse binary_parse exec_requests; do
     echo "== fuzzing $target for ${secs}s"
     mkdir -p "corpus/$target"
-    cargo +nightly fuzz run -O "$target" "corpus/$target" -- \
+    cargo $toolchain fuzz run -O "$target" "corpus/$target" -- \
         -dict=memcached.dict -max_total_time="$secs" -max_len=4096 \
         -rss_limit_mb=2048 -print_final_stats=1
 done

@@ -175,3 +175,8 @@ pub mod reap;
 
 #[cfg(all(test, loom))]
 mod tests;
+
+/// The workspace README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
