@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check of the workspace, from a fresh machine: installs what the tests need,
-# then formatting and lints, a release build of everything (benchmarks included, built but
+# then formatting, lints and docs, a release build of everything (benchmarks included, built but
 # not run), the unit/property/integration tests, the slab-core examples' system-call
 # checks, the loom models, the real-client checks against the release server, and short
 # bounded fuzz runs.
@@ -19,6 +19,7 @@ step "setup"
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --release -q -- -D warnings
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
 
 step "release build (server, tools, examples, benchmarks)"
 cargo build --workspace --release --all-targets -q
