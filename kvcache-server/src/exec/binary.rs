@@ -115,22 +115,17 @@ fn run(
                 StoreKind::Append => StoreMode::Append,
                 StoreKind::Prepend => StoreMode::Prepend,
             };
-            if h.cas != 0 && matches!(kind, StoreKind::Append | StoreKind::Prepend) {
-                match store.peek_cas(key) {
-                    Some(c) if c != h.cas => {
-                        binary::write_error(out, h, Status::KeyExists);
-                        return After::Continue;
-                    }
-                    _ => {}
-                }
-            }
-            match store.store(mode, key, flags, exptime, value) {
-                StoreOutcome::Stored => ok(out, store.peek_cas(key).unwrap_or(0)),
-                StoreOutcome::Exists => binary::write_error(out, h, Status::KeyExists),
-                StoreOutcome::NotFound => binary::write_error(out, h, Status::KeyNotFound),
-                StoreOutcome::TooLarge => binary::write_error(out, h, Status::TooLarge),
-                StoreOutcome::OutOfMemory => binary::write_error(out, h, Status::OutOfMemory),
-                StoreOutcome::NotStored => {
+            // Append and prepend may carry a CAS: the store compares it under the key's
+            // lock. The CAS returned is the one the store assigned, under the same lock.
+            let concat_cas = (h.cas != 0 && matches!(kind, StoreKind::Append | StoreKind::Prepend))
+                .then_some(h.cas);
+            match store.store_checked(mode, key, flags, exptime, value, concat_cas) {
+                (StoreOutcome::Stored, cas) => ok(out, cas),
+                (StoreOutcome::Exists, _) => binary::write_error(out, h, Status::KeyExists),
+                (StoreOutcome::NotFound, _) => binary::write_error(out, h, Status::KeyNotFound),
+                (StoreOutcome::TooLarge, _) => binary::write_error(out, h, Status::TooLarge),
+                (StoreOutcome::OutOfMemory, _) => binary::write_error(out, h, Status::OutOfMemory),
+                (StoreOutcome::NotStored, _) => {
                     let status = match kind {
                         StoreKind::Add => Status::KeyExists,
                         StoreKind::Replace => Status::KeyNotFound,

@@ -92,19 +92,27 @@ fn set(store: &Store, args: &MetaArgs<'_>, mode: SetMode, data: &[u8], out: &mut
         (SetMode::Append, _) => StoreMode::Append,
         (SetMode::Prepend, _) => StoreMode::Prepend,
     };
-    // Append and prepend honour a supplied CAS by checking it first.
-    if let (SetMode::Append | SetMode::Prepend, Some(c)) = (mode, f.compare_cas) {
-        match store.peek_cas(key) {
-            None => return meta::write_set_reply(out, args, Status::NotFound, 0),
-            Some(cur) if cur != c => return meta::write_set_reply(out, args, Status::Exists, 0),
-            Some(_) => {}
+    // Append and prepend with a CAS on a missing key answer NF (memcached's meta
+    // semantics); a present key's CAS is compared by the store, under its lock.
+    let concat_cas = match (mode, f.compare_cas) {
+        (SetMode::Append | SetMode::Prepend, Some(c)) => {
+            if store.peek_cas(key).is_none() {
+                return meta::write_set_reply(out, args, Status::NotFound, 0);
+            }
+            Some(c)
         }
-    }
-    let outcome = match (smode, f.invalidate) {
-        (StoreMode::Cas(c), true) => {
-            store.meta_set_invalidate(key, f.client_flags, exptime, data, c)
+        _ => None,
+    };
+    let (outcome, new_cas) = match (smode, f.invalidate) {
+        (StoreMode::Cas(c), true) => (
+            store.meta_set_invalidate(key, f.client_flags, exptime, data, c),
+            None,
+        ),
+        _ => {
+            let (o, cas) =
+                store.store_checked(smode, key, f.client_flags, exptime, data, concat_cas);
+            (o, Some(cas))
         }
-        _ => store.store(smode, key, f.client_flags, exptime, data),
     };
     let status = match outcome {
         StoreOutcome::Stored => Status::Stored,
@@ -115,7 +123,8 @@ fn set(store: &Store, args: &MetaArgs<'_>, mode: SetMode, data: &[u8], out: &mut
         StoreOutcome::OutOfMemory => return out.extend_from_slice(reply::NO_MEMORY),
     };
     let cas = if status == Status::Stored && f.has(b'c') {
-        store.peek_cas(key).unwrap_or(0)
+        // An invalidating set links its item elsewhere; its CAS is read back.
+        new_cas.unwrap_or_else(|| store.peek_cas(key).unwrap_or(0))
     } else {
         0
     };

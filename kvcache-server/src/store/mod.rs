@@ -1057,18 +1057,35 @@ impl Store {
         exptime: i64,
         value: &[u8],
     ) -> StoreOutcome {
+        self.store_checked(mode, key, flags, exptime, value, None).0
+    }
+
+    /// [`store`](Self::store), also returning the CAS unique the stored item got (0 unless
+    /// `Stored`), assigned under the key's lock, so that a concurrent writer cannot slip in
+    /// between the store and the CAS the client is told. `expect_cas` applies to `Append` and
+    /// `Prepend` (the binary and meta protocols let them carry a CAS): the item's CAS is
+    /// compared under the same lock that links the new value, and a mismatch is `Exists`.
+    pub fn store_checked(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        value: &[u8],
+        expect_cas: Option<u64>,
+    ) -> (StoreOutcome, u64) {
         if key.is_empty() || key.len() > KEY_MAX {
-            return StoreOutcome::NotStored;
+            return (StoreOutcome::NotStored, 0);
         }
         if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
-            return self.concat(mode == StoreMode::Append, key, value);
+            return self.concat(mode == StoreMode::Append, key, value, expect_cas);
         }
         let kh = self.hash_key(key);
         if self.too_large(key.len(), value.len(), flags) {
             if mode == StoreMode::Set {
                 self.remove_quiet(key, &kh);
             }
-            return StoreOutcome::TooLarge;
+            return (StoreOutcome::TooLarge, 0);
         }
         let now = self.now();
         let exp = self.clock.realtime_at(exptime, now);
@@ -1083,7 +1100,7 @@ impl Store {
             if mode == StoreMode::Set {
                 self.remove_quiet(key, &kh);
             }
-            return StoreOutcome::OutOfMemory;
+            return (StoreOutcome::OutOfMemory, 0);
         };
         self.write_value(&prep, &[value]);
         let class = self.class_of(prep.head);
@@ -1111,12 +1128,13 @@ impl Store {
             }
             _ => StoreOutcome::Stored,
         };
+        let mut new_cas = 0;
         let keep = if outcome == StoreOutcome::Stored {
             if let (StoreMode::Cas(_), Some(h)) = (mode, found) {
                 bump(&self.per_class[self.class_of(h).index()].cas_hits);
             }
-            let cas = self.next_cas();
-            self.link_locked(&mut shard, &kh, prep.head, found, cas);
+            new_cas = self.next_cas();
+            self.link_locked(&mut shard, &kh, prep.head, found, new_cas);
             if let Some(o) = found {
                 garbage.push(o);
             }
@@ -1129,7 +1147,7 @@ impl Store {
             self.discard(p);
         }
         self.free_garbage(garbage);
-        outcome
+        (outcome, new_cas)
     }
 
     fn remove_quiet(&self, key: &[u8], kh: &KeyHash) {
@@ -1143,24 +1161,36 @@ impl Store {
         self.free_garbage(garbage);
     }
 
-    fn concat(&self, append: bool, key: &[u8], data: &[u8]) -> StoreOutcome {
+    fn concat(
+        &self,
+        append: bool,
+        key: &[u8],
+        data: &[u8],
+        expect_cas: Option<u64>,
+    ) -> (StoreOutcome, u64) {
         let kh = self.hash_key(key);
         loop {
             let now = self.now();
             let mut garbage = Garbage::default();
             let mut shard = self.lock_shard(kh.shard);
-            let (old, old_len, flags, exptime) =
+            let (old, old_len, old_cas, flags, exptime) =
                 match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
                     Lookup::Hit(h) => {
                         let it = self.item(h);
-                        (h, it.value_len(), it.flags(), it.exptime())
+                        (h, it.value_len(), it.cas(), it.flags(), it.exptime())
                     }
                     _ => {
                         drop(shard);
                         self.free_garbage(garbage);
-                        return StoreOutcome::NotStored;
+                        return (StoreOutcome::NotStored, 0);
                     }
                 };
+            if expect_cas.is_some_and(|c| c != old_cas) {
+                bump(&self.per_class[self.class_of(old).index()].cas_badval);
+                drop(shard);
+                self.free_garbage(garbage);
+                return (StoreOutcome::Exists, 0);
+            }
             drop(shard);
             self.free_garbage(garbage);
             let new_len = old_len + data.len();
@@ -1168,16 +1198,20 @@ impl Store {
             bump(&self.per_class[class.index()].cmd_set);
             if self.too_large(key.len(), new_len, flags) {
                 bump(&self.per_class[class.index()].outofmemory);
-                return StoreOutcome::OutOfMemory;
+                return (StoreOutcome::OutOfMemory, 0);
             }
             let Some(prep) = self.prepare(key, flags, exptime, new_len, &kh, now) else {
                 bump(&self.per_class[class.index()].outofmemory);
-                return StoreOutcome::OutOfMemory;
+                return (StoreOutcome::OutOfMemory, 0);
             };
             let mut garbage = Garbage::default();
             let mut shard = self.lock_shard(kh.shard);
             let same = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
-                Lookup::Hit(h) => h == old && self.item(h).value_len() == old_len,
+                // The same item, unchanged: a chunk reused by a newer item of the same
+                // length has another CAS.
+                Lookup::Hit(h) => {
+                    h == old && self.item(h).value_len() == old_len && self.item(h).cas() == old_cas
+                }
                 _ => false,
             };
             if !same {
@@ -1200,7 +1234,7 @@ impl Store {
             garbage.push(old);
             drop(shard);
             self.free_garbage(garbage);
-            return StoreOutcome::Stored;
+            return (StoreOutcome::Stored, cas);
         }
     }
 

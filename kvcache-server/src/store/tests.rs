@@ -768,3 +768,57 @@ fn long_idle_access_times_stay_in_window() {
     s.clock().advance(11);
     assert_eq!(get_value(&s, b"idle"), None);
 }
+
+#[test]
+fn store_checked_reports_the_cas_it_assigned_and_checks_concat_cas() {
+    let s = small_store();
+    let (o, cas) = s.store_checked(StoreMode::Set, b"k", 0, 0, b"ab", None);
+    assert_eq!(o, StoreOutcome::Stored);
+    assert_eq!(cas, cas_of(&s, b"k"));
+    // A stale CAS on append is refused and leaves the value alone.
+    let (o, cas2) = s.store_checked(StoreMode::Append, b"k", 0, 0, b"cd", Some(cas + 1));
+    assert_eq!((o, cas2), (StoreOutcome::Exists, 0));
+    assert_eq!(get_value(&s, b"k").as_deref(), Some(&b"ab"[..]));
+    // The current CAS is accepted; the new one is returned.
+    let (o, cas3) = s.store_checked(StoreMode::Prepend, b"k", 0, 0, b"zz", Some(cas));
+    assert_eq!(o, StoreOutcome::Stored);
+    assert_ne!(cas3, cas);
+    assert_eq!(cas3, cas_of(&s, b"k"));
+    assert_eq!(get_value(&s, b"k").as_deref(), Some(&b"zzab"[..]));
+    // A missing key is not stored, whatever the CAS.
+    let (o, _) = s.store_checked(StoreMode::Append, b"none", 0, 0, b"x", Some(1));
+    assert_eq!(o, StoreOutcome::NotStored);
+}
+
+#[test]
+fn concat_with_cas_races_one_winner() {
+    // Two threads append with the same expected CAS: exactly one succeeds.
+    let s = std::sync::Arc::new(small_store());
+    for round in 0..200u32 {
+        let key = format!("race{round}");
+        s.store(StoreMode::Set, key.as_bytes(), 0, 0, b"x");
+        let cas = cas_of(&s, key.as_bytes());
+        let wins: usize = std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    let s = &s;
+                    let key = &key;
+                    sc.spawn(move || {
+                        let (o, _) = s.store_checked(
+                            StoreMode::Append,
+                            key.as_bytes(),
+                            0,
+                            0,
+                            b"y",
+                            Some(cas),
+                        );
+                        usize::from(o == StoreOutcome::Stored)
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, 1, "round {round}");
+        assert_eq!(get_value(&s, key.as_bytes()).as_deref(), Some(&b"xy"[..]));
+    }
+}
