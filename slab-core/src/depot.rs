@@ -53,6 +53,26 @@ struct Inner {
     resizes: u64,
 }
 
+impl Inner {
+    /// Pops empty magazines until one of capacity `cur` turns up. Those of another size
+    /// (left from before a resize) are returned separately, for the caller to drop once
+    /// the lock is released.
+    fn pop_empty(&mut self, cur: usize) -> (Option<Magazine>, Vec<Magazine>) {
+        let mut stale = Vec::new();
+        let mut found = None;
+        while let Some(m) = self.empty.pop() {
+            self.taken_empty += 1;
+            if m.cap() == cur {
+                found = Some(m);
+                break;
+            }
+            stale.push(m);
+        }
+        self.min_empty = self.min_empty.min(self.empty.len());
+        (found, stale)
+    }
+}
+
 /// What a reap takes out of a depot: magazines the working set did not need.
 #[derive(Debug, Default)]
 pub(crate) struct DepotReap {
@@ -168,17 +188,7 @@ impl Depot {
         }
         g.full_rounds += give.len();
         g.full.push(give);
-        let mut stale = Vec::new();
-        let mut found = None;
-        while let Some(m) = g.empty.pop() {
-            g.taken_empty += 1;
-            if m.cap() == cur {
-                found = Some(m);
-                break;
-            }
-            stale.push(m);
-        }
-        g.min_empty = g.min_empty.min(g.empty.len());
+        let (found, stale) = g.pop_empty(cur);
         drop(g);
         drop(stale);
         Ok(found)
@@ -188,17 +198,7 @@ impl Depot {
     pub(crate) fn take_empty(&self) -> Option<Magazine> {
         let cur = self.magazine_size();
         let mut g = self.lock();
-        let mut stale = Vec::new();
-        let mut found = None;
-        while let Some(m) = g.empty.pop() {
-            g.taken_empty += 1;
-            if m.cap() == cur {
-                found = Some(m);
-                break;
-            }
-            stale.push(m);
-        }
-        g.min_empty = g.min_empty.min(g.empty.len());
+        let (found, stale) = g.pop_empty(cur);
         drop(g);
         drop(stale);
         found
