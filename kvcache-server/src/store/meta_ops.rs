@@ -172,39 +172,29 @@ impl Store {
         invalidate: bool,
         ttl: Option<i64>,
     ) -> MetaDeleteOutcome {
-        let kh = self.hash_key(key);
-        let now = self.now();
-        let mut garbage = Garbage::default();
-        let mut shard = self.lock_shard(kh.shard);
-        let out = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
-            Lookup::Hit(h) => {
-                let it = self.item(h);
-                if cas.is_some_and(|c| c != it.cas()) {
-                    bump(&self.global.delete_misses);
-                    MetaDeleteOutcome::Exists
-                } else if invalidate {
-                    if let Some(t) = ttl {
-                        it.set_exptime(self.clock.realtime_at(t, now));
-                    }
-                    it.set_bits(STALE);
-                    it.clear_bits(WIN_SENT);
-                    it.set_cas(self.next_cas());
-                    MetaDeleteOutcome::Deleted
-                } else {
-                    bump(&self.per_class[self.class_of(h).index()].delete_hits);
-                    self.unlink_locked(&mut shard, kh.th, h);
-                    garbage.push(h);
-                    MetaDeleteOutcome::Deleted
-                }
-            }
-            _ => {
+        self.with_live(key, |l, found| {
+            let Some(h) = found else {
                 bump(&self.global.delete_misses);
-                MetaDeleteOutcome::NotFound
+                return MetaDeleteOutcome::NotFound;
+            };
+            let it = self.item(h);
+            if cas.is_some_and(|c| c != it.cas()) {
+                bump(&self.global.delete_misses);
+                MetaDeleteOutcome::Exists
+            } else if invalidate {
+                if let Some(t) = ttl {
+                    it.set_exptime(self.clock.realtime_at(t, l.now));
+                }
+                it.set_bits(STALE);
+                it.clear_bits(WIN_SENT);
+                it.set_cas(self.next_cas());
+                MetaDeleteOutcome::Deleted
+            } else {
+                bump(&self.per_class[self.class_of(h).index()].delete_hits);
+                self.unlink_in(l, h);
+                MetaDeleteOutcome::Deleted
             }
-        };
-        drop(shard);
-        self.free_garbage(garbage);
-        out
+        })
     }
 
     /// `ms` with `C<cas>` and `I`: like a CAS store, except that a CAS *older* than the
@@ -277,29 +267,20 @@ impl Store {
 
     /// Calls `f` with a live item and its class without bumping it or counting a get.
     fn peek<R>(&self, key: &[u8], f: impl FnOnce(&ItemDebug, &[u8]) -> R) -> Option<R> {
-        let kh = self.hash_key(key);
-        let now = self.now();
-        let mut garbage = Garbage::default();
-        let mut shard = self.lock_shard(kh.shard);
-        let r = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
-            Lookup::Hit(h) => {
-                let it = self.item(h);
-                let d = ItemDebug {
-                    exptime: it.exptime(),
-                    last_access: widen_access(now, it.access_low()),
-                    cas: it.cas(),
-                    fetched: it.bits() & FETCHED != 0,
-                    class: self.class_of(h).index() as u32,
-                    size: it.stored_size(),
-                };
-                let v = self.value_of(&it);
-                Some(f(&d, &v))
-            }
-            _ => None,
-        };
-        drop(shard);
-        self.free_garbage(garbage);
-        r
+        self.with_live(key, |l, found| {
+            let h = found?;
+            let it = self.item(h);
+            let d = ItemDebug {
+                exptime: it.exptime(),
+                last_access: widen_access(l.now, it.access_low()),
+                cas: it.cas(),
+                fetched: it.bits() & FETCHED != 0,
+                class: self.class_of(h).index() as u32,
+                size: it.stored_size(),
+            };
+            let v = self.value_of(&it);
+            Some(f(&d, &v))
+        })
     }
 
     /// `me`: the item's metadata, without touching it.
@@ -309,20 +290,13 @@ impl Store {
 
     /// Sets a new expiration on a live item without counting a touch; true if found.
     pub fn set_exptime_quiet(&self, key: &[u8], exptime: i64) -> bool {
-        let kh = self.hash_key(key);
-        let now = self.now();
-        let mut garbage = Garbage::default();
-        let mut shard = self.lock_shard(kh.shard);
-        let hit = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
-            Lookup::Hit(h) => {
-                self.item(h)
-                    .set_exptime(self.clock.realtime_at(exptime, now));
-                true
-            }
-            _ => false,
-        };
-        drop(shard);
-        self.free_garbage(garbage);
-        hit
+        self.with_live(key, |l, found| {
+            found
+                .inspect(|&h| {
+                    self.item(h)
+                        .set_exptime(self.clock.realtime_at(exptime, l.now));
+                })
+                .is_some()
+        })
     }
 }

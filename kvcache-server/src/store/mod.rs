@@ -284,6 +284,15 @@ pub(crate) enum Lookup {
     Dead(Dead),
 }
 
+/// A key's shard, locked by [`Store::with_live`], with the lookup's context.
+pub(crate) struct Locked<'a> {
+    pub(crate) shard: &'a mut Shard,
+    pub(crate) kh: &'a KeyHash,
+    /// The server clock when the lookup ran.
+    pub(crate) now: u32,
+    pub(crate) garbage: &'a mut Garbage,
+}
+
 /// Handles unlinked under a shard lock, freed after it is released.
 #[derive(Debug, Default)]
 pub(crate) struct Garbage {
@@ -773,6 +782,41 @@ impl Store {
         unsafe { self.alloc.dealloc_class(p, class) };
     }
 
+    /// Looks `key` up under its shard's lock and runs `f` there with the live item's handle
+    /// (`None` on a miss). What the lookup (for an expired item) or `f` leaves in
+    /// [`Locked::garbage`] is freed once the lock is released.
+    pub(crate) fn with_live<R>(
+        &self,
+        key: &[u8],
+        f: impl FnOnce(&mut Locked<'_>, Option<u32>) -> R,
+    ) -> R {
+        let kh = self.hash_key(key);
+        let now = self.now();
+        let mut garbage = Garbage::default();
+        let mut shard = self.lock_shard(kh.shard);
+        let found = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
+            Lookup::Hit(h) => Some(h),
+            _ => None,
+        };
+        let mut locked = Locked {
+            shard: &mut shard,
+            kh: &kh,
+            now,
+            garbage: &mut garbage,
+        };
+        let r = f(&mut locked, found);
+        drop(shard);
+        self.free_garbage(garbage);
+        r
+    }
+
+    /// Unlinks the live item `h` found by [`with_live`](Self::with_live); it is freed after
+    /// the lock is released.
+    pub(crate) fn unlink_in(&self, l: &mut Locked<'_>, h: u32) {
+        self.unlink_locked(l.shard, l.kh.th, h);
+        l.garbage.push(h);
+    }
+
     fn free_garbage(&self, g: Garbage) {
         for h in g.slots.into_iter().flatten().chain(g.more) {
             self.free_item(h);
@@ -1240,24 +1284,17 @@ impl Store {
 
     /// Deletes `key`; true if it was there.
     pub fn delete(&self, key: &[u8]) -> bool {
-        let kh = self.hash_key(key);
-        let mut garbage = Garbage::default();
-        let mut shard = self.lock_shard(kh.shard);
-        let hit = match self.find_live(&mut shard, &kh, key, self.now(), &mut garbage) {
-            Lookup::Hit(h) => {
+        self.with_live(key, |l, found| match found {
+            Some(h) => {
                 bump(&self.per_class[self.class_of(h).index()].delete_hits);
-                self.unlink_locked(&mut shard, kh.th, h);
-                garbage.push(h);
+                self.unlink_in(l, h);
                 true
             }
-            _ => {
+            None => {
                 bump(&self.global.delete_misses);
                 false
             }
-        };
-        drop(shard);
-        self.free_garbage(garbage);
-        hit
+        })
     }
 
     /// `incr`/`decr` with memcached's semantics: incr wraps at 2^64, decr floors at 0;
@@ -1346,27 +1383,20 @@ impl Store {
     /// Sets a new expiration time; true if the item was there.
     pub fn touch(&self, key: &[u8], exptime: i64) -> bool {
         bump(&self.global.cmd_touch);
-        let kh = self.hash_key(key);
-        let now = self.now();
-        let mut garbage = Garbage::default();
-        let mut shard = self.lock_shard(kh.shard);
-        let hit = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
-            Lookup::Hit(h) => {
+        self.with_live(key, |l, found| match found {
+            Some(h) => {
                 let it = self.item(h);
-                it.set_exptime(self.clock.realtime_at(exptime, now));
-                it.set_access(now);
+                it.set_exptime(self.clock.realtime_at(exptime, l.now));
+                it.set_access(l.now);
                 it.set_bits(REF);
                 bump(&self.per_class[self.class_of(h).index()].touch_hits);
                 true
             }
-            _ => {
+            None => {
                 bump(&self.global.touch_misses);
                 false
             }
-        };
-        drop(shard);
-        self.free_garbage(garbage);
-        hit
+        })
     }
 
     /// `flush_all [delay]` with memcached 1.6's semantics: items last accessed (or, with
