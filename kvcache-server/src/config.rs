@@ -58,6 +58,10 @@ pub struct Config {
     pub reqs_per_event: usize,
     /// `-F`: `flush_all` disabled.
     pub flush_enabled: bool,
+    /// `-o slab_reassign` / `-o no_slab_reassign`: slabs may move between classes.
+    pub slab_reassign: bool,
+    /// `-o slab_automove=N`: the automove mode, 0 to 2.
+    pub slab_automove: u8,
 }
 
 impl Default for Config {
@@ -79,6 +83,8 @@ impl Default for Config {
             backlog: 1024,
             reqs_per_event: 20,
             flush_enabled: true,
+            slab_reassign: true,
+            slab_automove: 1,
         }
     }
 }
@@ -355,6 +361,26 @@ where
     Ok(Action::Run(cfg))
 }
 
+/// C's `atoi`: leading whitespace, a sign, digits; whatever follows is ignored, and no
+/// digits read as 0.
+fn atoi(s: &str) -> i64 {
+    let s = s.trim_start();
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let n = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| n.saturating_mul(10).saturating_add(i64::from(d - b'0')));
+    if neg {
+        -n
+    } else {
+        n
+    }
+}
+
 fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigError> {
     for sub in list.split(',').filter(|s| !s.is_empty()) {
         let (name, val) = match sub.split_once('=') {
@@ -393,11 +419,21 @@ fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigError> {
                 }
                 cfg.slab_chunk_max = kb << 10;
             }
+            ("slab_reassign", _) => cfg.slab_reassign = true,
+            ("no_slab_reassign", _) => cfg.slab_reassign = false,
+            ("slab_automove", v) => {
+                // memcached: no value means 1, else `atoi`, which reads 0 from junk.
+                let n = v.map_or(1, atoi);
+                if !(0..=2).contains(&n) {
+                    return err("slab_automove must be between 0 and 2");
+                }
+                cfg.slab_automove = n as u8;
+            }
             // memcached tunables we accept and have no use for.
             (
                 "maxconns_fast" | "no_maxconns_fast" | "hashpower" | "lru_crawler"
                 | "no_lru_crawler" | "lru_maintainer" | "no_lru_maintainer" | "track_sizes"
-                | "modern" | "slab_reassign" | "slab_automove" | "hash_algorithm",
+                | "modern" | "hash_algorithm",
                 _,
             ) => {}
             _ => return err(format!("Illegal suboption \"{sub}\"")),
@@ -418,6 +454,8 @@ impl Config {
         sc.item_size_max = self.item_size_max;
         sc.cas_enabled = self.cas_enabled;
         sc.evictions = self.evictions;
+        sc.slab_reassign = self.slab_reassign;
+        sc.slab_automove = self.slab_automove;
         let slab_size = sc.classes.slab_size();
         sc.classes = if let Some(sizes) = &self.slab_sizes {
             let largest = sizes.iter().copied().max().unwrap_or(0);

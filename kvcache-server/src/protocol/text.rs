@@ -114,7 +114,7 @@ pub enum StatsKind {
 }
 
 /// One parsed request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Request<'a> {
     /// `set`, `add`, `replace`, `append`, `prepend`, `cas` with their data.
     Storage(StorageRequest<'a>),
@@ -193,6 +193,27 @@ pub enum Request<'a> {
     Quit,
     /// `stats [...]`.
     Stats(StatsKind),
+    /// `slabs reassign <src> <dst>` (memcached's ids; `src` -1: any class).
+    SlabsReassign {
+        /// `(src, dst)`, or `None` if they are not numbers (memcached checks that
+        /// reassignment is enabled first, then answers `CLIENT_ERROR bad command line
+        /// format`).
+        args: Option<(i32, i32)>,
+    },
+    /// `slabs automove <0|1|2> [noreply]` (other values: `ERROR`).
+    SlabsAutomove {
+        /// The mode.
+        mode: u8,
+        /// `noreply` was given.
+        noreply: bool,
+    },
+    /// `slabs automove ratio <r> [noreply]`.
+    SlabsAutomoveRatio {
+        /// The ratio.
+        ratio: f64,
+        /// `noreply` was given.
+        noreply: bool,
+    },
     /// A meta command (`mg`, `ms`, `md`, `ma`, `mn`, `me`): nothing was consumed (the
     /// returned length is 0); the meta parser takes over from the start of the buffer.
     Meta,
@@ -657,6 +678,7 @@ fn parse_simple<'a>(cmd: &'a [u8], line: &'a [u8]) -> Request<'a> {
                 None => reply(reply::BAD_FORMAT, noreply),
             }
         }
+        b"slabs" => parse_slabs(&t),
         b"stats" => {
             if t.n == 1 {
                 return Request::Stats(StatsKind::General);
@@ -676,6 +698,61 @@ fn parse_simple<'a>(cmd: &'a [u8], line: &'a [u8]) -> Request<'a> {
         }
         _ => reply(reply::ERROR, false),
     }
+}
+
+/// `slabs reassign` and `slabs automove`, as memcached 1.6.18's `process_slabs_command`:
+/// reassign takes exactly two numbers (C `strtol`, truncated to 32 bits) and ignores
+/// `noreply`; automove takes a mode (`safe_strtoul`, truncated to 32 bits; 0 to 2) or
+/// `ratio <r>`, ignores extra tokens, and `noreply` silences every reply.
+fn parse_slabs<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let sub = if t.n > 1 { t.t[1] } else { b"" };
+    if t.n == 4 && sub == b"reassign" {
+        let num = |tok: &[u8]| {
+            let (neg, v) = c_number(tok)?;
+            // strtol's range is that of a 64-bit long; memcached keeps the low 32 bits.
+            let v = if neg {
+                if v > 1 << 63 {
+                    return None;
+                }
+                (v as i64).wrapping_neg()
+            } else {
+                i64::try_from(v).ok()?
+            };
+            Some(v as i32)
+        };
+        return Request::SlabsReassign {
+            args: num(t.t[2]).zip(num(t.t[3])),
+        };
+    }
+    if t.n >= 3 && sub == b"automove" {
+        let noreply = t.noreply();
+        if t.t[2] == b"ratio" {
+            let ratio = (t.n >= 4).then(|| parse_f64(t.t[3])).flatten();
+            return match ratio {
+                Some(ratio) => Request::SlabsAutomoveRatio { ratio, noreply },
+                None => reply(reply::ERROR, noreply),
+            };
+        }
+        return match parse_u32(t.t[2]) {
+            None => reply(reply::BAD_FORMAT, noreply),
+            Some(m @ 0..=2) => Request::SlabsAutomove {
+                mode: m as u8,
+                noreply,
+            },
+            Some(_) => reply(reply::ERROR, noreply),
+        };
+    }
+    reply(reply::ERROR, false)
+}
+
+/// memcached's `safe_strtod`: a number, then nothing or whitespace.
+fn parse_f64(tok: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(tok).ok()?;
+    let s = s.trim_start_matches(|c: char| c.is_ascii() && is_c_space(c as u8));
+    let end = s
+        .find(|c: char| c.is_ascii() && is_c_space(c as u8))
+        .unwrap_or(s.len());
+    s[..end].parse().ok()
 }
 
 /// Appends `v` in decimal.

@@ -145,6 +145,19 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, req: Request<'_>, out: &mut Vec<u8>) ->
             ctx.shared.stats.worker(ctx.worker).publish(ctx.counters);
             super::report::stats(ctx.shared, kind, out);
         }
+        Request::SlabsReassign { args } => match args {
+            Some((src, dst)) => out.extend_from_slice(store.slabs_reassign(src, dst).reply()),
+            None if store.slab_reassign_enabled() => out.extend_from_slice(reply::BAD_FORMAT),
+            None => out.extend_from_slice(crate::store::ReassignOutcome::Disabled.reply()),
+        },
+        Request::SlabsAutomove { mode, noreply } => {
+            store.set_automove_mode(mode);
+            put(out, reply::OK, noreply);
+        }
+        Request::SlabsAutomoveRatio { ratio, noreply } => {
+            store.set_automove_ratio(ratio);
+            put(out, reply::OK, noreply);
+        }
         Request::Reply { line, noreply } => put(out, line, noreply),
         // The worker drops the unsent replies first (see `RetrievalKeyTooLong`).
         Request::RetrievalKeyTooLong => out.extend_from_slice(reply::BAD_FORMAT),

@@ -107,6 +107,25 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "listen_disabled_num", 0);
     write_stat(out, "threads", cfg.threads);
     write_stat(out, "conn_yields", c.conn_yields);
+    write_stat(out, "slab_reassign_rescues", s.slab_reassign_rescues);
+    write_stat(
+        out,
+        "slab_reassign_evictions_nomem",
+        s.slab_reassign_evictions_nomem,
+    );
+    write_stat(
+        out,
+        "slab_reassign_inline_reclaim",
+        s.slab_reassign_inline_reclaim,
+    );
+    write_stat(out, "slab_reassign_busy_items", s.slab_reassign_busy_items);
+    write_stat(
+        out,
+        "slab_reassign_running",
+        u8::from(s.slab_reassign_running),
+    );
+    write_stat(out, "slabs_moved", s.slabs_moved);
+    write_stat(out, "slabs_automoved", s.slabs_automoved);
     write_stat(out, "bytes", s.bytes);
     write_stat(out, "curr_items", s.curr_items);
     write_stat(out, "total_items", s.total_items);
@@ -157,8 +176,13 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "item_size_max", store_cfg.item_size_max);
     write_stat(out, "maxconns_fast", "yes");
     write_stat(out, "hashpower_init", 0);
-    write_stat(out, "slab_reassign", "no");
-    write_stat(out, "slab_automove", 0);
+    write_stat(out, "slab_reassign", yes_no(shared.store.slab_reassign_enabled()));
+    write_stat(out, "slab_automove", shared.store.automove_mode());
+    write_stat(
+        out,
+        "slab_automove_ratio",
+        format_args!("{:.2}", shared.store.automove_ratio()),
+    );
     write_stat(out, "slab_chunk_max", store_cfg.classes.max_chunk());
     write_stat(out, "slab_page_size", store_cfg.classes.slab_size());
     write_stat(out, "slab_classes", store_cfg.classes.len());

@@ -18,7 +18,8 @@ use std::sync::atomic::Ordering;
 
 use slab_core::size_class::ClassId;
 
-use super::stats::bump;
+use super::automove::Emptied;
+use super::stats::{bump, get};
 use super::{table_hash, Garbage, Store};
 use crate::item::{tag_atomic, widen_access, CHAINED, FETCHED, LIVE, REF};
 
@@ -169,4 +170,201 @@ impl Store {
         self.free_garbage(g);
         true
     }
+}
+
+/// Slabs of a class looked at to pick the one a move empties.
+const VICTIM_CANDIDATES: usize = 8;
+
+impl Store {
+    /// Empties one slab of `class` for a slab move (`slabs reassign`, automove): of a few
+    /// slabs from a rotating start, the one with the fewest live items. Live items move to
+    /// free chunks of the class outside that slab while the class has any, the others are
+    /// evicted (expired ones reclaimed). The chunks go straight back to the engine, so the
+    /// slab returns to the pool as soon as chunks of it cached in magazines come back too.
+    /// `None` if the class holds fewer than two slabs.
+    pub(crate) fn empty_one_slab(&self, class: ClassId) -> Option<Emptied> {
+        let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
+        let mut slabs: Vec<(NonNull<u8>, usize)> = Vec::new();
+        self.engine()
+            .for_each_slab(class, |base, carved| slabs.push((base, carved)));
+        if slabs.len() < 2 {
+            return None;
+        }
+        let cs = self.cfg.classes.chunk_size(class);
+        let cps = self.cfg.classes.chunks_per_slab(class);
+        let live_in = |&(base, carved): &(NonNull<u8>, usize)| {
+            (0..carved)
+                .filter(|&ci| {
+                    let p = NonNull::new(base.as_ptr().wrapping_add(ci * cs)).expect("in a slab");
+                    tag_atomic(p).load(Ordering::Acquire) & LIVE != 0
+                })
+                .count()
+        };
+        let start = self.rebalance_hand.fetch_add(1, Ordering::Relaxed) as usize;
+        let (victim, live) = (0..VICTIM_CANDIDATES.min(slabs.len()))
+            .map(|i| slabs[(start + i) % slabs.len()])
+            .map(|s| (s, live_in(&s)))
+            .min_by_key(|&(_, live)| live)
+            .expect("two slabs or more");
+        let (base, carved) = victim;
+        let slab = self.cfg.classes.slab_size();
+        let lo = base.as_ptr() as usize;
+        let inside = |p: NonNull<u8>| (lo..lo + slab).contains(&(p.as_ptr() as usize));
+        // Free chunks of the class outside the victim, as the store counts them.
+        let held = get(&self.gauges[class.index()].chunks) as usize;
+        let mut room = (slabs.len() * cps)
+            .saturating_sub(held)
+            .saturating_sub(cps - live);
+        let mut stash: Vec<NonNull<u8>> = Vec::new();
+        let mut e = Emptied::default();
+        for ci in 0..carved {
+            let p = NonNull::new(base.as_ptr().wrapping_add(ci * cs)).expect("inside a slab");
+            let tag = tag_atomic(p).load(Ordering::Acquire);
+            if tag & LIVE == 0 {
+                continue;
+            }
+            let mut dest = None;
+            while room > 0 && stash.len() <= cps {
+                match self.alloc.alloc_class(class) {
+                    Ok(q) => {
+                        self.gauges[class.index()]
+                            .chunks
+                            .fetch_add(1, Ordering::Relaxed);
+                        if inside(q) {
+                            // A free chunk of the victim itself: keep it out of use.
+                            stash.push(q);
+                            continue;
+                        }
+                        room -= 1;
+                        dest = Some(q);
+                        break;
+                    }
+                    Err(_) => {
+                        room = 0;
+                    }
+                }
+            }
+            match self.vacate(p, tag, dest) {
+                Vacated::Moved => e.rescued += 1,
+                Vacated::Evicted => e.evicted += 1,
+                Vacated::Reclaimed => e.reclaimed += 1,
+                Vacated::Gone => e.busy += 1,
+            }
+        }
+        for q in stash {
+            // SAFETY: allocated above and never published.
+            unsafe { self.free_chunk_to_engine(q) };
+        }
+        self.alloc.flush_thread_cache();
+        Some(e)
+    }
+
+    /// Takes the item whose head is the chunk at `p` (with tag `tag`) out of its chunk:
+    /// into `dest` (a free chunk of the same class) if given and the item is alive, else
+    /// evicted. `dest`, when not used, is freed.
+    fn vacate(&self, p: NonNull<u8>, tag: u32, dest: Option<NonNull<u8>>) -> Vacated {
+        let h24 = tag >> 8;
+        let th = table_hash(h24);
+        let handle = self.handle_of(p);
+        let free_dest = |d: Option<NonNull<u8>>| {
+            if let Some(d) = d {
+                tag_atomic(d).store(0, Ordering::Release);
+                // SAFETY: allocated by the caller for this item and never published.
+                unsafe { self.free_chunk_to_engine(d) };
+            }
+        };
+        let mut shard = self.lock_shard(self.shard_of(h24));
+        if shard.table.find(th, |&h| h == handle).is_none() {
+            drop(shard);
+            free_dest(dest);
+            return Vacated::Gone;
+        }
+        // `handle` is linked in this shard and we hold its lock.
+        let it = self.item(handle);
+        let now = self.now();
+        let class = self.class_of(handle).index();
+        let c = &self.per_class[class];
+        let fetched = it.bits() & FETCHED != 0;
+        let dead = self.is_dead(&it, now).is_some();
+        if let (Some(d), false) = (dest, dead) {
+            let n = it.head_size();
+            // SAFETY: `d` is a free chunk of the same class (at least `n` bytes) that only
+            // this thread uses; `p` is the linked item, which the shard lock protects. The
+            // tag word (bytes 8..12) is copied atomically, every other byte plainly.
+            unsafe {
+                std::ptr::copy_nonoverlapping(p.as_ptr(), d.as_ptr(), 8);
+                std::ptr::copy_nonoverlapping(p.as_ptr().add(12), d.as_ptr().add(12), n - 12);
+            }
+            tag_atomic(d).store(tag_atomic(p).load(Ordering::Acquire), Ordering::Release);
+            let new = self.handle_of(d);
+            *shard
+                .table
+                .find_mut(th, |&h| h == handle)
+                .expect("found above") = new;
+            tag_atomic(p).fetch_and(!LIVE, Ordering::AcqRel);
+            drop(shard);
+            // The chain's segments (if any) now belong to the copy: free the head only.
+            tag_atomic(p).store(0, Ordering::Release);
+            // SAFETY: the old head left the index under the lock; nobody reaches it.
+            unsafe { self.free_chunk_to_engine(p) };
+            return Vacated::Moved;
+        }
+        let out = if dead {
+            bump(&c.reclaimed);
+            if !fetched {
+                bump(&c.expired_unfetched);
+            }
+            Vacated::Reclaimed
+        } else {
+            bump(&c.evicted);
+            if it.exptime() != 0 {
+                bump(&c.evicted_nonzero);
+            }
+            if !fetched {
+                bump(&c.evicted_unfetched);
+            }
+            let idle = now.saturating_sub(widen_access(now, it.access_low()));
+            self.gauges[class]
+                .evicted_time
+                .store(idle, Ordering::Relaxed);
+            Vacated::Evicted
+        };
+        self.unlink_locked(&mut shard, th, handle);
+        drop(shard);
+        free_dest(dest);
+        let it = self.item(handle);
+        if it.is_chained() {
+            // Segments are other classes' chunks: the ordinary path.
+            self.free_item(handle);
+        } else {
+            // SAFETY: unlinked above under the lock; nobody else reaches it.
+            unsafe { self.free_chunk_to_engine(p) };
+        }
+        out
+    }
+
+    /// Gives a chunk straight back to the engine (not to a magazine).
+    ///
+    /// # Safety
+    /// As for `free_chunk`: a chunk of this store nobody uses any more, freed once.
+    unsafe fn free_chunk_to_engine(&self, p: NonNull<u8>) {
+        let class = self
+            .engine()
+            .class_of(p.as_ptr())
+            .expect("a chunk of the engine");
+        self.gauges[class.index()]
+            .chunks
+            .fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: forwarded from the caller; `class` is the chunk's class.
+        unsafe { self.engine().free_batch(class, &[p]) };
+    }
+}
+
+/// What [`Store::vacate`] did.
+enum Vacated {
+    Moved,
+    Evicted,
+    Reclaimed,
+    /// Not linked any more (replaced or deleted meanwhile).
+    Gone,
 }

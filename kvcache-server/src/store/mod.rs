@@ -62,6 +62,7 @@
 //!
 //! [`stored_size`]: crate::item::stored_size
 
+mod automove;
 mod classes;
 mod clock;
 mod evict;
@@ -71,6 +72,7 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+pub use automove::{plan, ClassSample, Move, ReassignOutcome, DEFAULT_RATIO};
 pub use classes::{default_classes, DEFAULT_SLAB_SIZE, FINE_MAX, GROWTH};
 pub use clock::{Clock, REALTIME_MAXDELTA, START_OFFSET};
 pub use histogram::SizeHistogram;
@@ -143,6 +145,12 @@ pub struct StoreConfig {
     pub shards: usize,
     /// Advise the engine's memory for transparent huge pages.
     pub huge_pages: bool,
+    /// Slabs may move between classes (`slabs reassign`, automove); memcached's
+    /// `slab_reassign`, on by default.
+    pub slab_reassign: bool,
+    /// The automove mode, 0 to 2 (see `automove.rs`); memcached's `slab_automove`, 1 by
+    /// default.
+    pub slab_automove: u8,
 }
 
 impl StoreConfig {
@@ -158,6 +166,8 @@ impl StoreConfig {
             evictions: true,
             shards: DEFAULT_SHARDS,
             huge_pages: false,
+            slab_reassign: true,
+            slab_automove: 1,
         }
     }
 }
@@ -348,6 +358,8 @@ pub struct Store {
     walk_lock: RwLock<()>,
     /// Largest chunk size: the limit of an inline item and the segment size.
     max_chunk: usize,
+    /// Slab moves: settings, counters, the policy's state.
+    automove: automove::Automove,
 }
 
 // The store is shared by worker threads as `Arc<Store>`.
@@ -537,6 +549,7 @@ impl Store {
             crawl_state: Mutex::new(CrawlState::default()),
             walk_lock: RwLock::new(()),
             max_chunk,
+            automove: automove::Automove::new(cfg.slab_reassign, cfg.slab_automove),
             alloc,
             cfg,
         })
@@ -1524,6 +1537,8 @@ impl Store {
             }
             n
         };
+        // Slabs emptied by moves reach the pool in the reap just after.
+        self.automove_tick();
         let _w = self.walk_lock.write().unwrap_or_else(|e| e.into_inner());
         self.alloc.reap();
         n
@@ -1564,6 +1579,12 @@ impl Store {
             cmd_touch: get(&self.global.cmd_touch),
             cmd_flush: get(&self.global.cmd_flush),
             slabs_moved: get(&self.global.slabs_moved),
+            slab_reassign_rescues: get(&self.automove.rescues),
+            slab_reassign_evictions_nomem: get(&self.automove.evictions_nomem),
+            slab_reassign_inline_reclaim: get(&self.automove.inline_reclaim),
+            slab_reassign_busy_items: get(&self.automove.busy_items),
+            slab_reassign_running: self.automove.running.load(Ordering::Relaxed),
+            slabs_automoved: get(&self.automove.automoves),
             limit_maxbytes: self.cfg.memory_limit as u64,
             mapped_bytes: es.mapped_bytes as u64,
             ..StoreStats::default()
@@ -1648,6 +1669,7 @@ impl Store {
     /// `stats reset`: zeroes the counters (not the item gauges or the histogram).
     pub fn reset_stats(&self) {
         self.global.reset();
+        self.automove.reset();
         for c in self.per_class.iter() {
             c.reset();
         }

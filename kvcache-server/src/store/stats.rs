@@ -178,8 +178,21 @@ pub struct StoreStats {
     pub total_malloced: u64,
     /// Classes holding at least one slab.
     pub active_slabs: usize,
-    /// Slabs emptied for a class that had nothing to evict (memcached's `slabs_moved`).
+    /// Slabs moved: emptied for a class that had nothing to evict, by `slabs reassign`
+    /// or by automove (memcached's `slabs_moved`).
     pub slabs_moved: u64,
+    /// Items a slab move put into other chunks of their class.
+    pub slab_reassign_rescues: u64,
+    /// Items a slab move evicted.
+    pub slab_reassign_evictions_nomem: u64,
+    /// Expired or flushed items a slab move reclaimed.
+    pub slab_reassign_inline_reclaim: u64,
+    /// Chunks a slab move found live but could not confirm (replaced meanwhile).
+    pub slab_reassign_busy_items: u64,
+    /// A slab move is running.
+    pub slab_reassign_running: bool,
+    /// Slabs moved by the automove policy (also counted in `slabs_moved`).
+    pub slabs_automoved: u64,
     /// Bytes the engine has mapped (classes plus pooled empty slabs).
     pub mapped_bytes: u64,
     /// Per class, every class of the table in order (callers show the nonempty ones).

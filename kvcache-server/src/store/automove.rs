@@ -1,0 +1,581 @@
+//! Pages follow demand: `slabs reassign`, `slabs automove` and the background policy.
+//!
+//! Size classes are fixed at start, and a slab stays with the class that first took it. When
+//! the item sizes of a workload change, the slabs stay with the classes of the old sizes while
+//! the new sizes evict among the few slabs they got: memcached calls it *slab
+//! calcification*. The on-demand rebalance (`Store::rebalance` in `evict.rs`) only helps a
+//! class that has nothing of its own to evict; a class holding one slab evicts inside it
+//! forever. Moving slabs fixes that:
+//!
+//! * `slabs reassign <src> <dst>` empties one slab of class `src` (`-1`: any class with a
+//!   slab to spare) and hands it back to the engine, where `dst` takes it when it next
+//!   allocates. Live items of the slab move into free chunks of the same class while there
+//!   are any (memcached's `slab_reassign_rescues`); the rest are evicted
+//!   (`slab_reassign_evictions_nomem`); expired ones are reclaimed
+//!   (`slab_reassign_inline_reclaim`). The move runs synchronously in the caller; a second
+//!   one while it runs is answered `BUSY`.
+//! * `slabs automove <0|1|2>` picks the policy that runs once per maintenance tick (about
+//!   once a second, from [`Store::maintenance`]):
+//!   - `0`: off; slabs move only by `slabs reassign` and the on-demand rebalance.
+//!   - `1` (the default): [`plan`] below. A *receiver* is a class that evicted or failed
+//!     stores since the last tick; it asks for as many slabs as it evicted items' worth
+//!     (`ceil(pressure / chunks_per_slab)`). A *donor* holds at least two slabs and either
+//!     has a slab's worth of free chunks and no pressure of its own, or holds items older
+//!     than what the receiver evicts: its *eviction age* (the idle time of the items it
+//!     evicts, or, when it evicts nothing, the longer of its oldest item's idle time and the
+//!     time since it last evicted) times the ratio (`slabs automove ratio`, default 0.8)
+//!     exceeds the idle time of the receiver's evicted items. Moving from old to young
+//!     equalises eviction ages across classes, which is what one global LRU would do.
+//!     memcached 1.6's mode 1 moves one 1 MiB page at a time and only after 30 seconds of
+//!     evictions in every window; ours moves up to [`MOVES_PER_TICK`] 64 KiB slabs per
+//!     tick as soon as the pressure shows.
+//!   - `2`: aggressive, like memcached's mode 2 (a move on any eviction): every receiver
+//!     takes slabs from the oldest class holding two or more, whatever the ages.
+//!
+//! The policy reads only the per-class counters the hot path keeps anyway (`evicted`,
+//! `outofmemory`, `evicted_time`, the crawler's `age`) and the engine's slab counts; its
+//! work per tick is bounded by [`MOVES_PER_TICK`] slabs and [`ITEMS_PER_TICK`] items.
+//!
+//! `-o no_slab_reassign` turns both off (`slabs reassign` then answers
+//! `CLIENT_ERROR slab reassignment disabled`, as memcached does); the automove mode is then
+//! still reported and settable but has no effect, as in memcached, whose rebalancer thread
+//! does not run without reassignment.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+use slab_core::size_class::ClassId;
+
+use super::stats::get;
+use super::Store;
+
+/// Most slabs the background policy moves per tick.
+pub const MOVES_PER_TICK: usize = 64;
+
+/// Most items a tick's moves may evict or relocate (slabs of small classes hold thousands).
+pub const ITEMS_PER_TICK: usize = 64 << 10;
+
+/// memcached's default `slab_automove_ratio`.
+pub const DEFAULT_RATIO: f64 = 0.8;
+
+/// What one size class looked like at a tick, as the policy sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClassSample {
+    /// Slabs the class holds.
+    pub slabs: usize,
+    /// Chunks per slab.
+    pub chunks_per_slab: usize,
+    /// Chunks of its slabs the store does not hold (free, or cached in magazines).
+    pub free_chunks: usize,
+    /// Items evicted so far (cumulative).
+    pub evicted: u64,
+    /// Stores failed for lack of memory so far (cumulative).
+    pub outofmemory: u64,
+    /// Idle seconds of the last evicted item.
+    pub evicted_time: u32,
+    /// Idle seconds of the oldest item, as of the last full crawl (0: unknown).
+    pub age: u32,
+}
+
+/// One slab to move: from class index `src` to class index `dst`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Move {
+    /// Donor class (0-based index).
+    pub src: usize,
+    /// Receiver class (0-based index).
+    pub dst: usize,
+}
+
+/// The automove decision: which slabs to move this tick, given the samples of the previous
+/// tick (`prev`) and of this one (`cur`), `quiet[c]` = seconds since class `c` last evicted,
+/// the mode (1 or 2; 0 moves nothing), the age ratio, a class that may never give (the
+/// segment class, whose chunks belong to chained items of other classes) and the most
+/// moves allowed. A pure function: see the module docs for the rules.
+pub fn plan(
+    mode: u8,
+    ratio: f64,
+    prev: &[ClassSample],
+    cur: &[ClassSample],
+    quiet: &[u32],
+    never_donor: Option<usize>,
+    budget: usize,
+) -> Vec<Move> {
+    let n = cur.len();
+    if mode == 0 || prev.len() != n || quiet.len() != n || budget == 0 {
+        return Vec::new();
+    }
+    // Counters can go down (`stats reset`): that tick shows no pressure.
+    let evicted: Vec<u64> = (0..n)
+        .map(|c| cur[c].evicted.saturating_sub(prev[c].evicted))
+        .collect();
+    let oom: Vec<u64> = (0..n)
+        .map(|c| cur[c].outofmemory.saturating_sub(prev[c].outofmemory))
+        .collect();
+    // Eviction age: how old the items a class gives up are.
+    let age: Vec<u32> = (0..n)
+        .map(|c| {
+            if evicted[c] > 0 {
+                cur[c].evicted_time
+            } else {
+                cur[c].age.max(quiet[c])
+            }
+        })
+        .collect();
+    let mut receivers: Vec<(usize, u64)> = (0..n)
+        .filter(|&c| evicted[c] + oom[c] > 0)
+        .map(|c| (c, evicted[c] + oom[c]))
+        .collect();
+    // The hardest pressed first; ties by class for a deterministic plan.
+    receivers.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let is_receiver: Vec<bool> = (0..n).map(|c| evicted[c] + oom[c] > 0).collect();
+    let mut slabs: Vec<usize> = cur.iter().map(|s| s.slabs).collect();
+    let mut free: Vec<usize> = cur.iter().map(|s| s.free_chunks).collect();
+    let mut moves = Vec::new();
+    for &(r, pressure) in &receivers {
+        let cps = cur[r].chunks_per_slab.max(1) as u64;
+        let mut need = pressure.div_ceil(cps).max(1) as usize;
+        // A receiver under only store failures evicts nothing: its young age is 0.
+        let young = if evicted[r] > 0 {
+            f64::from(cur[r].evicted_time)
+        } else {
+            0.0
+        };
+        while need > 0 && moves.len() < budget {
+            // Rank: 2 = a slab's worth of free chunks (costs nothing to take), 1 = older
+            // items than the receiver evicts; then by eviction age, then lowest class.
+            let best = (0..n)
+                .filter(|&d| d != r && Some(d) != never_donor && slabs[d] >= 2)
+                .filter_map(|d| {
+                    let spare = !is_receiver[d] && free[d] >= cur[d].chunks_per_slab.max(1);
+                    let older = mode == 2 || f64::from(age[d]) * ratio > young;
+                    let rank = if spare {
+                        2
+                    } else if older {
+                        1
+                    } else {
+                        return None;
+                    };
+                    Some((rank, age[d], std::cmp::Reverse(d)))
+                })
+                .max();
+            let Some((_, _, std::cmp::Reverse(d))) = best else {
+                break;
+            };
+            moves.push(Move { src: d, dst: r });
+            slabs[d] -= 1;
+            free[d] = free[d].saturating_sub(cur[d].chunks_per_slab);
+            slabs[r] += 1;
+            need -= 1;
+        }
+        if moves.len() >= budget {
+            break;
+        }
+    }
+    moves
+}
+
+/// The outcome of `slabs reassign`, with memcached's reply lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReassignOutcome {
+    /// Done.
+    Ok,
+    /// Another move is running.
+    Busy,
+    /// `src` or `dst` is not a class id (or `-1` found no class to take from).
+    BadClass,
+    /// `src` holds fewer than two slabs.
+    NoSpare,
+    /// `src == dst`.
+    Same,
+    /// Reassignment is off (`-o no_slab_reassign`).
+    Disabled,
+}
+
+impl ReassignOutcome {
+    /// memcached 1.6.18's reply line, `\r\n` included.
+    pub fn reply(self) -> &'static [u8] {
+        match self {
+            ReassignOutcome::Ok => b"OK\r\n",
+            ReassignOutcome::Busy => b"BUSY currently processing reassign request\r\n",
+            ReassignOutcome::BadClass => b"BADCLASS invalid src or dst class id\r\n",
+            ReassignOutcome::NoSpare => b"NOSPARE source class has no spare pages\r\n",
+            ReassignOutcome::Same => b"SAME src and dst class are identical\r\n",
+            ReassignOutcome::Disabled => b"CLIENT_ERROR slab reassignment disabled\r\n",
+        }
+    }
+}
+
+/// The policy's memory between ticks.
+#[derive(Debug, Default)]
+pub(crate) struct Planner {
+    prev: Vec<ClassSample>,
+    /// Server clock of each class's last eviction seen (0: none yet).
+    last_evict: Vec<u32>,
+    /// Server clock when sampling started.
+    since: u32,
+}
+
+/// Settings and counters of slab moves, kept by the store.
+#[derive(Debug)]
+pub(crate) struct Automove {
+    pub(crate) reassign: AtomicBool,
+    pub(crate) mode: AtomicU8,
+    /// `f64` bits of the age ratio.
+    ratio: AtomicU64,
+    /// Held while a move runs (`BUSY` for a second one).
+    pub(crate) planner: Mutex<Planner>,
+    /// Rotates `-1`'s pick of a source class.
+    pick_any: AtomicU64,
+    pub(crate) rescues: AtomicU64,
+    pub(crate) evictions_nomem: AtomicU64,
+    pub(crate) inline_reclaim: AtomicU64,
+    pub(crate) busy_items: AtomicU64,
+    pub(crate) running: AtomicBool,
+    /// Slabs moved by the background policy.
+    pub(crate) automoves: AtomicU64,
+}
+
+impl Automove {
+    pub(crate) fn new(reassign: bool, mode: u8) -> Self {
+        Automove {
+            reassign: AtomicBool::new(reassign),
+            mode: AtomicU8::new(mode.min(2)),
+            ratio: AtomicU64::new(DEFAULT_RATIO.to_bits()),
+            planner: Mutex::new(Planner::default()),
+            pick_any: AtomicU64::new(0),
+            rescues: AtomicU64::new(0),
+            evictions_nomem: AtomicU64::new(0),
+            inline_reclaim: AtomicU64::new(0),
+            busy_items: AtomicU64::new(0),
+            running: AtomicBool::new(false),
+            automoves: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn reset(&self) {
+        for c in [
+            &self.rescues,
+            &self.evictions_nomem,
+            &self.inline_reclaim,
+            &self.busy_items,
+            &self.automoves,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// What emptying one slab did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Emptied {
+    /// Items moved to other chunks of the class.
+    pub(crate) rescued: usize,
+    /// Items evicted.
+    pub(crate) evicted: usize,
+    /// Expired or flushed items reclaimed.
+    pub(crate) reclaimed: usize,
+    /// Live-looking chunks that could not be confirmed (being replaced meanwhile).
+    pub(crate) busy: usize,
+}
+
+impl Emptied {
+    pub(crate) fn items(&self) -> usize {
+        self.rescued + self.evicted + self.reclaimed
+    }
+}
+
+impl Store {
+    /// Whether `slabs reassign` and the automove policy are on (`-o no_slab_reassign`
+    /// turns them off).
+    pub fn slab_reassign_enabled(&self) -> bool {
+        self.automove.reassign.load(Ordering::Relaxed)
+    }
+
+    /// The automove mode (0, 1 or 2).
+    pub fn automove_mode(&self) -> u8 {
+        self.automove.mode.load(Ordering::Relaxed)
+    }
+
+    /// `slabs automove <mode>`: values above 2 are ignored.
+    pub fn set_automove_mode(&self, mode: u8) {
+        if mode <= 2 {
+            self.automove.mode.store(mode, Ordering::Relaxed);
+        }
+    }
+
+    /// The age ratio of mode 1 (`slabs automove ratio <r>`; memcached's
+    /// `slab_automove_ratio`).
+    pub fn automove_ratio(&self) -> f64 {
+        f64::from_bits(self.automove.ratio.load(Ordering::Relaxed))
+    }
+
+    /// Sets the age ratio.
+    pub fn set_automove_ratio(&self, ratio: f64) {
+        self.automove.ratio.store(ratio.to_bits(), Ordering::Relaxed);
+    }
+
+    /// `slabs reassign <src> <dst>` with memcached's ids (1-based, as `stats slabs` shows
+    /// them; `src` -1 picks a class with a slab to spare; `dst` 0 is the pool of empty
+    /// slabs): empties one slab of `src`. Checks in memcached's order: busy, same, bad
+    /// class, no spare.
+    pub fn slabs_reassign(&self, src: i32, dst: i32) -> ReassignOutcome {
+        if !self.slab_reassign_enabled() {
+            return ReassignOutcome::Disabled;
+        }
+        let Ok(_planner) = self.automove.planner.try_lock() else {
+            return ReassignOutcome::Busy;
+        };
+        if src == dst {
+            return ReassignOutcome::Same;
+        }
+        let n = self.cfg.classes.len() as i32;
+        let es = self.engine().stats();
+        let slabs_of = |id: i32| -> usize {
+            if id == 0 {
+                es.pooled_slabs
+            } else {
+                es.classes[(id - 1) as usize].slabs
+            }
+        };
+        let mut src = src;
+        if src == -1 {
+            // memcached's `slabs_reassign_pick_any`: a rotating start, the first class
+            // other than dst with two slabs or more.
+            let start = self.automove.pick_any.fetch_add(1, Ordering::Relaxed) as i32;
+            src = (0..n)
+                .map(|i| (start + i).rem_euclid(n) + 1)
+                .find(|&c| c != dst && slabs_of(c) >= 2)
+                .unwrap_or(-1);
+        }
+        if !(0..=n).contains(&src) || !(0..=n).contains(&dst) {
+            return ReassignOutcome::BadClass;
+        }
+        if slabs_of(src) < 2 {
+            return ReassignOutcome::NoSpare;
+        }
+        if src > 0 {
+            // Pool slabs are anybody's already: moving one is a no-op.
+            self.move_slab(ClassId((src - 1) as u16), usize::MAX);
+        }
+        ReassignOutcome::Ok
+    }
+
+    /// One tick of the background policy (called by [`Store::maintenance`]): samples the
+    /// classes, plans with [`plan`] and moves the slabs. Returns how many slabs moved.
+    pub(crate) fn automove_tick(&self) -> usize {
+        let mode = self.automove_mode();
+        if !self.slab_reassign_enabled() {
+            return 0;
+        }
+        let Ok(mut planner) = self.automove.planner.try_lock() else {
+            return 0;
+        };
+        let now = self.now();
+        let n = self.cfg.classes.len();
+        let es = self.engine().stats();
+        let cur: Vec<ClassSample> = (0..n)
+            .map(|i| {
+                let class = ClassId(i as u16);
+                let cps = self.cfg.classes.chunks_per_slab(class);
+                let slabs = es.classes[i].slabs;
+                let g = &self.gauges[i];
+                let held = (get(&g.chunks) as usize).min(slabs * cps);
+                let number = get(&g.number);
+                let oldest = g.oldest_access.load(Ordering::Relaxed);
+                ClassSample {
+                    slabs,
+                    chunks_per_slab: cps,
+                    free_chunks: slabs * cps - held,
+                    evicted: get(&self.per_class[i].evicted),
+                    outofmemory: get(&self.per_class[i].outofmemory),
+                    evicted_time: g.evicted_time.load(Ordering::Relaxed),
+                    age: if number > 0 && oldest != 0 {
+                        now.saturating_sub(oldest)
+                    } else {
+                        0
+                    },
+                }
+            })
+            .collect();
+        if planner.prev.len() != n {
+            planner.prev = cur.clone();
+            planner.last_evict = vec![0; n];
+            planner.since = now;
+            return 0;
+        }
+        for (c, s) in cur.iter().enumerate() {
+            if s.evicted > planner.prev[c].evicted {
+                planner.last_evict[c] = now;
+            }
+        }
+        let quiet: Vec<u32> = planner
+            .last_evict
+            .iter()
+            .map(|&t| now.saturating_sub(if t == 0 { planner.since } else { t }))
+            .collect();
+        let moves = plan(
+            mode,
+            self.automove_ratio(),
+            &planner.prev,
+            &cur,
+            &quiet,
+            Some(n - 1),
+            MOVES_PER_TICK,
+        );
+        planner.prev = cur;
+        let mut items = 0;
+        let mut moved = 0;
+        for m in moves {
+            if items >= ITEMS_PER_TICK {
+                break;
+            }
+            match self.move_slab(ClassId(m.src as u16), m.dst) {
+                Some(e) => {
+                    items += e.items();
+                    moved += 1;
+                }
+                None => continue,
+            }
+        }
+        self.automove
+            .automoves
+            .fetch_add(moved as u64, Ordering::Relaxed);
+        moved
+    }
+
+    /// Empties one slab of `src` (which must keep at least one) for class index `dst`
+    /// (`usize::MAX`: whoever allocates next) and counts it; `None` if `src` has fewer than
+    /// two slabs.
+    fn move_slab(&self, src: ClassId, _dst: usize) -> Option<Emptied> {
+        self.automove.running.store(true, Ordering::Relaxed);
+        let r = self.empty_one_slab(src);
+        self.automove.running.store(false, Ordering::Relaxed);
+        let e = r?;
+        let a = &self.automove;
+        a.rescues.fetch_add(e.rescued as u64, Ordering::Relaxed);
+        a.evictions_nomem
+            .fetch_add(e.evicted as u64, Ordering::Relaxed);
+        a.inline_reclaim
+            .fetch_add(e.reclaimed as u64, Ordering::Relaxed);
+        a.busy_items.fetch_add(e.busy as u64, Ordering::Relaxed);
+        super::stats::bump(&self.global.slabs_moved);
+        Some(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(slabs: usize, cps: usize) -> ClassSample {
+        ClassSample {
+            slabs,
+            chunks_per_slab: cps,
+            ..ClassSample::default()
+        }
+    }
+
+    /// The calcification picture: class 0 holds most slabs and stopped evicting 10 s ago,
+    /// class 1 evicts items it stored a second ago.
+    fn calcified() -> (Vec<ClassSample>, Vec<ClassSample>, Vec<u32>) {
+        let prev = vec![class(60, 480), class(1, 29), class(1, 8)];
+        let mut cur = prev.clone();
+        cur[1].evicted = 29 * 5 + 1;
+        cur[1].evicted_time = 1;
+        (prev, cur, vec![10, 0, 10])
+    }
+
+    #[test]
+    fn calcified_class_gets_slabs_from_the_old_one() {
+        let (prev, cur, quiet) = calcified();
+        let m = plan(1, 0.8, &prev, &cur, &quiet, None, 64);
+        // 146 evictions at 29 per slab: 6 slabs, all from the only class that can give.
+        assert_eq!(m, vec![Move { src: 0, dst: 1 }; 6]);
+        // The budget bounds the plan.
+        assert_eq!(plan(1, 0.8, &prev, &cur, &quiet, None, 2).len(), 2);
+        // Off moves nothing.
+        assert!(plan(0, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+        // The excluded class never gives.
+        assert!(plan(1, 0.8, &prev, &cur, &quiet, Some(0), 64).is_empty());
+    }
+
+    #[test]
+    fn no_move_between_classes_of_equal_age() {
+        // Both classes evict items idle for 100 s: balanced, nothing moves in mode 1...
+        let prev = vec![class(30, 100), class(30, 100)];
+        let mut cur = prev.clone();
+        for c in &mut cur {
+            c.evicted = 500;
+            c.evicted_time = 100;
+        }
+        let quiet = vec![0, 0];
+        assert!(plan(1, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+        // ... nor when the donor is only a little older (within the ratio).
+        cur[0].evicted_time = 120;
+        assert!(plan(1, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+        // Past the ratio the younger class takes slabs from the older one.
+        cur[0].evicted_time = 200;
+        let m = plan(1, 0.8, &prev, &cur, &quiet, None, 64);
+        assert!(!m.is_empty());
+        assert!(m.iter().all(|&x| x == Move { src: 0, dst: 1 }), "{m:?}");
+        // Mode 2 moves on any pressure, even between equals.
+        cur[0].evicted_time = 100;
+        assert!(!plan(2, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+    }
+
+    #[test]
+    fn free_chunks_donor_first_and_one_slab_kept() {
+        let prev = vec![class(5, 100), class(2, 100), class(1, 10)];
+        let mut cur = prev.clone();
+        // Class 0 is old, class 1 is young but has two slabs' worth of free chunks.
+        cur[0].age = 50;
+        cur[1].free_chunks = 200;
+        cur[2].outofmemory = 25;
+        let quiet = vec![0, 0, 0];
+        let m = plan(1, 0.8, &prev, &cur, &quiet, None, 64);
+        // 25 failed stores at 10 per slab: 3 slabs; the free one first, and class 1 keeps
+        // its last slab, so the rest come from the old class.
+        assert_eq!(
+            m,
+            vec![
+                Move { src: 1, dst: 2 },
+                Move { src: 0, dst: 2 },
+                Move { src: 0, dst: 2 }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reset_counter_is_no_pressure() {
+        let (prev, mut cur, quiet) = calcified();
+        let prev2: Vec<ClassSample> = prev
+            .iter()
+            .map(|c| ClassSample {
+                evicted: 1000,
+                ..*c
+            })
+            .collect();
+        cur[1].evicted = 3;
+        // cur < prev everywhere but class 1 (3 < 1000 too): nothing.
+        assert!(plan(1, 0.8, &prev2, &cur, &quiet, None, 64).is_empty());
+        // Mismatched lengths plan nothing rather than panic.
+        assert!(plan(1, 0.8, &prev[..2], &cur, &quiet, None, 64).is_empty());
+    }
+
+    #[test]
+    fn young_donor_does_not_give() {
+        // Class 0 stopped evicting a moment ago and its items are young: no move.
+        let prev = vec![class(10, 100), class(1, 100)];
+        let mut cur = prev.clone();
+        cur[1].evicted = 100;
+        cur[1].evicted_time = 5;
+        let quiet = vec![1, 0];
+        assert!(plan(1, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+        // Once it has been quiet long enough, it gives.
+        let quiet = vec![7, 0];
+        assert_eq!(
+            plan(1, 0.8, &prev, &cur, &quiet, None, 64),
+            vec![Move { src: 0, dst: 1 }]
+        );
+    }
+}
