@@ -181,7 +181,7 @@ impl Store {
     /// free chunks of the class outside that slab while the class has any, the others are
     /// evicted (expired ones reclaimed). The chunks go straight back to the engine, so the
     /// slab returns to the pool as soon as chunks of it cached in magazines come back too.
-    /// `None` if the class holds fewer than two slabs.
+    /// `None` if the class holds fewer than two slabs, or none with live items.
     pub(crate) fn empty_one_slab(&self, class: ClassId) -> Option<Emptied> {
         let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
         let mut slabs: Vec<(NonNull<u8>, usize)> = Vec::new();
@@ -200,21 +200,43 @@ impl Store {
                 })
                 .count()
         };
+        // Slabs without live items are emptied already (an empty spare, or a slab whose
+        // last free chunks are still cached in magazines): moving them frees nothing.
         let start = self.rebalance_hand.fetch_add(1, Ordering::Relaxed) as usize;
-        let (victim, live) = (0..VICTIM_CANDIDATES.min(slabs.len()))
-            .map(|i| slabs[(start + i) % slabs.len()])
-            .map(|s| (s, live_in(&s)))
-            .min_by_key(|&(_, live)| live)
-            .expect("two slabs or more");
+        let mut looked = 0;
+        let mut best: Option<((NonNull<u8>, usize), usize)> = None;
+        for i in 0..slabs.len() {
+            let s = slabs[(start + i) % slabs.len()];
+            let live = live_in(&s);
+            if live == 0 {
+                continue;
+            }
+            if best.is_none_or(|(_, l)| live < l) {
+                best = Some((s, live));
+            }
+            looked += 1;
+            if looked == VICTIM_CANDIDATES {
+                break;
+            }
+        }
+        let (victim, live) = best?;
         let (base, carved) = victim;
         let slab = self.cfg.classes.slab_size();
-        let lo = base.as_ptr() as usize;
-        let inside = |p: NonNull<u8>| (lo..lo + slab).contains(&(p.as_ptr() as usize));
-        // Free chunks of the class outside the victim, as the store counts them.
+        // Items may move only into slabs in use (not the victim, not an empty spare, not a
+        // slab taken from the pool meanwhile): that would not free anything.
+        let mut targets: Vec<usize> = slabs
+            .iter()
+            .filter(|&&(b, c)| c > 0 && b != base)
+            .map(|&(b, _)| b.as_ptr() as usize)
+            .collect();
+        targets.sort_unstable();
+        let usable = |p: NonNull<u8>| {
+            let b = p.as_ptr() as usize & !(slab - 1);
+            targets.binary_search(&b).is_ok()
+        };
+        // Free chunks in those slabs, as the store counts them.
         let held = get(&self.gauges[class.index()].chunks) as usize;
-        let mut room = (slabs.len() * cps)
-            .saturating_sub(held)
-            .saturating_sub(cps - live);
+        let mut room = (targets.len() * cps).saturating_sub(held.saturating_sub(live));
         let mut stash: Vec<NonNull<u8>> = Vec::new();
         let mut e = Emptied::default();
         for ci in 0..carved {
@@ -230,9 +252,15 @@ impl Store {
                         self.gauges[class.index()]
                             .chunks
                             .fetch_add(1, Ordering::Relaxed);
-                        if inside(q) {
-                            // A free chunk of the victim itself: keep it out of use.
+                        if !usable(q) {
+                            // A chunk of the victim itself (keep it out of use), or of
+                            // a fresh slab (stop moving items).
+                            let fresh = (q.as_ptr() as usize & !(slab - 1)) != base.as_ptr() as usize;
                             stash.push(q);
+                            if fresh {
+                                room = 0;
+                                break;
+                            }
                             continue;
                         }
                         room -= 1;
