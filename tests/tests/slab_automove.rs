@@ -139,17 +139,44 @@ fn reassign_and_automove_replies_match_memcached() {
         ("slabs", "ERROR"),
         ("slabs reassign", "ERROR"),
         ("slabs reassign 1", "ERROR"),
-        ("slabs reassign 1 2", "NOSPARE source class has no spare pages"),
+        (
+            "slabs reassign 1 2",
+            "NOSPARE source class has no spare pages",
+        ),
         ("slabs reassign 1 1", "SAME src and dst class are identical"),
-        ("slabs reassign -1 -1", "SAME src and dst class are identical"),
-        ("slabs reassign -1 2", "BADCLASS invalid src or dst class id"),
-        ("slabs reassign 0 1", "NOSPARE source class has no spare pages"),
-        ("slabs reassign 1 0", "NOSPARE source class has no spare pages"),
-        ("slabs reassign 1 1000", "BADCLASS invalid src or dst class id"),
-        ("slabs reassign -2 1", "BADCLASS invalid src or dst class id"),
-        ("slabs reassign 1 -1", "BADCLASS invalid src or dst class id"),
+        (
+            "slabs reassign -1 -1",
+            "SAME src and dst class are identical",
+        ),
+        (
+            "slabs reassign -1 2",
+            "BADCLASS invalid src or dst class id",
+        ),
+        (
+            "slabs reassign 0 1",
+            "NOSPARE source class has no spare pages",
+        ),
+        (
+            "slabs reassign 1 0",
+            "NOSPARE source class has no spare pages",
+        ),
+        (
+            "slabs reassign 1 1000",
+            "BADCLASS invalid src or dst class id",
+        ),
+        (
+            "slabs reassign -2 1",
+            "BADCLASS invalid src or dst class id",
+        ),
+        (
+            "slabs reassign 1 -1",
+            "BADCLASS invalid src or dst class id",
+        ),
         ("slabs reassign a b", "CLIENT_ERROR bad command line format"),
-        ("slabs reassign 1x 2", "CLIENT_ERROR bad command line format"),
+        (
+            "slabs reassign 1x 2",
+            "CLIENT_ERROR bad command line format",
+        ),
         (
             "slabs reassign 99999999999999999999 1",
             "CLIENT_ERROR bad command line format",
@@ -241,7 +268,11 @@ fn no_slab_reassign_refuses_reassign() {
     let mut c = s.connect();
     assert_eq!(stat(&mut c, "settings", "slab_reassign"), "no");
     assert_eq!(stat(&mut c, "settings", "slab_automove"), "2");
-    for req in ["slabs reassign 1 2", "slabs reassign a b", "slabs reassign -1 -1"] {
+    for req in [
+        "slabs reassign 1 2",
+        "slabs reassign a b",
+        "slabs reassign -1 -1",
+    ] {
         c.roundtrip(
             format!("{req}\r\n").as_bytes(),
             b"CLIENT_ERROR slab reassignment disabled\r\n",

@@ -176,7 +176,11 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "item_size_max", store_cfg.item_size_max);
     write_stat(out, "maxconns_fast", "yes");
     write_stat(out, "hashpower_init", 0);
-    write_stat(out, "slab_reassign", yes_no(shared.store.slab_reassign_enabled()));
+    write_stat(
+        out,
+        "slab_reassign",
+        yes_no(shared.store.slab_reassign_enabled()),
+    );
     write_stat(out, "slab_automove", shared.store.automove_mode());
     write_stat(
         out,

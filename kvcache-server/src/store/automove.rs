@@ -311,7 +311,9 @@ impl Store {
 
     /// Sets the age ratio.
     pub fn set_automove_ratio(&self, ratio: f64) {
-        self.automove.ratio.store(ratio.to_bits(), Ordering::Relaxed);
+        self.automove
+            .ratio
+            .store(ratio.to_bits(), Ordering::Relaxed);
     }
 
     /// `slabs reassign <src> <dst>` with memcached's ids (1-based, as `stats slabs` shows
@@ -560,6 +562,170 @@ mod tests {
         assert!(plan(1, 0.8, &prev2, &cur, &quiet, None, 64).is_empty());
         // Mismatched lengths plan nothing rather than panic.
         assert!(plan(1, 0.8, &prev[..2], &cur, &quiet, None, 64).is_empty());
+    }
+
+    use crate::store::{StoreConfig, StoreMode, StoreOutcome};
+
+    fn store(mb: usize, reassign: bool, automove: u8) -> Store {
+        let mut cfg = StoreConfig::new(mb << 20);
+        cfg.slab_reassign = reassign;
+        cfg.slab_automove = automove;
+        Store::new(cfg).unwrap()
+    }
+
+    fn value_of(k: usize) -> Vec<u8> {
+        format!("value-{k:08}").into_bytes()
+    }
+
+    fn key(k: usize) -> Vec<u8> {
+        format!("key:{k:06}").into_bytes()
+    }
+
+    /// Chunks the engine handed out and the store did not free (this thread's magazines
+    /// flushed first).
+    fn live_chunks(s: &Store) -> usize {
+        s.allocator().flush_thread_cache();
+        s.allocator_stats().live_chunks()
+    }
+
+    /// The class (index) holding the most slabs, and how many.
+    fn biggest(s: &Store) -> (usize, usize) {
+        let es = s.engine().stats();
+        es.classes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (i, c.slabs))
+            .max_by_key(|&(_, n)| n)
+            .unwrap()
+    }
+
+    #[test]
+    fn reassign_moves_or_evicts_and_accounting_stays_exact() {
+        let s = store(8, true, 0);
+        let n = 30_000;
+        for k in 0..n {
+            assert_eq!(
+                s.store(StoreMode::Set, &key(k), 0, 0, &value_of(k)),
+                StoreOutcome::Stored
+            );
+        }
+        // Holes in every slab, so some items of the emptied slab find room elsewhere.
+        for k in (0..n).step_by(5) {
+            assert!(s.delete(&key(k)));
+        }
+        let before = s.stats();
+        let (class, slabs) = biggest(&s);
+        assert!(slabs >= 2);
+        let id = (class + 1) as i32;
+        assert_eq!(s.slabs_reassign(id, 0), ReassignOutcome::Ok);
+        let after = s.stats();
+        let rescued = after.slab_reassign_rescues;
+        let evicted = after.slab_reassign_evictions_nomem;
+        assert!(rescued > 0, "free chunks were there to move items into");
+        assert_eq!(before.curr_items - after.curr_items, evicted);
+        assert_eq!(after.evictions - before.evictions, evicted);
+        assert_eq!(after.slabs_moved, before.slabs_moved + 1);
+        // Every item left reads back whole; the count matches.
+        let mut present = 0;
+        for k in 0..n {
+            let mut v = None;
+            s.get(&key(k), |it| v = Some(it.value.to_vec()));
+            if let Some(v) = v {
+                assert_eq!(v, value_of(k), "key {k}");
+                assert_ne!(k % 5, 0, "a deleted key came back");
+                present += 1;
+            }
+        }
+        assert_eq!(present, after.curr_items);
+        assert_eq!(live_chunks(&s) as u64, after.curr_items);
+        // The emptied slab leaves the class once the reap drains spares.
+        s.maintenance();
+        let es = s.engine().stats();
+        assert_eq!(es.classes[class].slabs, slabs - 1);
+        assert!(es.mapped_bytes <= 8 << 20);
+        assert_eq!(
+            after.classes[class].used_chunks as u64,
+            after.classes[class].number
+        );
+    }
+
+    #[test]
+    fn reassign_checks_in_memcacheds_order() {
+        let s = store(8, true, 0);
+        let n = s.config().classes.len() as i32;
+        assert_eq!(s.slabs_reassign(3, 3), ReassignOutcome::Same);
+        assert_eq!(s.slabs_reassign(-1, -1), ReassignOutcome::Same);
+        // Nothing has two slabs: -1 finds no class.
+        assert_eq!(s.slabs_reassign(-1, 2), ReassignOutcome::BadClass);
+        assert_eq!(s.slabs_reassign(n + 1, 1), ReassignOutcome::BadClass);
+        assert_eq!(s.slabs_reassign(1, -2), ReassignOutcome::BadClass);
+        assert_eq!(s.slabs_reassign(n, 1), ReassignOutcome::NoSpare);
+        assert_eq!(s.slabs_reassign(0, 1), ReassignOutcome::NoSpare);
+        // While a move runs, another is refused.
+        {
+            let _busy = s.automove.planner.lock().unwrap();
+            assert_eq!(s.slabs_reassign(1, 1), ReassignOutcome::Busy);
+        }
+        for k in 0..20_000 {
+            s.store(StoreMode::Set, &key(k), 0, 0, &value_of(k));
+        }
+        let (class, _) = biggest(&s);
+        assert_eq!(s.slabs_reassign(-1, 1), ReassignOutcome::Ok);
+        assert_eq!(s.stats().classes[class].evicted, s.stats().evictions);
+        assert!(s.stats().evictions > 0);
+        let off = store(8, false, 1);
+        assert_eq!(off.slabs_reassign(1, 2), ReassignOutcome::Disabled);
+    }
+
+    /// Fills `s` with 100-byte values until it evicts, then stores 2,000-byte values over
+    /// `keys` keys (get, set if missing) for `rounds` maintenance ticks with the clock
+    /// moving a second each; returns the hit ratio of the last round.
+    fn calcify_then_switch(s: &Store, keys: usize, rounds: usize) -> f64 {
+        let small = vec![b's'; 100];
+        let mut k = 0;
+        while s.stats().evictions == 0 {
+            s.store(StoreMode::Set, format!("fill:{k}").as_bytes(), 0, 0, &small);
+            k += 1;
+        }
+        let big = vec![b'L'; 2000];
+        let mut ratio = 0.0;
+        s.maintenance();
+        for _ in 0..rounds {
+            s.clock().advance(1);
+            let mut hits = 0;
+            for i in 0..keys {
+                let key = format!("big:{i}");
+                if s.get(key.as_bytes(), |_| ()) {
+                    hits += 1;
+                } else {
+                    s.store(StoreMode::Set, key.as_bytes(), 0, 0, &big);
+                }
+                assert!(s.engine().stats().mapped_bytes <= s.config().memory_limit);
+            }
+            ratio = f64::from(hits) / keys as f64;
+            s.maintenance();
+        }
+        ratio
+    }
+
+    #[test]
+    fn automove_lets_a_new_size_take_the_memory() {
+        // 4 MiB; 1,200 items of 2,000 bytes need ~2.6 MiB.
+        let on = store(4, true, 1);
+        let on_ratio = calcify_then_switch(&on, 1200, 12);
+        let off = store(4, true, 0);
+        let off_ratio = calcify_then_switch(&off, 1200, 12);
+        assert!(on_ratio > 0.9, "automove 1: {on_ratio}");
+        assert!(off_ratio < 0.3, "automove 0: {off_ratio}");
+        assert!(on.stats().slabs_automoved > 10);
+        assert_eq!(off.stats().slabs_automoved, 0);
+        // Mode 2 gets there too.
+        let aggressive = store(4, true, 2);
+        assert!(calcify_then_switch(&aggressive, 1200, 12) > 0.9);
+        // Without reassignment the policy does nothing, whatever the mode.
+        let disabled = store(4, false, 1);
+        assert!(calcify_then_switch(&disabled, 1200, 4) < 0.3);
+        assert_eq!(disabled.stats().slabs_automoved, 0);
     }
 
     #[test]

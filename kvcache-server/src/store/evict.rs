@@ -255,7 +255,8 @@ impl Store {
                         if !usable(q) {
                             // A chunk of the victim itself (keep it out of use), or of
                             // a fresh slab (stop moving items).
-                            let fresh = (q.as_ptr() as usize & !(slab - 1)) != base.as_ptr() as usize;
+                            let fresh =
+                                (q.as_ptr() as usize & !(slab - 1)) != base.as_ptr() as usize;
                             stash.push(q);
                             if fresh {
                                 room = 0;
