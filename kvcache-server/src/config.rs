@@ -147,7 +147,7 @@ pub fn usage() -> String {
         ("-F, --disable-flush-all", "disable flush_all"),
         (
             "-o, --extended=<list>",
-            "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>",
+            "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>, slab_automove=<0-2>, slab_reassign, no_slab_reassign",
         ),
         (
             "-v, --verbose",
@@ -500,6 +500,28 @@ mod tests {
             (11211, "127.0.0.1", 64 << 20, 4)
         );
         assert!(c.cas_enabled && c.evictions);
+    }
+
+    #[test]
+    fn slab_move_options_as_memcached() {
+        let c = run(&[]);
+        assert!(c.slab_reassign);
+        assert_eq!(c.slab_automove, 1);
+        let c = run(&["-o", "no_slab_reassign,slab_automove=2"]);
+        assert!(!c.slab_reassign);
+        assert_eq!(c.slab_automove, 2);
+        let sc = c.store_config().unwrap();
+        assert!(!sc.slab_reassign);
+        assert_eq!(sc.slab_automove, 2);
+        // No value means 1; memcached's atoi reads junk as 0.
+        assert_eq!(run(&["-o", "slab_automove=0,slab_automove"]).slab_automove, 1);
+        assert_eq!(run(&["-o", "slab_automove=x"]).slab_automove, 0);
+        assert!(run(&["-o", "no_slab_reassign,slab_reassign"]).slab_reassign);
+        assert_eq!(
+            parse(["-o", "slab_automove=3"]).unwrap_err().0,
+            "slab_automove must be between 0 and 2"
+        );
+        assert!(parse(["-o", "slab_automove=-1"]).is_err());
     }
 
     #[test]

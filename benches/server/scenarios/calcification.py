@@ -241,6 +241,8 @@ def main(argv=None):
     ap.add_argument("--port", type=int, default=22400)
     ap.add_argument("--out", default=".")
     ap.add_argument("--server-args", default="", help="extra kvcache-server arguments")
+    ap.add_argument("--only", choices=["kvcache-server", "memcached"],
+                    help="run one of the two servers only")
     args = ap.parse_args(argv)
 
     servers = [
@@ -250,6 +252,8 @@ def main(argv=None):
                        str(args.memory), "-t", "1", "-U", "0"]
          + (["-u", "nobody"] if os.geteuid() == 0 else [])),
     ]
+    if args.only:
+        servers = [s for s in servers if s[0] == args.only]
     results = {}
     for i, (name, cmd) in enumerate(servers):
         results[name] = scenario(name, cmd, args.port + i, args)

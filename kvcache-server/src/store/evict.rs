@@ -222,21 +222,30 @@ impl Store {
         let (victim, live) = best?;
         let (base, carved) = victim;
         let slab = self.cfg.classes.slab_size();
-        // Items may move only into slabs in use (not the victim, not an empty spare, not a
-        // slab taken from the pool meanwhile): that would not free anything.
-        let mut targets: Vec<usize> = slabs
-            .iter()
-            .filter(|&&(b, c)| c > 0 && b != base)
-            .map(|&(b, _)| b.as_ptr() as usize)
-            .collect();
+        // Items may move only into slabs holding live items (not the victim, not a slab
+        // emptied by an earlier move whose chunks are still on their way back, not an empty
+        // spare or a slab taken from the pool meanwhile): anything else frees nothing. The
+        // scan over the class runs only when the store's counts say there is room.
+        let held = get(&self.gauges[class.index()].chunks) as usize;
+        let free_outside = (slabs.len() * cps)
+            .saturating_sub(held)
+            .saturating_sub(cps - live);
+        let mut targets: Vec<usize> = Vec::new();
+        let mut room = 0;
+        if free_outside > 0 {
+            for s in slabs.iter().filter(|&&(b, c)| c > 0 && b != base) {
+                let l = live_in(s);
+                if l > 0 {
+                    targets.push(s.0.as_ptr() as usize);
+                    room += cps - l;
+                }
+            }
+        }
         targets.sort_unstable();
         let usable = |p: NonNull<u8>| {
             let b = p.as_ptr() as usize & !(slab - 1);
             targets.binary_search(&b).is_ok()
         };
-        // Free chunks in those slabs, as the store counts them.
-        let held = get(&self.gauges[class.index()].chunks) as usize;
-        let mut room = (targets.len() * cps).saturating_sub(held.saturating_sub(live));
         let mut stash: Vec<NonNull<u8>> = Vec::new();
         let mut e = Emptied::default();
         for ci in 0..carved {

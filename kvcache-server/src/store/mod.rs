@@ -51,7 +51,10 @@
 //! class in use (~130 classes: 8.3 MiB). When a class cannot get a chunk it evicts from
 //! its own CLOCK; a class with nothing to evict (it got no slab before memory filled up)
 //! empties a slab of the class holding the most slabs and takes it (see
-//! `Store::rebalance` in `evict.rs`); with `-M` stores fail instead.
+//! `Store::rebalance` in `evict.rs`); with `-M` stores fail instead. Slabs also move
+//! between classes on request (`slabs reassign`) and by the automove policy that
+//! [`Store::maintenance`] runs, so pages follow the demand when item sizes change (see
+//! `automove.rs`).
 //!
 //! # Extending
 //!
