@@ -514,7 +514,10 @@ mod tests {
         assert!(!sc.slab_reassign);
         assert_eq!(sc.slab_automove, 2);
         // No value means 1; memcached's atoi reads junk as 0.
-        assert_eq!(run(&["-o", "slab_automove=0,slab_automove"]).slab_automove, 1);
+        assert_eq!(
+            run(&["-o", "slab_automove=0,slab_automove"]).slab_automove,
+            1
+        );
         assert_eq!(run(&["-o", "slab_automove=x"]).slab_automove, 0);
         assert!(run(&["-o", "no_slab_reassign,slab_reassign"]).slab_reassign);
         assert_eq!(
