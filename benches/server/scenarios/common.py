@@ -256,9 +256,10 @@ class Sampler:
         return self.rows
 
 
-def settle(server, bound_s, period=0.25, window_s=2.0, tolerance=0.005, sampler=None):
-    """Polls RSS until it has not fallen by more than `tolerance` (relative) over the last
-    `window_s` seconds, or `bound_s` has passed. Returns (rss_mb, seconds waited)."""
+def settle(server, bound_s, period=0.25, window_s=2.0, tolerance=0.005, min_s=0.0):
+    """Polls RSS until, after at least `min_s` seconds, it has not fallen by more than
+    `tolerance` (relative) over the last `window_s` seconds, or `bound_s` has passed.
+    Returns (rss_mb, seconds waited)."""
     t0 = time.monotonic()
     hist = []
     while True:
@@ -266,7 +267,7 @@ def settle(server, bound_s, period=0.25, window_s=2.0, tolerance=0.005, sampler=
         rss = server.rss_mb()
         hist.append((now, rss))
         old = [r for t, r in hist if t <= now - window_s]
-        if old and old[-1] - rss <= tolerance * old[-1]:
+        if now >= min_s and old and old[-1] - rss <= tolerance * old[-1]:
             return rss, now
         if now >= bound_s:
             return rss, now
