@@ -436,7 +436,7 @@ fn connection_limit_rejects_the_excess_and_serves_the_rest() {
 // ---------------------------------------------------------------------------------------
 
 /// What the process may hold beyond `-m` (see the module docs). Measured with `-t 2`:
-/// 3.0 MiB idle before any item, a peak `VmHWM` of 64 MiB + 8.2 MiB under the full
+/// 3.0 MiB idle before any item, a peak `VmHWM` of 64 MiB + 8.2 to 8.4 MiB under the full
 /// workload (executable and libraries, index, two worker stacks, the four clients'
 /// buffers for values up to 1 MB, allocator metadata); the allowance is twice that.
 const FIXED_OVERHEAD_MIB: u64 = 16;
