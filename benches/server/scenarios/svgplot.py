@@ -75,9 +75,10 @@ def fmt_tick(v, step):
     return f"{v:.{decimals}f}"
 
 
-def _panel(out, top, title, x_label, y_label, series, x_range):
-    """Appends the SVG elements of one chart whose top edge is at `top`."""
-    plot_w = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+def _panel(out, top, title, x_label, y_label, series, x_range, width, right):
+    """Appends the SVG elements of one chart whose top edge is at `top`; `right` is the
+    room left for the legend."""
+    plot_w = width - MARGIN_LEFT - right
     plot_h = PANEL_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
     x0, y0 = MARGIN_LEFT, top + MARGIN_TOP
     ys = [y for pts in series.values() for _, y in pts]
@@ -92,7 +93,7 @@ def _panel(out, top, title, x_label, y_label, series, x_range):
     def py(y):
         return y0 + plot_h - (y - ya) / (yb - ya) * plot_h
 
-    out.append(f'<text x="{WIDTH / 2:.1f}" y="{top + 24}" text-anchor="middle" '
+    out.append(f'<text x="{width / 2:.1f}" y="{top + 24}" text-anchor="middle" '
                f'font-size="16" font-weight="bold">{escape(title)}</text>')
     # Grid and ticks.
     xstep = xticks[1] - xticks[0] if len(xticks) > 1 else 1.0
@@ -151,12 +152,16 @@ def line_chart(path, title, x_label, y_label, series, more=()):
     xs = [x for p in panels for pts in p["series"].values() for x, _ in pts]
     x_range = nice_ticks(min(xs), max(xs)) if xs else nice_ticks(0.0, 1.0)
     height = PANEL_HEIGHT * len(panels)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-           f'viewBox="0 0 {WIDTH} {height}" font-family="sans-serif">',
-           f'<rect width="{WIDTH}" height="{height}" fill="white"/>']
+    # The legend gets the room its longest name needs (about 7 px a character at 12 px).
+    longest = max((len(str(n)) for p in panels for n in p["series"]), default=0)
+    right = max(MARGIN_RIGHT, 60 + 7 * longest)
+    width = WIDTH - MARGIN_RIGHT + right
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif">',
+           f'<rect width="{width}" height="{height}" fill="white"/>']
     for i, p in enumerate(panels):
         _panel(out, i * PANEL_HEIGHT, p["title"], p["x_label"], p["y_label"], p["series"],
-               x_range)
+               x_range, width, right)
     out.append("</svg>")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(out) + "\n")
