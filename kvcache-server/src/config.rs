@@ -58,6 +58,16 @@ pub struct Config {
     pub reqs_per_event: usize,
     /// `-F`: `flush_all` disabled.
     pub flush_enabled: bool,
+    /// `-A`: the `shutdown` command stops the server.
+    pub shutdown_enabled: bool,
+    /// `-Y`: the auth file (`user:password` lines); connections must authenticate.
+    pub auth_file: Option<String>,
+    /// `-o idle_timeout=N`: close a connection that has waited more than N seconds for
+    /// its next command (memcached's option; 0: never).
+    pub idle_timeout: u32,
+    /// `-o write_timeout=N`: close a connection whose replies have not moved for N
+    /// seconds because it does not read them (0: never).
+    pub write_timeout: u32,
 }
 
 impl Default for Config {
@@ -79,9 +89,16 @@ impl Default for Config {
             backlog: 1024,
             reqs_per_event: 20,
             flush_enabled: true,
+            shutdown_enabled: false,
+            auth_file: None,
+            idle_timeout: 0,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
+
+/// The default of `-o write_timeout` (seconds).
+pub const DEFAULT_WRITE_TIMEOUT: u32 = 30;
 
 /// The usage text printed by `-h`.
 pub fn usage() -> String {
@@ -95,11 +112,19 @@ pub fn usage() -> String {
         ("-p, --port=<num>", "TCP port to listen on (default: 11211)"),
         (
             "-U, --udp-port=<num>",
-            "UDP port; only 0 (off) is supported",
+            "UDP port; only 0 (off, the default) is supported",
         ),
         (
             "-l, --listen=<addr>",
-            "interface to listen on (default: 127.0.0.1)",
+            "interface to listen on (default: 127.0.0.1, loopback only)",
+        ),
+        (
+            "-A, --enable-shutdown",
+            "enable the ascii \"shutdown\" command (default: off)",
+        ),
+        (
+            "-Y, --auth-file=<file>",
+            "ascii authentication: lines user:password; a client sends \"set <any> 0 0 <n>\\r\\n<user> <password>\\r\\n\" first",
         ),
         (
             "-m, --memory-limit=<num>",
@@ -141,7 +166,15 @@ pub fn usage() -> String {
         ("-F, --disable-flush-all", "disable flush_all"),
         (
             "-o, --extended=<list>",
-            "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>",
+            "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>,",
+        ),
+        (
+            "",
+            "idle_timeout=<s> (close a connection idle between commands; default 0: never),",
+        ),
+        (
+            "",
+            "write_timeout=<s> (close a connection not reading its replies; default 30, 0: never)",
         ),
         (
             "-v, --verbose",
@@ -196,6 +229,8 @@ const OPTS: &[(char, &str, bool)] = &[
     ('b', "listen-backlog", true),
     ('R', "max-reqs-per-event", true),
     ('F', "disable-flush-all", false),
+    ('A', "enable-shutdown", false),
+    ('Y', "auth-file", true),
     ('o', "extended", true),
     ('v', "verbose", false),
     ('u', "user", true),
@@ -340,6 +375,8 @@ where
                 }
             }
             'F' => cfg.flush_enabled = false,
+            'A' => cfg.shutdown_enabled = true,
+            'Y' => cfg.auth_file = Some(v.to_owned()),
             'o' => parse_extended(&mut cfg, v)?,
             'v' => cfg.verbose = cfg.verbose.saturating_add(1),
             'u' => {}
@@ -393,6 +430,8 @@ fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigError> {
                 }
                 cfg.slab_chunk_max = kb << 10;
             }
+            ("idle_timeout", Some(v)) => cfg.idle_timeout = num("idle_timeout", v)?,
+            ("write_timeout", Some(v)) => cfg.write_timeout = num("write_timeout", v)?,
             // memcached tunables we accept and have no use for.
             (
                 "maxconns_fast" | "no_maxconns_fast" | "hashpower" | "lru_crawler"
