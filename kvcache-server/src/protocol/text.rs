@@ -1007,7 +1007,7 @@ mod tests {
             Request::Get { .. }
         ));
         // memcached's tokenizer stops at 23 tokens.
-        let mut long = b"aa".to_vec();
+        let mut long = b"xx".to_vec();
         for _ in 0..21 {
             long.extend_from_slice(b" b");
         }
