@@ -94,6 +94,8 @@ pub(crate) struct Conn {
     pub stalled_since: Option<Instant>,
     /// Stopping: our side is shut after the last reply.
     pub write_shut: bool,
+    /// Stopped reading with input possibly left in the socket; the worker resumes it.
+    pub yielded: bool,
 }
 
 /// The outcome of a read attempt.
@@ -130,6 +132,7 @@ impl Conn {
             sent_mark: 0,
             stalled_since: None,
             write_shut: false,
+            yielded: false,
         }
     }
 

@@ -32,6 +32,11 @@ use crate::protocol::{binary, meta};
 
 const WAKER: Token = Token(usize::MAX);
 
+/// A connection that still has bytes to read after this many full reads yields to the
+/// others on its worker and is resumed after them (memcached's `conn_yields`): a client
+/// that pipelines without pause cannot starve its neighbours.
+const READS_PER_EVENT: usize = 4;
+
 /// How often the idle and write timeouts are checked.
 const TIMEOUT_SCAN: Duration = Duration::from_secs(1);
 
@@ -50,6 +55,8 @@ pub(crate) struct Worker {
     free: Vec<usize>,
     counters: Counters,
     last_scan: Instant,
+    /// Connections that yielded with input left to read, to resume after this poll.
+    yielded: Vec<usize>,
 }
 
 /// The channel on which the acceptor hands connections to a worker.
@@ -73,6 +80,7 @@ impl Worker {
                 free: Vec::new(),
                 counters: Counters::default(),
                 last_scan: Instant::now(),
+                yielded: Vec::new(),
             },
             tx,
             waker,
@@ -85,7 +93,14 @@ impl Worker {
         let timeouts = cfg.idle_timeout > 0 || cfg.write_timeout > 0;
         let tick = timeouts.then_some(TIMEOUT_SCAN);
         loop {
-            if let Err(e) = self.poll.poll(&mut events, tick) {
+            // Connections that yielded are resumed right after a poll that does not wait.
+            let wait = if self.yielded.is_empty() {
+                tick
+            } else {
+                Some(Duration::ZERO)
+            };
+            let resume = std::mem::take(&mut self.yielded);
+            if let Err(e) = self.poll.poll(&mut events, wait) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -116,6 +131,29 @@ impl Worker {
                 );
                 if !keep {
                     self.close(i);
+                } else if conn.yielded {
+                    self.yielded.push(i);
+                }
+            }
+            for i in resume {
+                let Some(Some(conn)) = self.conns.get_mut(i) else {
+                    continue;
+                };
+                if !conn.yielded {
+                    // An event already resumed it.
+                    continue;
+                }
+                let mut ctx = Ctx {
+                    shared: &self.shared,
+                    counters: &mut self.counters,
+                    worker: self.id,
+                    resume: None,
+                };
+                let keep = drive(&mut ctx, conn, true, false, false);
+                if !keep {
+                    self.close(i);
+                } else if conn.yielded {
+                    self.yielded.push(i);
                 }
             }
             if timeouts && self.last_scan.elapsed() >= TIMEOUT_SCAN {
@@ -343,7 +381,9 @@ fn drive(ctx: &mut Ctx<'_>, conn: &mut Conn, readable: bool, hup: bool, writable
 /// Executes what a paused batch left, then reads until the socket is drained,
 /// executing after every read. Returns false on a read error.
 fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
+    conn.yielded = false;
     let mut need = process(ctx, conn);
+    let mut reads = 0;
     loop {
         if conn.broken {
             return false;
@@ -357,6 +397,14 @@ fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
                 ctx.counters.bytes_read += n as u64;
                 need = process(ctx, conn);
                 if drained && !conn.peer_closed {
+                    return !conn.broken;
+                }
+                reads += 1;
+                if reads >= READS_PER_EVENT && !conn.peer_closed {
+                    // More may be waiting, and no new edge will announce it: resume
+                    // this connection after the others.
+                    ctx.counters.conn_yields += 1;
+                    conn.yielded = true;
                     return !conn.broken;
                 }
             }
