@@ -150,13 +150,11 @@ fn slow_clients_cost_bounded_memory_and_no_latency() {
             while !stop.load(Ordering::Relaxed) {
                 let mut progress = false;
                 for (s, pos) in &mut conns {
-                    match s.write(&batch[*pos..]) {
-                        Ok(n) => {
-                            *pos = (*pos + n) % batch.len();
-                            sent_total += n;
-                            progress = true;
-                        }
-                        Err(_) => {} // full, or dropped by the server
+                    // An error: the socket is full, or the server dropped it.
+                    if let Ok(n) = s.write(&batch[*pos..]) {
+                        *pos = (*pos + n) % batch.len();
+                        sent_total += n;
+                        progress = true;
                     }
                 }
                 if !progress {
