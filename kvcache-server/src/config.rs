@@ -499,6 +499,35 @@ mod tests {
             (11211, "127.0.0.1", 64 << 20, 4)
         );
         assert!(c.cas_enabled && c.evictions);
+        assert!(!c.shutdown_enabled);
+        assert_eq!(c.auth_file, None);
+        assert_eq!(
+            (c.idle_timeout, c.write_timeout),
+            (0, DEFAULT_WRITE_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn security_and_timeout_flags() {
+        let c = run(&[
+            "-A",
+            "-Y",
+            "/etc/kvcache.auth",
+            "-o",
+            "idle_timeout=5,write_timeout=0",
+        ]);
+        assert!(c.shutdown_enabled);
+        assert_eq!(c.auth_file.as_deref(), Some("/etc/kvcache.auth"));
+        assert_eq!((c.idle_timeout, c.write_timeout), (5, 0));
+        let c = run(&[
+            "--enable-shutdown",
+            "--auth-file=/a",
+            "-o",
+            "write_timeout=7",
+        ]);
+        assert!(c.shutdown_enabled);
+        assert_eq!(c.auth_file.as_deref(), Some("/a"));
+        assert_eq!((c.idle_timeout, c.write_timeout), (0, 7));
     }
 
     #[test]
@@ -574,6 +603,15 @@ mod tests {
             assert!(parse(args).is_err(), "{args:?}");
         }
         assert_eq!(parse(["-h"]), Ok(Action::Help));
+        for args in [
+            &["-o", "idle_timeout=x"][..],
+            &["-o", "idle_timeout=-1"],
+            &["-o", "write_timeout"],
+            &["-Y"],
+            &["-A", "1"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
         assert_eq!(parse(["-V"]), Ok(Action::Version));
     }
 }
