@@ -12,7 +12,7 @@ pub(crate) const READ_BUF: usize = 16 * 1024;
 
 /// An output buffer larger than this is written before more requests are executed, and
 /// a connection stops reading while it cannot be written.
-pub(crate) const OUT_HIGH_WATER: usize = 256 * 1024;
+pub(crate) const OUT_HIGH_WATER: usize = 64 * 1024;
 
 /// Buffers grown beyond this are shrunk back when empty.
 const SHRINK_ABOVE: usize = 64 * 1024;

@@ -28,9 +28,9 @@
 //! latency, per connection:
 //! - input: a 16 KiB read buffer that grows only to hold one request (a value up to
 //!   `-I`, a `get` line up to 4 MiB); other lines over 2048 bytes close the connection;
-//! - output: once 256 KiB of replies wait, the connection's requests stop executing and
+//! - output: once 64 KiB of replies wait, the connection's requests stop executing and
 //!   its socket stops being read until the client reads (back-pressure); a multi-key
-//!   `get` pauses between keys at that mark, so no request buffers more than 256 KiB plus
+//!   `get` pauses between keys at that mark, so no request buffers more than 64 KiB plus
 //!   one value;
 //! - time: `-o write_timeout=N` (default 30 s) closes a connection whose pending
 //!   replies have not moved for N seconds; `-o idle_timeout=N` (default off) closes one
