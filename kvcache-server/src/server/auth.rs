@@ -305,8 +305,14 @@ mod tests {
             let used = bad.len();
             assert_eq!(consumed(bad, None), (used, Some(UNAUTHENTICATED), None));
         }
-        // 2^32 - 1 + 2 wraps to 1 in memcached's 32-bit arithmetic.
+        // 2^32 - 1 + 2 wraps to 1 in memcached's 32-bit arithmetic, 2^32 - 2 + 2 to 0: an
+        // empty block, answered as a bad termination (the next step reads a new line).
         assert_eq!(consumed(b"set a 0 0 4294967295\r\n", None).2, Some(1));
+        assert_eq!(consumed(b"set a 0 0 4294967294\r\n", None).2, Some(0));
+        assert_eq!(
+            consumed(b"version\r\n", Some(0)),
+            (0, Some(BAD_TERMINATION), None)
+        );
     }
 
     #[test]
@@ -338,5 +344,55 @@ mod tests {
         );
         assert_eq!(consumed(b"x", Some(1)), (1, Some(BAD_TERMINATION), None));
         assert_eq!(step(&[b'x'; 20_000], Some(100_002)), AuthStep::Close);
+    }
+
+    /// Arbitrary bytes (biased towards the tokens that matter) never panic, and every
+    /// step either waits, closes, or consumes between 1 byte and what is buffered.
+    #[test]
+    fn arbitrary_input_makes_progress() {
+        let pieces: [&[u8]; 9] = [
+            b"set ",
+            b"a ",
+            b"0 ",
+            b"12",
+            b"\r\n",
+            b"\n",
+            b"alice secret",
+            b"\0",
+            b" ",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..2000 {
+            let mut buf = Vec::new();
+            for _ in 0..(x % 24) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if x % 5 == 0 {
+                    buf.push((x >> 8) as u8);
+                } else {
+                    buf.extend_from_slice(pieces[(x >> 16) as usize % pieces.len()]);
+                }
+            }
+            let mut rest = &buf[..];
+            let mut pending = None;
+            loop {
+                let used = match step(rest, pending) {
+                    AuthStep::Incomplete | AuthStep::Close => break,
+                    AuthStep::Consumed {
+                        used, pending: p, ..
+                    } => {
+                        pending = p;
+                        used
+                    }
+                    AuthStep::Credentials { used, .. } => {
+                        pending = None;
+                        used
+                    }
+                };
+                assert!(used >= 1 && used <= rest.len(), "{buf:?}");
+                rest = &rest[used..];
+            }
+        }
     }
 }

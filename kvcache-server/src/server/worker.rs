@@ -518,9 +518,6 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
             return 0;
         }
         if !conn.authenticated {
-            if conn.rstart == conn.rend {
-                return 0;
-            }
             match authenticate(ctx, conn) {
                 AuthProgress::Continue => continue,
                 AuthProgress::Wait(need) => return need,
