@@ -22,7 +22,7 @@
 //! closed, as memcached does. On SIGINT/SIGTERM (or `shutdown` with `-A`) the acceptor
 //! stops listening, the workers answer the requests they have read, flush their replies,
 //! shut their side of each connection and close, and the process exits 0 (within 5
-//! seconds: connections not done in 4 are closed as they are).
+//! seconds: connections not done in 3 are closed as they are).
 //!
 //! Limits that keep slow or hostile clients from costing memory or other clients'
 //! latency, per connection:

@@ -41,8 +41,9 @@ const READS_PER_EVENT: usize = 4;
 const TIMEOUT_SCAN: Duration = Duration::from_secs(1);
 
 /// How long the workers may take, after a stop was asked, to answer what they have read
-/// and close (the process exits within 5 seconds of SIGTERM).
-const STOP_GRACE: Duration = Duration::from_millis(4000);
+/// and close (the process exits within 5 seconds of SIGTERM, also when a client does not
+/// read its replies).
+const STOP_GRACE: Duration = Duration::from_millis(3000);
 
 /// A worker before it runs.
 #[derive(Debug)]
