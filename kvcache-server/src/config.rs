@@ -124,7 +124,11 @@ pub fn usage() -> String {
         ),
         (
             "-Y, --auth-file=<file>",
-            "ascii authentication: lines user:password; a client sends \"set <any> 0 0 <n>\\r\\n<user> <password>\\r\\n\" first",
+            "ascii authentication against user:password lines; a client",
+        ),
+        (
+            "",
+            "first sends \"set <any> 0 0 <n>\\r\\n<user> <password>\\r\\n\"",
         ),
         (
             "-m, --memory-limit=<num>",
