@@ -5,7 +5,10 @@
 #   get_misses: N / verify_misses: N / verify_failed: N
 # at the end: verify_failed counts values that came back different from what it stored,
 # verify_misses verified gets that found nothing, get_misses all misses. All three must
-# be 0, and gets and sets must have run.
+# be 0, and gets and sets must have run. (Checked by hand: through a proxy that rewrites
+# one byte value for another in what is stored, every get of a changed value counts in
+# verify_failed; after a flush_all mid-run, the misses count in get_misses and
+# verify_misses.)
 #
 #   tests/clients/memcaslap_check.sh PATH-TO-kvcache-server
 set -uo pipefail

@@ -34,6 +34,21 @@ impl Stub {
     /// `sizes` are (stored size, count) in the server's own sizes, `chunks` the chunk
     /// sizes of the classes in use, `classes_reply` the answer to `slabs classes`.
     fn start(kind: Kind, sizes: &[(u64, u64)], chunks: &[u64], classes_reply: &str) -> Stub {
+        let page = match kind {
+            Kind::Ours => 65536,
+            Kind::Memcached => 1 << 20,
+        };
+        Stub::start_with_page(kind, sizes, chunks, classes_reply, page)
+    }
+
+    /// As [`Stub::start`], reporting `page` as `slab_page_size` in `stats settings`.
+    fn start_with_page(
+        kind: Kind,
+        sizes: &[(u64, u64)],
+        chunks: &[u64],
+        classes_reply: &str,
+        page: u64,
+    ) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -56,10 +71,8 @@ impl Stub {
             })
             .chain(["STAT active_slabs 2\r\nEND\r\n".to_string()])
             .collect();
-        let settings_reply = match kind {
-            Kind::Ours => "STAT cas_enabled yes\r\nSTAT slab_page_size 65536\r\nEND\r\n",
-            Kind::Memcached => "STAT cas_enabled yes\r\nSTAT slab_page_size 1048576\r\nEND\r\n",
-        };
+        let settings_reply =
+            format!("STAT cas_enabled yes\r\nSTAT slab_page_size {page}\r\nEND\r\n");
         let classes_reply = classes_reply.to_string();
         let (rec, st) = (received.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
@@ -83,7 +96,7 @@ impl Stub {
                         (Kind::Ours, "stats sizes_fine") => sizes_reply.as_str(),
                         (Kind::Memcached, "stats sizes") => sizes_reply.as_str(),
                         (_, "stats slabs") => slabs_reply.as_str(),
-                        (_, "stats settings") => settings_reply,
+                        (_, "stats settings") => settings_reply.as_str(),
                         (_, l) if l.starts_with("slabs classes ") => classes_reply.as_str(),
                         _ => "ERROR\r\n",
                     };
@@ -322,6 +335,33 @@ fn memcached_is_not_sent_anything_and_gets_restart_flags() {
     assert!(stub.classes_commands().is_empty(), "{:?}", stub.received());
     let stdout = text(&out.stdout);
     assert!(stdout.contains("== memcached"), "{stdout}");
+}
+
+#[test]
+fn slab_size_comes_from_the_server_unless_given() {
+    // With 16 KiB slabs the largest chunk is 8 KiB: a 10000-byte item is chained and
+    // not counted, so one class is enough; with 64 KiB slabs it gets its own class.
+    let sizes = [(104, 1000), (10_000, 10)];
+    let stub = Stub::start_with_page(Kind::Ours, &sizes, &[128], "OK\r\n", 16384);
+    let addr = stub.addr.to_string();
+    let out = slabtune(&["apply", &addr, "--classes", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = slabtune(&["apply", &addr, "--classes", "2", "--kv-slab", "65536"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        stub.classes_commands(),
+        vec!["slabs classes 104", "slabs classes 104-10000"]
+    );
+}
+
+#[test]
+fn an_empty_server_is_not_sent_anything() {
+    let stub = Stub::start(Kind::Ours, &[], &[], "OK\r\n");
+    let out = slabtune(&["apply", &stub.addr.to_string()]);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("nothing to recommend from"), "{err}");
+    assert!(stub.classes_commands().is_empty());
 }
 
 #[test]
