@@ -62,6 +62,16 @@ pub struct Config {
     pub slab_reassign: bool,
     /// `-o slab_automove=N`: the automove mode, 0 to 2.
     pub slab_automove: u8,
+    /// `-A`: the `shutdown` command stops the server.
+    pub shutdown_enabled: bool,
+    /// `-Y`: the auth file (`user:password` lines); connections must authenticate.
+    pub auth_file: Option<String>,
+    /// `-o idle_timeout=N`: close a connection that has waited more than N seconds for
+    /// its next command (memcached's option; 0: never).
+    pub idle_timeout: u32,
+    /// `-o write_timeout=N`: close a connection whose replies have not moved for N
+    /// seconds because it does not read them (0: never).
+    pub write_timeout: u32,
 }
 
 impl Default for Config {
@@ -85,9 +95,16 @@ impl Default for Config {
             flush_enabled: true,
             slab_reassign: true,
             slab_automove: 1,
+            shutdown_enabled: false,
+            auth_file: None,
+            idle_timeout: 0,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 }
+
+/// The default of `-o write_timeout` (seconds).
+pub const DEFAULT_WRITE_TIMEOUT: u32 = 30;
 
 /// The usage text printed by `-h`.
 pub fn usage() -> String {
@@ -101,11 +118,23 @@ pub fn usage() -> String {
         ("-p, --port=<num>", "TCP port to listen on (default: 11211)"),
         (
             "-U, --udp-port=<num>",
-            "UDP port; only 0 (off) is supported",
+            "UDP port; only 0 (off, the default) is supported",
         ),
         (
             "-l, --listen=<addr>",
-            "interface to listen on (default: 127.0.0.1)",
+            "interface to listen on (default: 127.0.0.1, loopback only)",
+        ),
+        (
+            "-A, --enable-shutdown",
+            "enable the ascii \"shutdown\" command (default: off)",
+        ),
+        (
+            "-Y, --auth-file=<file>",
+            "ascii authentication against user:password lines; a client",
+        ),
+        (
+            "",
+            "first sends \"set <any> 0 0 <n>\\r\\n<user> <password>\\r\\n\"",
         ),
         (
             "-m, --memory-limit=<num>",
@@ -147,7 +176,16 @@ pub fn usage() -> String {
         ("-F, --disable-flush-all", "disable flush_all"),
         (
             "-o, --extended=<list>",
-            "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>, slab_automove=<0-2>, slab_reassign, no_slab_reassign",
+            "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>,",
+        ),
+        ("", "slab_automove=<0-2>, slab_reassign, no_slab_reassign,"),
+        (
+            "",
+            "idle_timeout=<s> (close a connection idle between commands; default 0: never),",
+        ),
+        (
+            "",
+            "write_timeout=<s> (close a connection not reading its replies; default 30, 0: never)",
         ),
         (
             "-v, --verbose",
@@ -202,6 +240,8 @@ const OPTS: &[(char, &str, bool)] = &[
     ('b', "listen-backlog", true),
     ('R', "max-reqs-per-event", true),
     ('F', "disable-flush-all", false),
+    ('A', "enable-shutdown", false),
+    ('Y', "auth-file", true),
     ('o', "extended", true),
     ('v', "verbose", false),
     ('u', "user", true),
@@ -346,6 +386,8 @@ where
                 }
             }
             'F' => cfg.flush_enabled = false,
+            'A' => cfg.shutdown_enabled = true,
+            'Y' => cfg.auth_file = Some(v.to_owned()),
             'o' => parse_extended(&mut cfg, v)?,
             'v' => cfg.verbose = cfg.verbose.saturating_add(1),
             'u' => {}
@@ -431,6 +473,8 @@ fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigError> {
                 }
                 cfg.slab_automove = n as u8;
             }
+            ("idle_timeout", Some(v)) => cfg.idle_timeout = num("idle_timeout", v)?,
+            ("write_timeout", Some(v)) => cfg.write_timeout = num("write_timeout", v)?,
             // memcached tunables we accept and have no use for.
             (
                 "maxconns_fast" | "no_maxconns_fast" | "hashpower" | "lru_crawler"
@@ -500,6 +544,35 @@ mod tests {
             (11211, "127.0.0.1", 64 << 20, 4)
         );
         assert!(c.cas_enabled && c.evictions);
+        assert!(!c.shutdown_enabled);
+        assert_eq!(c.auth_file, None);
+        assert_eq!(
+            (c.idle_timeout, c.write_timeout),
+            (0, DEFAULT_WRITE_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn security_and_timeout_flags() {
+        let c = run(&[
+            "-A",
+            "-Y",
+            "/etc/kvcache.auth",
+            "-o",
+            "idle_timeout=5,write_timeout=0",
+        ]);
+        assert!(c.shutdown_enabled);
+        assert_eq!(c.auth_file.as_deref(), Some("/etc/kvcache.auth"));
+        assert_eq!((c.idle_timeout, c.write_timeout), (5, 0));
+        let c = run(&[
+            "--enable-shutdown",
+            "--auth-file=/a",
+            "-o",
+            "write_timeout=7",
+        ]);
+        assert!(c.shutdown_enabled);
+        assert_eq!(c.auth_file.as_deref(), Some("/a"));
+        assert_eq!((c.idle_timeout, c.write_timeout), (0, 7));
     }
 
     #[test]
@@ -600,6 +673,15 @@ mod tests {
             assert!(parse(args).is_err(), "{args:?}");
         }
         assert_eq!(parse(["-h"]), Ok(Action::Help));
+        for args in [
+            &["-o", "idle_timeout=x"][..],
+            &["-o", "idle_timeout=-1"],
+            &["-o", "write_timeout"],
+            &["-Y"],
+            &["-A", "1"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
         assert_eq!(parse(["-V"]), Ok(Action::Version));
     }
 }

@@ -35,7 +35,10 @@
 //!   read until a short read (the socket is then empty), everything parsed from the
 //!   batch is executed, and the replies leave in one `write`. Over `-c` connections a
 //!   client gets `ERROR Too many open connections`; SIGINT/SIGTERM stop the acceptor,
-//!   let the workers flush and close, and the process exits 0.
+//!   let the workers answer what they have read, flush and close, and the process exits
+//!   0. Per-connection input and output are capped (back-pressure on clients that do
+//!   not read), `-o write_timeout`/`-o idle_timeout` drop stalled and idle clients, and
+//!   `-Y` requires memcached's text-protocol authentication (see the crate's README).
 //! - [`store`] keeps the items: CAS, expiry, CLOCK eviction per size class, `flush_all`,
 //!   the counters behind `stats`, and the item-size histogram behind `stats sizes`.
 //! - [`exec`] runs meta and binary requests against the store.
@@ -43,8 +46,8 @@
 //!
 //! # Safety and correctness
 //!
-//! The network side has no `unsafe` beyond two system calls (`listen` to set the
-//! backlog, `getrusage` for `stats`). Protocol behaviour is pinned to memcached 1.6.18's
+//! The network side has no `unsafe` beyond a few system calls (`listen` to set the
+//! backlog, `getrusage` for `stats`, `getrlimit`/`setrlimit` for `-c`). Protocol behaviour is pinned to memcached 1.6.18's
 //! answers byte for byte by the integration tests in `tests/` (which run the real binary)
 //! and by the real-client checks in `tests/clients/` (memccapable, pymemcache,
 //! Cache::Memcached, memcached-tool). The store's own safety argument is in [`store`].

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use kvcache_server::config::{self, Action};
-use kvcache_server::server::Server;
+use kvcache_server::server::{self, auth::AuthFile, Server};
 use kvcache_server::store::Store;
 
 fn main() -> ExitCode {
@@ -45,6 +45,23 @@ fn main() -> ExitCode {
             );
         }
     }
+    // memcached's checks, messages and exit codes (1 for the auth file, 71 = EX_OSERR for
+    // the file limit).
+    let auth = match cfg.auth_file.as_deref().map(AuthFile::load) {
+        None => None,
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
+            eprint!("{e}");
+            if matches!(e, server::auth::AuthFileError::Open(..)) {
+                eprintln!();
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(msg) = server::raise_fd_limit(cfg.max_conns, cfg.threads) {
+        eprintln!("{msg}");
+        return ExitCode::from(71);
+    }
     let store = match Store::new(store_cfg) {
         Ok(s) => {
             let s = Arc::new(s);
@@ -59,7 +76,7 @@ fn main() -> ExitCode {
     };
     let verbose = cfg.verbose;
     let announce = verbose > 0 || cfg.port == 0;
-    let server = match Server::start(cfg, store) {
+    let server = match Server::start(cfg, store, auth) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("kvcache-server: failed to listen: {e}");

@@ -113,6 +113,18 @@ pub enum StatsKind {
     Reset,
 }
 
+/// What a `shutdown` line asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// `shutdown`: stop now.
+    Now,
+    /// `shutdown graceful`: stop after the connections finish.
+    Graceful,
+    /// Anything else after `shutdown` (memcached: `CLIENT_ERROR invalid shutdown mode`
+    /// when shutdown is enabled).
+    Invalid,
+}
+
 /// One parsed request.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Request<'a> {
@@ -191,6 +203,8 @@ pub enum Request<'a> {
     },
     /// `quit`: close the connection.
     Quit,
+    /// `shutdown [graceful]`: stop the server if `-A` allows it.
+    Shutdown(ShutdownMode),
     /// `stats [...]`.
     Stats(StatsKind),
     /// `slabs reassign <src> <dst>` (memcached's ids; `src` -1: any class).
@@ -290,8 +304,10 @@ pub mod reply {
     pub const ARITH_NO_MEMORY: &[u8] = b"SERVER_ERROR out of memory\r\n";
     /// Sent (then the connection closed) over the `-c` limit.
     pub const TOO_MANY_CONNS: &[u8] = b"ERROR Too many open connections\r\n";
-    /// `shutdown`: memcached answers this unless started with `-A`, which we do not have.
+    /// `shutdown` without `-A`.
     pub const SHUTDOWN_DISABLED: &[u8] = b"ERROR: shutdown not enabled\r\n";
+    /// `shutdown <anything but graceful>` with `-A`.
+    pub const SHUTDOWN_INVALID: &[u8] = b"CLIENT_ERROR invalid shutdown mode\r\n";
     /// `stats detail` without an argument we support.
     pub const STATS_DETAIL: &[u8] = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n";
 }
@@ -482,8 +498,48 @@ pub fn parse(buf: &[u8], max_data: usize) -> Result<(Request<'_>, usize), ParseE
         b"append" => parse_storage(StorageKind::Append, line, buf, line_len, max_data),
         b"prepend" => parse_storage(StorageKind::Prepend, line, buf, line_len, max_data),
         b"cas" => parse_storage(StorageKind::Cas, line, buf, line_len, max_data),
+        _ if is_http_request_line(cmd, args) => Err(ParseError::Close),
         _ => Ok((parse_simple(cmd, line), line_len)),
     }
+}
+
+/// memcached 1.6.18 closes the connection, without a reply, on a line that none of its
+/// commands claims and whose last token starts with `HTTP/` (`GET / HTTP/1.1` and the
+/// like). Lines starting with one of the letters it dispatches on (`g s a c i d t`, and
+/// two-letter `m` commands) or naming one of its other commands get their usual answer
+/// instead. Its tokenizer keeps at most 23 tokens: the check looks at the last one kept.
+fn is_http_request_line(cmd: &[u8], args: &[u8]) -> bool {
+    if matches!(cmd[0], b'g' | b's' | b'a' | b'c' | b'i' | b'd' | b't')
+        || matches!(
+            cmd,
+            b"replace"
+                | b"prepend"
+                | b"bget"
+                | b"flush_all"
+                | b"version"
+                | b"quit"
+                | b"lru_crawler"
+                | b"watch"
+                | b"verbosity"
+                | b"lru"
+                | b"extstore"
+                | b"refresh_certs"
+        )
+    {
+        return false;
+    }
+    let mut last = cmd;
+    let mut rest = args;
+    for _ in 1..23 {
+        match next_token(rest) {
+            (Some(tok), r) => {
+                last = tok;
+                rest = r;
+            }
+            (None, _) => break,
+        }
+    }
+    last.starts_with(b"HTTP/")
 }
 
 fn check_keys(args: &[u8]) -> Option<Keys<'_>> {
@@ -672,7 +728,11 @@ fn parse_simple<'a>(cmd: &'a [u8], line: &'a [u8]) -> Request<'a> {
             }
         }
         b"version" => Request::Version,
-        b"shutdown" => reply(reply::SHUTDOWN_DISABLED, false),
+        b"shutdown" => Request::Shutdown(match t.n {
+            1 => ShutdownMode::Now,
+            2 if t.t[1] == b"graceful" => ShutdownMode::Graceful,
+            _ => ShutdownMode::Invalid,
+        }),
         b"quit" => Request::Quit,
         b"verbosity" => {
             if !(2..=3).contains(&t.n) {
@@ -952,7 +1012,19 @@ mod tests {
         is_reply(b"gat 10\r\n", reply::END, false);
         is_reply(b"stats foo\r\n", reply::ERROR, false);
         is_reply(b"mz\r\n", reply::ERROR, false);
-        is_reply(b"shutdown graceful\r\n", reply::SHUTDOWN_DISABLED, false);
+        assert_eq!(one(b"shutdown\r\n").0, Request::Shutdown(ShutdownMode::Now));
+        assert_eq!(
+            one(b"shutdown graceful\r\n").0,
+            Request::Shutdown(ShutdownMode::Graceful)
+        );
+        assert_eq!(
+            one(b"shutdown graceful now\r\n").0,
+            Request::Shutdown(ShutdownMode::Invalid)
+        );
+        assert_eq!(
+            one(b"shutdown x\r\n").0,
+            Request::Shutdown(ShutdownMode::Invalid)
+        );
         assert_eq!(one(b"mg foo v\r\n"), (Request::Meta, 0));
         assert_eq!(
             one(b"delete a 0 noreply\r\n").0,
@@ -990,6 +1062,42 @@ mod tests {
             Request::Stats(StatsKind::SizesFine)
         );
         assert_eq!(one(b"quit x\r\n").0, Request::Quit);
+    }
+
+    #[test]
+    fn http_request_lines_close() {
+        // Each checked against memcached 1.6.18: closed without a reply.
+        for line in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"POST /x HTTP/1.0\r\n",
+            b"HEAD / HTTP/1.1\n",
+            b"HTTP/1.1\r\n",
+            b"GET  /  HTTP/1.1 \r\n",
+            b"FOO / HTTP/1.1\r\n",
+        ] {
+            assert_eq!(parse(line, MAX), Err(ParseError::Close), "{line:?}");
+        }
+        // ... and answered as usual.
+        is_reply(b"GET / HTTP/1.1 x\r\n", reply::ERROR, false);
+        is_reply(b"GET / http/1.1\r\n", reply::ERROR, false);
+        is_reply(b"x HTTP/1.1\r\n", reply::ERROR, false);
+        is_reply(b"set HTTP/1.1\r\n", reply::ERROR, false);
+        is_reply(b"replace HTTP/1.1\r\n", reply::ERROR, false);
+        assert_eq!(one(b"version HTTP/1.1\r\n").0, Request::Version);
+        assert!(matches!(
+            one(b"get foo HTTP/1.1\r\n").0,
+            Request::Get { .. }
+        ));
+        // memcached's tokenizer stops at 23 tokens.
+        let mut long = b"xx".to_vec();
+        for _ in 0..21 {
+            long.extend_from_slice(b" b");
+        }
+        let mut closes = long.clone();
+        closes.extend_from_slice(b" HTTP/1.1\r\n");
+        assert_eq!(parse(&closes, MAX), Err(ParseError::Close));
+        long.extend_from_slice(b" b HTTP/1.1\r\n");
+        is_reply(&long, reply::ERROR, false);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
+use std::time::Instant;
 
 use mio::net::TcpStream;
 
@@ -11,7 +12,7 @@ pub(crate) const READ_BUF: usize = 16 * 1024;
 
 /// An output buffer larger than this is written before more requests are executed, and
 /// a connection stops reading while it cannot be written.
-pub(crate) const OUT_HIGH_WATER: usize = 256 * 1024;
+pub(crate) const OUT_HIGH_WATER: usize = 64 * 1024;
 
 /// Buffers grown beyond this are shrunk back when empty.
 const SHRINK_ABOVE: usize = 64 * 1024;
@@ -80,6 +81,21 @@ pub(crate) struct Conn {
     /// An event reported the peer's FIN (or an error): read until EOF, since no later
     /// edge will announce it.
     pub peer_closed: bool,
+    /// The connection may run commands (always, unless `-Y`).
+    pub authenticated: bool,
+    /// Unauthenticated: the length of the authentication data block now expected.
+    pub auth_pending: Option<usize>,
+    /// `out[..sent_mark]` is what memcached would already have sent: the replies up to
+    /// the last `get`/`gat`/`mn`, after which it writes before reading on. A protocol
+    /// error that closes the connection drops the replies after it.
+    pub sent_mark: usize,
+    /// When the replies last stopped moving (a write that left bytes unsent and took
+    /// none, or took some but not all); `None` while everything is written.
+    pub stalled_since: Option<Instant>,
+    /// Stopping: our side is shut after the last reply.
+    pub write_shut: bool,
+    /// Stopped reading with input possibly left in the socket; the worker resumes it.
+    pub yielded: bool,
 }
 
 /// The outcome of a read attempt.
@@ -95,7 +111,7 @@ pub(crate) enum ReadResult {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, info: std::sync::Arc<ConnInfo>) -> Self {
+    pub fn new(stream: TcpStream, info: std::sync::Arc<ConnInfo>, authenticated: bool) -> Self {
         Conn {
             stream,
             info,
@@ -111,6 +127,12 @@ impl Conn {
             eof: false,
             broken: false,
             peer_closed: false,
+            authenticated,
+            auth_pending: None,
+            sent_mark: 0,
+            stalled_since: None,
+            write_shut: false,
+            yielded: false,
         }
     }
 
@@ -180,17 +202,30 @@ impl Conn {
                     self.out_pos += n;
                     written += n;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok((false, written)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if written > 0 || self.stalled_since.is_none() {
+                        self.stalled_since = Some(Instant::now());
+                    }
+                    return Ok((false, written));
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
         }
+        self.stalled_since = None;
         self.out.clear();
         self.out_pos = 0;
+        self.sent_mark = 0;
         if self.out.capacity() > SHRINK_ABOVE {
             self.out = Vec::with_capacity(READ_BUF);
         }
         Ok((true, written))
+    }
+
+    /// Drops the replies memcached would not have sent yet when it closes on a protocol
+    /// error (see `sent_mark`).
+    pub fn drop_unsent(&mut self) {
+        self.out.truncate(self.out_pos.max(self.sent_mark));
     }
 
     /// Unwritten reply bytes.

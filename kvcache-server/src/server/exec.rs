@@ -17,7 +17,16 @@ pub(crate) struct Ctx<'a> {
     pub shared: &'a Shared,
     pub counters: &'a mut Counters,
     pub worker: usize,
+    /// Set by a multi-key `get`/`gat` that stopped early because its replies went over
+    /// [`MULTIGET_OUT_BUDGET`]: the addresses (inside the request's line) of the first
+    /// key answered by this call and of the first key not yet answered. The caller
+    /// blanks the answered keys and runs the line again once the output has drained.
+    pub resume: Option<(usize, usize)>,
 }
+
+/// A multi-key `get` stops adding values once this many reply bytes wait to be sent
+/// (after answering at least one key), so one request cannot buffer gigabytes.
+pub(crate) const MULTIGET_OUT_BUDGET: usize = super::conn::OUT_HIGH_WATER;
 
 #[inline]
 fn put(out: &mut Vec<u8>, line: &[u8], noreply: bool) {
@@ -27,12 +36,24 @@ fn put(out: &mut Vec<u8>, line: &[u8], noreply: bool) {
 }
 
 /// Executes one request, appending its reply to `out`.
-pub(crate) fn execute(ctx: &mut Ctx<'_>, req: Request<'_>, out: &mut Vec<u8>) -> After {
+///
+/// `written` is how many bytes at the front of `out` the socket already took: a
+/// multi-key retrieval stops early when more than [`MULTIGET_OUT_BUDGET`] bytes wait.
+pub(crate) fn execute(
+    ctx: &mut Ctx<'_>,
+    req: Request<'_>,
+    out: &mut Vec<u8>,
+    written: usize,
+) -> After {
     let store = &*ctx.shared.store;
     let c = &mut *ctx.counters;
+    let over_budget = |out: &Vec<u8>| out.len().saturating_sub(written) > MULTIGET_OUT_BUDGET;
     match req {
         Request::Get { cas, keys } => {
-            for key in keys {
+            let mut first = None;
+            let mut keys = keys.peekable();
+            while let Some(key) = keys.next() {
+                first.get_or_insert(key.as_ptr() as usize);
                 c.cmd_get += 1;
                 let hit = store.get(key, |it| {
                     write_value(out, key, it.flags, it.value, cas.then_some(it.cas));
@@ -42,11 +63,20 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, req: Request<'_>, out: &mut Vec<u8>) ->
                 } else {
                     c.get_misses += 1;
                 }
+                if let (Some(next), Some(first)) = (keys.peek(), first) {
+                    if over_budget(out) {
+                        ctx.resume = Some((first, next.as_ptr() as usize));
+                        return After::Continue;
+                    }
+                }
             }
             out.extend_from_slice(reply::END);
         }
         Request::Gat { cas, exptime, keys } => {
-            for key in keys {
+            let mut first = None;
+            let mut keys = keys.peekable();
+            while let Some(key) = keys.next() {
+                first.get_or_insert(key.as_ptr() as usize);
                 c.cmd_get += 1;
                 c.cmd_touch += 1;
                 let hit = store.get_and_touch(key, exptime, |it| {
@@ -58,6 +88,12 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, req: Request<'_>, out: &mut Vec<u8>) ->
                 } else {
                     c.get_misses += 1;
                     c.touch_misses += 1;
+                }
+                if let (Some(next), Some(first)) = (keys.peek(), first) {
+                    if over_budget(out) {
+                        ctx.resume = Some((first, next.as_ptr() as usize));
+                        return After::Continue;
+                    }
                 }
             }
             out.extend_from_slice(reply::END);
@@ -140,6 +176,13 @@ pub(crate) fn execute(ctx: &mut Ctx<'_>, req: Request<'_>, out: &mut Vec<u8>) ->
             put(out, reply::OK, noreply);
         }
         Request::Quit => return After::Close,
+        Request::Shutdown(mode) => {
+            // The worker handles an enabled, valid shutdown before execution.
+            out.extend_from_slice(match (ctx.shared.cfg.shutdown_enabled, mode) {
+                (false, _) => reply::SHUTDOWN_DISABLED,
+                _ => reply::SHUTDOWN_INVALID,
+            });
+        }
         Request::Stats(kind) => {
             // Make this worker's latest counts visible to the sum.
             ctx.shared.stats.worker(ctx.worker).publish(ctx.counters);

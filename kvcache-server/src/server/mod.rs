@@ -19,9 +19,24 @@
 //! ```
 //!
 //! Over the `-c` limit a new connection is answered `ERROR Too many open connections` and
-//! closed, as memcached does. On SIGINT/SIGTERM the acceptor stops listening, the workers
-//! finish the requests they have read, flush their replies, close, and the process exits 0.
+//! closed, as memcached does. On SIGINT/SIGTERM (or `shutdown` with `-A`) the acceptor
+//! stops listening, the workers answer the requests they have read, flush their replies,
+//! shut their side of each connection and close, and the process exits 0 (within 5
+//! seconds: connections not done in 3 are closed as they are).
+//!
+//! Limits that keep slow or hostile clients from costing memory or other clients'
+//! latency, per connection:
+//! - input: a 16 KiB read buffer that grows only to hold one request (a value up to
+//!   `-I`, a `get` line up to 4 MiB); other lines over 2048 bytes close the connection;
+//! - output: once 64 KiB of replies wait, the connection's requests stop executing and
+//!   its socket stops being read until the client reads (back-pressure); a multi-key
+//!   `get` pauses between keys at that mark, so no request buffers more than 64 KiB plus
+//!   one value;
+//! - time: `-o write_timeout=N` (default 30 s) closes a connection whose pending
+//!   replies have not moved for N seconds; `-o idle_timeout=N` (default off) closes one
+//!   that has sent no complete command for N seconds, as memcached's option does.
 
+pub mod auth;
 mod conn;
 mod exec;
 mod report;
@@ -62,6 +77,18 @@ pub(crate) struct Shared {
     pub local_addr: SocketAddr,
     /// The listening socket's fd (for `stats conns`).
     pub listen_fd: i32,
+    /// `-Y`: the credentials connections must present.
+    pub auth: Option<auth::AuthFile>,
+    /// Wakes the acceptor when a stop is asked.
+    stop_waker: Arc<Waker>,
+}
+
+impl Shared {
+    /// Stops the server: the acceptor stops listening and the workers finish.
+    pub fn request_stop(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let _ = self.stop_waker.wake();
+    }
 }
 
 /// A running server: the listener is bound and the workers are started.
@@ -85,7 +112,7 @@ pub struct StopHandle {
 impl StopHandle {
     /// Asks the server to stop accepting, finish and return from [`Server::run`].
     pub fn stop(&self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.request_stop();
         let _ = self.waker.wake();
     }
 }
@@ -94,8 +121,20 @@ const LISTENER: Token = Token(0);
 const STOP: Token = Token(1);
 
 impl Server {
-    /// Binds the listener and starts the workers.
-    pub fn start(cfg: Config, store: Arc<Store>) -> io::Result<Server> {
+    /// Binds the listener and starts the workers. With `-Y` (`cfg.auth_file`), `auth`
+    /// holds the credentials loaded from it (see [`auth::AuthFile::load`]); it is an
+    /// error to leave them out.
+    pub fn start(
+        cfg: Config,
+        store: Arc<Store>,
+        auth: Option<auth::AuthFile>,
+    ) -> io::Result<Server> {
+        if cfg.auth_file.is_some() && auth.is_none() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an auth file is configured but its credentials were not given",
+            ));
+        }
         let addr = (cfg.listen.as_str(), cfg.port)
             .to_socket_addrs()?
             .next()
@@ -110,6 +149,8 @@ impl Server {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
             .saturating_sub(u64::from(store.now()));
+        let poll = Poll::new()?;
+        let stop_waker = Arc::new(Waker::new(poll.registry(), STOP)?);
         let shared = Arc::new(Shared {
             stats: stats::StatsHub::new(cfg.threads),
             verbosity: AtomicU32::new(u32::from(cfg.verbose)),
@@ -123,9 +164,9 @@ impl Server {
             conns: Mutex::new(Vec::new()),
             local_addr,
             listen_fd,
+            auth,
+            stop_waker: stop_waker.clone(),
         });
-        let poll = Poll::new()?;
-        let stop_waker = Arc::new(Waker::new(poll.registry(), STOP)?);
         let mut workers = Vec::new();
         let mut handles = Vec::new();
         for i in 0..shared.cfg.threads {
@@ -244,6 +285,39 @@ impl Server {
             })?;
         Ok(())
     }
+}
+
+/// File descriptors the process needs besides its client connections: the listener,
+/// epoll instances and wakers of the acceptor and workers, signal pipes, stdio, and a
+/// margin for libraries.
+pub fn reserved_fds(threads: usize) -> u64 {
+    32 + 4 * threads as u64
+}
+
+/// Makes sure `max_conns` connections fit under `RLIMIT_NOFILE`, raising the soft limit
+/// (and the hard one, which needs privilege) when they do not, as memcached does at
+/// start. The error is memcached's message for a limit that cannot be raised.
+pub fn raise_fd_limit(max_conns: usize, threads: usize) -> Result<(), &'static str> {
+    let need = (max_conns as u64).saturating_add(reserved_fds(threads));
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return Err("failed to getrlimit number of files");
+    }
+    if rl.rlim_cur != libc::RLIM_INFINITY && rl.rlim_cur < need {
+        rl.rlim_cur = need;
+        if rl.rlim_max != libc::RLIM_INFINITY && rl.rlim_max < need {
+            rl.rlim_max = need;
+        }
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) } != 0 {
+            return Err("failed to set rlimit for open files. Try starting as root or requesting smaller maxconns value.");
+        }
+    }
+    Ok(())
 }
 
 /// Binds a listening socket with `SO_REUSEADDR` and the given backlog.

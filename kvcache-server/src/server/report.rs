@@ -94,8 +94,15 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "touch_misses", s.touch_misses);
     write_stat(out, "store_too_large", c.store_too_large);
     write_stat(out, "store_no_memory", c.store_no_memory);
-    write_stat(out, "auth_cmds", 0);
-    write_stat(out, "auth_errors", 0);
+    write_stat(out, "auth_cmds", c.auth_cmds);
+    write_stat(out, "auth_errors", c.auth_errors);
+    if cfg.idle_timeout > 0 {
+        write_stat(out, "idle_kicks", c.idle_kicks);
+    }
+    if cfg.write_timeout > 0 {
+        // Ours: connections closed for not reading their replies (`-o write_timeout`).
+        write_stat(out, "write_timeouts", c.write_timeouts);
+    }
     write_stat(out, "bytes_read", c.bytes_read);
     write_stat(out, "bytes_written", c.bytes_written);
     write_stat(out, "limit_maxbytes", s.limit_maxbytes);
@@ -156,7 +163,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     );
     write_stat(out, "domain_socket", "NULL");
     write_stat(out, "umask", 700);
-    write_stat(out, "shutdown_command", "no");
+    write_stat(out, "shutdown_command", yes_no(cfg.shutdown_enabled));
     write_stat(
         out,
         "growth_factor",
@@ -170,9 +177,19 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "reqs_per_event", cfg.reqs_per_event);
     write_stat(out, "cas_enabled", yes_no(store_cfg.cas_enabled));
     write_stat(out, "tcp_backlog", cfg.backlog);
-    write_stat(out, "binding_protocol", "auto-negotiate");
-    write_stat(out, "auth_enabled_sasl", "no");
-    write_stat(out, "auth_enabled_ascii", "no");
+    // With `-Y` memcached binds the text protocol only and shows the auth file's path.
+    match &cfg.auth_file {
+        Some(path) => {
+            write_stat(out, "binding_protocol", "ascii");
+            write_stat(out, "auth_enabled_sasl", "no");
+            write_stat(out, "auth_enabled_ascii", path);
+        }
+        None => {
+            write_stat(out, "binding_protocol", "auto-negotiate");
+            write_stat(out, "auth_enabled_sasl", "no");
+            write_stat(out, "auth_enabled_ascii", "no");
+        }
+    }
     write_stat(out, "item_size_max", store_cfg.item_size_max);
     write_stat(out, "maxconns_fast", "yes");
     write_stat(out, "hashpower_init", 0);
@@ -197,7 +214,8 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "lru_maintainer_thread", "no");
     write_stat(out, "lru_segmented", "no");
     write_stat(out, "eviction_policy", "clock");
-    write_stat(out, "idle_timeout", 0);
+    write_stat(out, "idle_timeout", cfg.idle_timeout);
+    write_stat(out, "write_timeout", cfg.write_timeout);
     write_stat(out, "track_sizes", "yes");
     write_stat(out, "ssl_enabled", "no");
 }

@@ -65,6 +65,10 @@ counters!(
     bytes_read,
     bytes_written,
     conn_yields,
+    auth_cmds,
+    auth_errors,
+    idle_kicks,
+    write_timeouts,
 );
 
 /// All workers' published counters and the `stats reset` baseline.

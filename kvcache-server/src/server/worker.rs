@@ -7,27 +7,43 @@
 //! (tokio's `TcpStream` relies on the same property). New bytes arriving later raise a
 //! new edge. Replies of everything parsed from a batch of reads leave in one `write`.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::auth::{self, AuthStep};
 use super::conn::{
-    Conn, ConnInfo, Mode, ReadResult, OUT_HIGH_WATER, STATE_NREAD, STATE_PARSE, STATE_SWALLOW,
+    Conn, ConnInfo, Mode, ReadResult, OUT_HIGH_WATER, READ_BUF, STATE_NREAD, STATE_PARSE,
+    STATE_SWALLOW,
 };
 use super::exec::{self, Ctx};
 use super::report;
 use super::stats::Counters;
 use super::Shared;
-use crate::protocol::text::{self, ParseError, Request};
+use crate::protocol::text::{self, ParseError, Request, ShutdownMode};
 use crate::protocol::{binary, meta};
 
 const WAKER: Token = Token(usize::MAX);
+
+/// A connection that still has bytes to read after this many full reads yields to the
+/// others on its worker and is resumed after them (memcached's `conn_yields`): a client
+/// that pipelines without pause cannot starve its neighbours.
+const READS_PER_EVENT: usize = 4;
+
+/// How often the idle and write timeouts are checked.
+const TIMEOUT_SCAN: Duration = Duration::from_secs(1);
+
+/// How long the workers may take, after a stop was asked, to answer what they have read
+/// and close (the process exits within 5 seconds of SIGTERM, also when a client does not
+/// read its replies).
+const STOP_GRACE: Duration = Duration::from_millis(3000);
 
 /// A worker before it runs.
 #[derive(Debug)]
@@ -39,6 +55,9 @@ pub(crate) struct Worker {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     counters: Counters,
+    last_scan: Instant,
+    /// Connections that yielded with input left to read, to resume after this poll.
+    yielded: Vec<usize>,
 }
 
 /// The channel on which the acceptor hands connections to a worker.
@@ -61,6 +80,8 @@ impl Worker {
                 conns: Vec::new(),
                 free: Vec::new(),
                 counters: Counters::default(),
+                last_scan: Instant::now(),
+                yielded: Vec::new(),
             },
             tx,
             waker,
@@ -69,8 +90,18 @@ impl Worker {
 
     pub fn run(mut self) {
         let mut events = Events::with_capacity(256);
+        let cfg = &self.shared.cfg;
+        let timeouts = cfg.idle_timeout > 0 || cfg.write_timeout > 0;
+        let tick = timeouts.then_some(TIMEOUT_SCAN);
         loop {
-            if let Err(e) = self.poll.poll(&mut events, None) {
+            // Connections that yielded are resumed right after a poll that does not wait.
+            let wait = if self.yielded.is_empty() {
+                tick
+            } else {
+                Some(Duration::ZERO)
+            };
+            let resume = std::mem::take(&mut self.yielded);
+            if let Err(e) = self.poll.poll(&mut events, wait) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
@@ -90,6 +121,7 @@ impl Worker {
                     shared: &self.shared,
                     counters: &mut self.counters,
                     worker: self.id,
+                    resume: None,
                 };
                 let keep = drive(
                     &mut ctx,
@@ -100,12 +132,71 @@ impl Worker {
                 );
                 if !keep {
                     self.close(i);
+                } else if conn.yielded {
+                    self.yielded.push(i);
                 }
+            }
+            for i in resume {
+                let Some(Some(conn)) = self.conns.get_mut(i) else {
+                    continue;
+                };
+                if !conn.yielded {
+                    // An event already resumed it.
+                    continue;
+                }
+                let mut ctx = Ctx {
+                    shared: &self.shared,
+                    counters: &mut self.counters,
+                    worker: self.id,
+                    resume: None,
+                };
+                let keep = drive(&mut ctx, conn, true, false, false);
+                if !keep {
+                    self.close(i);
+                } else if conn.yielded {
+                    self.yielded.push(i);
+                }
+            }
+            if timeouts && self.last_scan.elapsed() >= TIMEOUT_SCAN {
+                self.last_scan = Instant::now();
+                self.close_timed_out();
             }
             self.shared.stats.worker(self.id).publish(&self.counters);
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 self.finish();
                 return;
+            }
+        }
+    }
+
+    /// Closes the connections past `-o idle_timeout` (waiting for a command, as
+    /// memcached counts it: since the last complete command line, a partial line does
+    /// not count; not while a value is being received or replies are pending) and past
+    /// `-o write_timeout` (replies pending that the socket has not taken for that long:
+    /// the client does not read).
+    fn close_timed_out(&mut self) {
+        let idle = self.shared.cfg.idle_timeout;
+        let write = Duration::from_secs(u64::from(self.shared.cfg.write_timeout));
+        let clock = self.shared.store.now();
+        let now = Instant::now();
+        for i in 0..self.conns.len() {
+            let Some(conn) = self.conns[i].as_ref() else {
+                continue;
+            };
+            if conn.pending_out() > 0 {
+                let stalled = conn
+                    .stalled_since
+                    .is_some_and(|t| now.duration_since(t) >= write);
+                if !write.is_zero() && stalled {
+                    self.counters.write_timeouts += 1;
+                    self.close(i);
+                }
+            } else if idle > 0
+                && conn.info.state.load(Ordering::Relaxed) == STATE_PARSE
+                && clock.saturating_sub(conn.info.last_cmd.load(Ordering::Relaxed)) > idle
+            {
+                self.counters.idle_kicks += 1;
+                self.close(i);
             }
         }
     }
@@ -141,7 +232,12 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(info.clone());
-            self.conns[i] = Some(Conn::new(stream, info));
+            let mut conn = Conn::new(stream, info, self.shared.auth.is_none());
+            if self.shared.auth.is_some() {
+                // memcached binds the text protocol only with `-Y`.
+                conn.mode = Mode::Text;
+            }
+            self.conns[i] = Some(conn);
         }
     }
 
@@ -156,21 +252,89 @@ impl Worker {
         }
     }
 
-    /// Shutdown: write what is pending (bounded), then close every connection.
+    /// Stopping: no new reads are parsed; every connection gets the replies to the
+    /// requests already read (also those held back by a full output buffer), then its
+    /// write side is shut and what the peer still sends is discarded until it closes
+    /// (closing with unread bytes would reset the connection and could destroy replies
+    /// the peer has not read yet). Connections not done within [`STOP_GRACE`] are
+    /// closed as they are.
     fn finish(&mut self) {
-        for i in 0..self.conns.len() {
-            if let Some(conn) = self.conns[i].as_mut() {
-                let _ = conn.stream.set_nodelay(true);
-                for _ in 0..100 {
-                    match conn.flush() {
-                        Ok((true, _)) | Err(_) => break,
-                        Ok((false, _)) => std::thread::sleep(std::time::Duration::from_millis(10)),
-                    }
+        let deadline = Instant::now() + STOP_GRACE;
+        let mut events = Events::with_capacity(256);
+        loop {
+            let mut open = 0;
+            for i in 0..self.conns.len() {
+                let Some(conn) = self.conns[i].as_mut() else {
+                    continue;
+                };
+                let mut ctx = Ctx {
+                    shared: &self.shared,
+                    counters: &mut self.counters,
+                    worker: self.id,
+                    resume: None,
+                };
+                if finish_step(&mut ctx, conn) {
+                    open += 1;
+                } else {
+                    self.close(i);
                 }
             }
+            if open == 0 || Instant::now() >= deadline {
+                break;
+            }
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(20));
+            let _ = self.poll.poll(&mut events, Some(wait));
+        }
+        for i in 0..self.conns.len() {
             self.close(i);
         }
         self.shared.stats.worker(self.id).publish(&self.counters);
+    }
+}
+
+/// One round of stopping a connection (see [`Worker::finish`]). Returns false when the
+/// connection is done with.
+fn finish_step(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
+    if conn.broken {
+        return false;
+    }
+    if !conn.write_shut {
+        loop {
+            if conn.pending_out() > 0 {
+                match conn.flush() {
+                    Ok((done, n)) => {
+                        ctx.counters.bytes_written += n as u64;
+                        if !done {
+                            return true;
+                        }
+                    }
+                    Err(_) => return false,
+                }
+            }
+            // Requests read but held back while the output was full.
+            if conn.closing || !conn.read_paused {
+                break;
+            }
+            conn.read_paused = false;
+            process(ctx, conn);
+            if conn.broken {
+                return false;
+            }
+        }
+        let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+        conn.write_shut = true;
+    }
+    let mut scratch = [0u8; 4096];
+    loop {
+        match conn.stream.read(&mut scratch) {
+            Ok(0) => return false,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
     }
 }
 
@@ -218,7 +382,9 @@ fn drive(ctx: &mut Ctx<'_>, conn: &mut Conn, readable: bool, hup: bool, writable
 /// Executes what a paused batch left, then reads until the socket is drained,
 /// executing after every read. Returns false on a read error.
 fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
+    conn.yielded = false;
     let mut need = process(ctx, conn);
+    let mut reads = 0;
     loop {
         if conn.broken {
             return false;
@@ -232,6 +398,14 @@ fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
                 ctx.counters.bytes_read += n as u64;
                 need = process(ctx, conn);
                 if drained && !conn.peer_closed {
+                    return !conn.broken;
+                }
+                reads += 1;
+                if reads >= READS_PER_EVENT && !conn.peer_closed {
+                    // More may be waiting, and no new edge will announce it: resume
+                    // this connection after the others.
+                    ctx.counters.conn_yields += 1;
+                    conn.yielded = true;
                     return !conn.broken;
                 }
             }
@@ -251,12 +425,105 @@ fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
     if conn.rstart == conn.rend {
         return 0;
     }
-    conn.info
-        .last_cmd
-        .store(ctx.shared.store.now(), Ordering::Relaxed);
+    let mut commands = false;
+    let need = run_requests(ctx, conn, &mut commands);
+    if commands {
+        // memcached's `last_cmd_time`: set by a complete command, not by bytes.
+        conn.info
+            .last_cmd
+            .store(ctx.shared.store.now(), Ordering::Relaxed);
+    }
+    need
+}
+
+/// What [`authenticate`] leaves the connection in.
+enum AuthProgress {
+    /// Go on parsing (authenticated now, or a reply was written).
+    Continue,
+    /// Wait for this many bytes in total (0: unknown).
+    Wait(usize),
+    /// The connection closes.
+    Closed,
+}
+
+/// One step of `-Y` authentication on an unauthenticated connection (see
+/// [`super::auth`]).
+fn authenticate(ctx: &mut Ctx<'_>, conn: &mut Conn) -> AuthProgress {
+    let Some(file) = ctx.shared.auth.as_ref() else {
+        conn.authenticated = true;
+        return AuthProgress::Continue;
+    };
+    let buf = &conn.rbuf[conn.rstart..conn.rend];
+    let reply = match auth::step(buf, conn.auth_pending) {
+        AuthStep::Incomplete => {
+            let state = if conn.auth_pending.is_some() {
+                STATE_NREAD
+            } else {
+                STATE_PARSE
+            };
+            conn.info.state.store(state, Ordering::Relaxed);
+            // Never ask the buffer to grow past what `auth::step` accepts.
+            return AuthProgress::Wait(conn.auth_pending.unwrap_or(0).min(READ_BUF + 1));
+        }
+        AuthStep::Close => {
+            conn.drop_unsent();
+            conn.closing = true;
+            return AuthProgress::Closed;
+        }
+        AuthStep::Consumed {
+            used,
+            reply,
+            pending,
+        } => {
+            conn.rstart += used;
+            conn.auth_pending = pending;
+            reply
+        }
+        AuthStep::Credentials {
+            used,
+            user,
+            password,
+        } => {
+            conn.rstart += used;
+            conn.auth_pending = None;
+            ctx.counters.auth_cmds += 1;
+            if file.check(&user, &password) {
+                conn.authenticated = true;
+                Some(auth::STORED)
+            } else {
+                ctx.counters.auth_errors += 1;
+                Some(auth::FAILURE)
+            }
+        }
+    };
+    if let Some(reply) = reply {
+        // memcached writes every reply before authentication into the same response
+        // object: a later one replaces the unsent earlier ones.
+        conn.out.truncate(conn.out_pos);
+        conn.out.extend_from_slice(reply);
+    }
+    AuthProgress::Continue
+}
+
+/// Asks the server to stop, as `shutdown` does.
+fn shutdown_command(ctx: &Ctx<'_>, graceful: bool) {
+    if graceful {
+        eprintln!("Gracefully stopping");
+    }
+    ctx.shared.request_stop();
+}
+
+fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usize {
     loop {
         if conn.closing {
             return 0;
+        }
+        if !conn.authenticated {
+            match authenticate(ctx, conn) {
+                AuthProgress::Continue => continue,
+                AuthProgress::Wait(need) => return need,
+                AuthProgress::Closed => return 0,
+            }
         }
         if conn.swallow > 0 {
             let n = conn.swallow.min(conn.rend - conn.rstart);
@@ -280,6 +547,9 @@ fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
             };
         }
         let max = ctx.shared.cfg.item_size_max;
+        let base = buf.as_ptr() as usize;
+        let mut flushes = false;
+        let mut resume = None;
         let parsed = if conn.mode == Mode::Binary {
             binary::parse(buf, max).map(|(pkt, n)| {
                 ctx.counters.cmd_binary += 1;
@@ -300,25 +570,56 @@ fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
             match text::parse(buf, max) {
                 Ok((Request::Meta, _)) => meta::parse(buf, max).map(|(req, n)| {
                     ctx.counters.cmd_meta += 1;
+                    // `mn` makes memcached write its replies out.
+                    flushes = buf.starts_with(b"mn") && matches!(buf[2], b' ' | b'\r' | b'\n');
                     (
                         crate::exec::meta::execute(&ctx.shared.store, &req, &mut conn.out),
                         n,
                     )
                 }),
+                Ok((Request::Shutdown(mode), n))
+                    if ctx.shared.cfg.shutdown_enabled && mode != ShutdownMode::Invalid =>
+                {
+                    // memcached closes this connection at once, without a reply, and
+                    // stops.
+                    conn.rstart += n;
+                    conn.drop_unsent();
+                    conn.closing = true;
+                    *commands = true;
+                    shutdown_command(ctx, mode == ShutdownMode::Graceful);
+                    return 0;
+                }
                 Ok((req, n)) => {
                     if req == Request::RetrievalKeyTooLong {
                         // As memcached: the replies not yet sent are dropped.
                         conn.out.truncate(conn.out_pos);
                     }
-                    Ok((exec::execute(ctx, req, &mut conn.out), n))
+                    flushes = matches!(req, Request::Get { .. } | Request::Gat { .. });
+                    let after = exec::execute(ctx, req, &mut conn.out, conn.out_pos);
+                    resume = ctx.resume.take();
+                    Ok((after, n))
                 }
                 Err(e) => Err(e),
             }
         };
         match parsed {
             Ok((after, n)) => {
-                conn.rstart += n;
+                *commands = true;
+                match resume {
+                    // A multi-key retrieval stopped early: blank the keys it answered
+                    // (the tokenizer skips runs of spaces) and run the rest of the line
+                    // once the output has drained. The line is not consumed.
+                    Some((from, to)) => {
+                        let start = conn.rstart + (from - base);
+                        let end = conn.rstart + (to - base);
+                        conn.rbuf[start..end].fill(b' ');
+                    }
+                    None => conn.rstart += n,
+                }
                 apply_after(conn, after);
+                if flushes {
+                    conn.sent_mark = conn.out.len();
+                }
             }
             Err(ParseError::Incomplete { need }) => {
                 conn.info.state.store(
@@ -328,6 +629,8 @@ fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
                 return need;
             }
             Err(ParseError::Close) => {
+                // memcached closes at once: replies it had not written are lost.
+                conn.drop_unsent();
                 conn.closing = true;
                 return 0;
             }
