@@ -139,10 +139,14 @@ impl Conn {
     /// Makes room in the read buffer: space for at least `need` unconsumed bytes (the
     /// total length of a pending request, 0 if unknown) plus a quarter buffer free to
     /// read into, moving the unconsumed bytes to the front when that helps.
+    ///
+    /// The buffer grows with the bytes that actually arrive, at most doubling what is
+    /// pending, not to the declared length at once: a client that declares a 1 MB value
+    /// and sends a few bytes costs a few kilobytes, not a megabyte.
     pub fn reserve_read(&mut self, need: usize) {
         let pending = self.rend - self.rstart;
         let free = READ_BUF / 4;
-        let want = need.max(pending) + free;
+        let want = need.min(pending.max(READ_BUF) * 2).max(pending) + free;
         if self.rstart > 0
             && (self.rbuf.len() - self.rstart < want || self.rbuf.len() - self.rend < free)
         {
@@ -151,7 +155,8 @@ impl Conn {
             self.rend = pending;
         }
         if self.rbuf.len() - self.rstart < want {
-            let new_len = (self.rstart + want).max(self.rbuf.len() * 2);
+            let cap = self.rstart + need.max(pending) + free;
+            let new_len = (self.rstart + want).max((self.rbuf.len() * 2).min(cap));
             self.rbuf.resize(new_len, 0);
         }
     }
