@@ -58,6 +58,9 @@ pub struct Config {
     pub reqs_per_event: usize,
     /// `-F`: `flush_all` disabled.
     pub flush_enabled: bool,
+    /// `-o reap_interval=<s>`: seconds between maintenance steps (crawl an eighth of the
+    /// index, return idle memory to the OS). Default 1.
+    pub reap_interval: u32,
 }
 
 impl Default for Config {
@@ -79,6 +82,7 @@ impl Default for Config {
             backlog: 1024,
             reqs_per_event: 20,
             flush_enabled: true,
+            reap_interval: 1,
         }
     }
 }
@@ -141,7 +145,8 @@ pub fn usage() -> String {
         ("-F, --disable-flush-all", "disable flush_all"),
         (
             "-o, --extended=<list>",
-            "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>",
+            "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>, \
+             reap_interval=<s> (memory back to the OS every <s> seconds, default 1)",
         ),
         (
             "-v, --verbose",
@@ -386,6 +391,13 @@ fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigError> {
                 }
                 cfg.slab_sizes = Some(sizes);
             }
+            ("reap_interval", Some(v)) => {
+                let secs: u32 = num("reap_interval", v)?;
+                if secs == 0 || secs > 3600 {
+                    return err("reap_interval must be between 1 and 3600 seconds");
+                }
+                cfg.reap_interval = secs;
+            }
             ("slab_chunk_max", Some(v)) => {
                 let kb: usize = num("slab_chunk_max", v)?;
                 if kb == 0 {
@@ -484,7 +496,7 @@ mod tests {
             "0",
             "-vv",
             "-o",
-            "slab_sizes=64-128-256,slab_chunk_max=1024",
+            "slab_sizes=64-128-256,slab_chunk_max=1024,reap_interval=5",
             "-M",
         ]);
         assert_eq!(c.port, 2000);
@@ -499,6 +511,7 @@ mod tests {
         assert_eq!(c.verbose, 2);
         assert_eq!(c.slab_sizes, Some(vec![64, 128, 256]));
         assert_eq!(c.slab_chunk_max, 1 << 20);
+        assert_eq!(c.reap_interval, 5);
         let c = run(&[
             "--port=3000",
             "--threads",
@@ -528,6 +541,9 @@ mod tests {
             &["-o", "slab_sizes=64-60"],
             &["-o", "slab_sizes=100-104"],
             &["-o", "bogus"],
+            &["-o", "reap_interval=0"],
+            &["-o", "reap_interval=x"],
+            &["-o", "reap_interval=3601"],
             &["--nope"],
             &["stray"],
             &["-m", "1", "-I", "1m"],

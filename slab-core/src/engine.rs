@@ -255,6 +255,8 @@ struct Pool {
     epoch: u64,
     /// Slabs released by reaps, per reap epoch, not yet mapped again.
     recent_releases: VecDeque<(u64, usize)>,
+    /// Calls of `demand_dropped`.
+    demand_drops: u64,
 }
 
 /// How a release unmaps: the real path, and two naive ones kept for comparison.
@@ -388,6 +390,7 @@ impl SlabEngine {
             idle_intervals: 0,
             epoch: 0,
             recent_releases: VecDeque::new(),
+            demand_drops: 0,
         };
         Ok(SlabEngine {
             base: reservation.base,
@@ -853,6 +856,19 @@ impl SlabEngine {
         report
     }
 
+    /// A hint that demand fell (a flush, a mass free): the retention target drops to its floor
+    /// and the record of earlier reaps' releases is forgotten, so the next
+    /// [`reap`](Self::reap) returns every pooled slab beyond the floor to the OS. (Mapping
+    /// again soon after that reap still counts as its misjudgement and raises the target, as
+    /// after any reap.) Counted in [`Stats::demand_drops`].
+    pub fn demand_dropped(&self) {
+        let mut pool = self.pool.lock();
+        pool.target = self.min_retained;
+        pool.idle_intervals = 0;
+        pool.recent_releases.clear();
+        pool.demand_drops += 1;
+    }
+
     /// Returns every empty slab (pooled or kept by a class) to the OS now, batched and
     /// coalesced. Unlike [`reap`](Self::reap) this does not count as a retention decision.
     pub fn release_all(&self) -> ReleaseReport {
@@ -984,6 +1000,7 @@ impl SlabEngine {
             released_slabs: pool.released_slabs,
             pooled_slabs: pool.empty.len(),
             retention_target_slabs: pool.target,
+            demand_drops: pool.demand_drops,
             slab_size: self.slab_size(),
             classes,
         }

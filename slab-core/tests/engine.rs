@@ -296,6 +296,35 @@ fn reap_releases_a_spike_and_stops_churn() {
 }
 
 #[test]
+fn demand_dropped_releases_retained_slabs_at_the_next_reap() {
+    let c = Config::new(SizeClasses::memcached_default()).retained_slabs(2, None);
+    let e = SlabEngine::new(c).unwrap();
+    let class = ClassId(0);
+    let cps = e.classes().chunks_per_slab(class);
+    let fill_free = |slabs: usize| {
+        let mut v = Vec::new();
+        e.alloc_batch(class, &mut v, slabs * cps).unwrap();
+        // SAFETY: from `alloc_batch` of this class, freed once.
+        unsafe { e.free_batch(class, &v) };
+    };
+    // Cycles teach the pool to keep about 16 slabs.
+    for _ in 0..6 {
+        fill_free(16);
+        e.reap();
+    }
+    let before = e.stats();
+    assert!(before.retention_target_slabs >= 16, "{before}");
+    assert!(before.pooled_slabs >= 16, "{before}");
+    e.demand_dropped();
+    let r = e.reap();
+    let s = e.stats();
+    assert_eq!(s.demand_drops, 1);
+    assert_eq!(s.retention_target_slabs, 2, "the floor holds: {s}");
+    assert_eq!(s.pooled_slabs, 2, "{s}");
+    assert_eq!(r.slabs, before.pooled_slabs - 2);
+}
+
+#[test]
 fn retention_floor_and_cap() {
     let c = Config::new(SizeClasses::memcached_default()).retained_slabs(4, Some(6));
     let e = SlabEngine::new(c).unwrap();

@@ -822,3 +822,88 @@ fn concat_with_cas_races_one_winner() {
         assert_eq!(get_value(&s, key.as_bytes()).as_deref(), Some(&b"xy"[..]));
     }
 }
+
+fn index_capacity(s: &Store) -> usize {
+    (0..s.shards.len())
+        .map(|i| s.lock_shard(i).table.capacity())
+        .sum()
+}
+
+#[test]
+fn flush_returns_memory_to_the_os() {
+    let s = Store::new(StoreConfig::new(256 << 20)).unwrap();
+    for i in 0..100_000u32 {
+        let k = format!("key:{i:08}");
+        assert_eq!(
+            s.store(StoreMode::Set, k.as_bytes(), 0, 0, &[7u8; 100]),
+            StoreOutcome::Stored
+        );
+    }
+    // An ordinary step returns only the unused rest of the last mapping granule; the
+    // next one has nothing to return.
+    s.maintenance();
+    let loaded = s.stats();
+    assert!(loaded.mapped_bytes >= 100_000 * 100, "{loaded:?}");
+    assert!(index_capacity(&s) >= 100_000);
+    s.maintenance();
+    assert_eq!(s.stats().mapped_bytes, loaded.mapped_bytes);
+    assert_eq!(s.stats().memory_shrinks, 0);
+    s.flush_all(0);
+    assert_eq!(s.stats().curr_items, 0);
+    // The flush freed the index tables at once and the chunks past every magazine.
+    assert_eq!(index_capacity(&s), 0);
+    assert_eq!(s.allocator_stats().magazine_chunks(), 0);
+    s.maintenance();
+    let st = s.stats();
+    assert_eq!(st.memory_shrinks, 1);
+    assert!(st.heap_trims >= 1);
+    assert_eq!(st.mapped_bytes, 0, "{st:?}");
+    assert_eq!(
+        st.slab_released_bytes,
+        loaded.slab_released_bytes + loaded.mapped_bytes
+    );
+    assert!(st.slab_munmap_calls > loaded.slab_munmap_calls);
+    assert_eq!(st.slab_pooled_slabs, 0);
+    assert_eq!(s.allocator_stats().engine.demand_drops, 1);
+    // The store works on after giving everything back.
+    assert_eq!(
+        s.store(StoreMode::Set, b"again", 1, 0, b"v"),
+        StoreOutcome::Stored
+    );
+    assert_eq!(get_value(&s, b"again").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn mass_delete_shrinks() {
+    let s = Store::new(StoreConfig::new(256 << 20)).unwrap();
+    let n = 100_000u32;
+    for i in 0..n {
+        let k = format!("key:{i:08}");
+        s.store(StoreMode::Set, k.as_bytes(), 0, 0, &[7u8; 100]);
+    }
+    s.maintenance();
+    let loaded = s.stats();
+    // The oldest three quarters go: their slabs empty completely.
+    for i in 0..n / 4 * 3 {
+        assert!(s.delete(format!("key:{i:08}").as_bytes()));
+    }
+    s.maintenance();
+    let st = s.stats();
+    assert_eq!(
+        st.memory_shrinks, 1,
+        "live chunks fell below half their peak"
+    );
+    assert!(
+        st.mapped_bytes * 3 < loaded.mapped_bytes,
+        "{} of {} still mapped",
+        st.mapped_bytes,
+        loaded.mapped_bytes
+    );
+    for i in (0..n).step_by(997) {
+        let k = format!("key:{i:08}");
+        assert_eq!(get_value(&s, k.as_bytes()).is_some(), i >= n / 4 * 3);
+    }
+    // One more step with no further fall does not shrink again.
+    s.maintenance();
+    assert_eq!(s.stats().memory_shrinks, 1);
+}
