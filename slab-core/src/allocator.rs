@@ -972,6 +972,23 @@ impl SlabAllocator {
         report
     }
 
+    /// Gives every full magazine in the depots and this thread's own magazines back to the
+    /// engine (nothing is released to the OS). A compactor does this first, so that cached
+    /// free chunks do not keep the slabs it empties in use. Returns the chunks given back.
+    pub fn drain_depots(&self) -> usize {
+        self.flush_thread_cache();
+        let _busy = BusyGuard::enter();
+        let shared = &*self.shared;
+        let mut n = 0;
+        for (i, d) in shared.depots.iter().enumerate() {
+            for mut m in d.drain() {
+                n += m.len();
+                shared.free_rounds(ClassId(i as u16), &mut m);
+            }
+        }
+        n
+    }
+
     /// Gives every chunk cached in depots and in this thread's magazines back to the engine,
     /// then returns every empty slab to the OS (the engine's `release_all`).
     pub fn release_all(&self) -> crate::release::ReleaseReport {

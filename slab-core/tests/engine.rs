@@ -641,3 +641,61 @@ fn alloc_batch_takes_what_the_limit_allows() {
     // SAFETY: from `alloc_batch` of this class, freed once.
     unsafe { e.free_batch(class, &v) };
 }
+
+#[test]
+fn draining_slabs_empty_into_fuller_ones() {
+    let e = engine(None);
+    let class = e.classes().class_for(500).unwrap();
+    let cps = e.classes().chunks_per_slab(class);
+    let cs = e.classes().chunk_size(class);
+    let mut v = Vec::new();
+    e.alloc_batch(class, &mut v, 10 * cps).unwrap();
+    // Free every other chunk: ten slabs, half full.
+    let (keep, free): (Vec<_>, Vec<_>) = v.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let free: Vec<_> = free.into_iter().map(|(_, &p)| p).collect();
+    let mut live: Vec<_> = keep.into_iter().map(|(_, &p)| p).collect();
+    // SAFETY: from `alloc_batch` of this class, freed once.
+    unsafe { e.free_batch(class, &free) };
+    assert_eq!(e.stats().classes[class.index()].slabs, 10);
+    // Too few slabs, or fuller than asked: nothing is picked.
+    assert!(e.begin_drain(class, 11, 0.75, usize::MAX).is_empty());
+    assert!(e.begin_drain(class, 4, 0.4, usize::MAX).is_empty());
+    let picked = e.begin_drain(class, 4, 0.75, usize::MAX);
+    // Five slabs hold every live chunk, plus one spare: four are picked.
+    assert_eq!(picked.len(), 4);
+    let in_picked = |p: *const u8| {
+        picked
+            .iter()
+            .any(|d| (p as usize).wrapping_sub(d.base.as_ptr() as usize) < cps * cs)
+    };
+    let mut moved = 0;
+    for p in live.iter_mut() {
+        if !in_picked(p.as_ptr()) {
+            continue;
+        }
+        let dest = e.alloc_in_place(class).expect("room in the kept slabs");
+        assert!(
+            !in_picked(dest.as_ptr()),
+            "a chunk of a draining slab was handed out"
+        );
+        // SAFETY: `p` is a live chunk of this class, freed once; `dest` replaces it.
+        unsafe { e.free_batch(class, &[*p]) };
+        *p = dest;
+        moved += 1;
+    }
+    assert_eq!(moved, picked.iter().map(|d| d.used).sum::<usize>());
+    for d in &picked {
+        assert!(e.end_drain(class, d.base), "the slab emptied");
+    }
+    let s = e.stats();
+    let c = &s.classes[class.index()];
+    assert_eq!(c.used_chunks, live.len());
+    // Four slabs emptied: one stays as the class's spare, three went to the pool.
+    assert_eq!(c.slabs, 7, "{s}");
+    assert_eq!(c.empty_slabs, 1);
+    assert_eq!(s.pooled_slabs, 3);
+    // Nothing sparse is left to pick.
+    assert!(e.begin_drain(class, 4, 0.75, usize::MAX).is_empty());
+    // SAFETY: every chunk in `live` is allocated and freed once.
+    unsafe { e.free_batch(class, &live) };
+}

@@ -125,6 +125,8 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "slab_released_slabs", s.slab_released_slabs);
     write_stat(out, "memory_shrinks", s.memory_shrinks);
     write_stat(out, "heap_trims", s.heap_trims);
+    write_stat(out, "slabs_compacted", s.slabs_compacted);
+    write_stat(out, "items_moved", s.items_moved);
 }
 
 fn settings(shared: &Shared, out: &mut Vec<u8>) {

@@ -78,6 +78,21 @@
 //! `slab_retention_target`, `slab_mmap_calls`, `slab_munmap_calls`,
 //! `slab_released_bytes`, `slab_released_slabs`, `memory_shrinks` and `heap_trims`.
 //!
+//! # Compaction
+//!
+//! Each maintenance step also compacts (`compact.rs`, [`Store::compact`]): in a class of
+//! at least [`COMPACT_MIN_SLABS`] slabs filled below [`COMPACT_MAX_FILL`], the engine marks
+//! the sparsest slabs draining (no allocation takes their chunks) and each linked inline
+//! item in them is copied, under its shard lock, into a free chunk of a fuller slab, its
+//! handle swapped in the index and the old copy unmarked (`LIVE` cleared) before the lock
+//! is released, then freed. A reader holds the same lock while it copies a value out, so
+//! it sees one copy or the other, whole, with the same CAS, flags, exptime and access
+//! time. Chained items are not moved (their segments are named by handle), and chunks in
+//! other threads' magazines can keep a picked slab in use; such a slab serves allocations
+//! again after the step. At most [`COMPACT_BUDGET`] items move per step. After 1M items of
+//! 100 B and deleting every other key, RSS settles within a few percent of a fresh server
+//! loaded with only the survivors (`stats`: `slabs_compacted`, `items_moved`).
+//!
 //! # Extending
 //!
 //! The meta protocol's operations live in `meta_ops.rs` as further `impl Store` blocks,
@@ -89,6 +104,7 @@
 
 mod classes;
 mod clock;
+mod compact;
 mod evict;
 mod histogram;
 mod meta_ops;
@@ -98,6 +114,7 @@ mod tests;
 
 pub use classes::{default_classes, DEFAULT_SLAB_SIZE, FINE_MAX, GROWTH};
 pub use clock::{Clock, REALTIME_MAXDELTA, START_OFFSET};
+pub use compact::{CompactReport, COMPACT_BUDGET, COMPACT_MAX_FILL, COMPACT_MIN_SLABS};
 pub use histogram::SizeHistogram;
 pub use meta_ops::{ItemDebug, MetaDeleteOutcome, MetaGetOptions, MetaGetState};
 pub use stats::{ClassStats, StoreStats};
@@ -1610,6 +1627,7 @@ impl Store {
             }
             n
         };
+        self.compact(COMPACT_BUDGET);
         // Live chunks fell to half their peak since the last shrink (mass delete or
         // expiry): a hint, like an immediate flush, that demand dropped.
         let live: u64 = self.gauges.iter().map(|g| get(&g.chunks)).sum();
@@ -1680,6 +1698,8 @@ impl Store {
             slab_released_slabs: es.released_slabs,
             memory_shrinks: get(&self.global.memory_shrinks),
             heap_trims: get(&self.global.heap_trims),
+            slabs_compacted: get(&self.global.slabs_compacted),
+            items_moved: get(&self.global.items_moved),
             ..StoreStats::default()
         };
         for (i, (chunk_size, cs)) in self.cfg.classes.sizes().iter().zip(&es.classes).enumerate() {

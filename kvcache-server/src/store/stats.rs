@@ -18,7 +18,7 @@ counters!(
     GlobalCounters {
         get_misses, get_expired, get_flushed, delete_misses, incr_misses, decr_misses,
         cas_misses, touch_misses, total_items, cmd_touch, cmd_flush, slabs_moved,
-        memory_shrinks, heap_trims,
+        memory_shrinks, heap_trims, slabs_compacted, items_moved,
     }
 );
 
@@ -201,6 +201,10 @@ pub struct StoreStats {
     /// Times maintenance asked the C heap to return free memory (after index tables
     /// shrank, or a shrink).
     pub heap_trims: u64,
+    /// Slabs the compactor emptied by moving their items into fuller slabs of the class.
+    pub slabs_compacted: u64,
+    /// Items the compactor moved.
+    pub items_moved: u64,
     /// Per class, every class of the table in order (callers show the nonempty ones).
     pub classes: Vec<ClassStats>,
 }

@@ -907,3 +907,129 @@ fn mass_delete_shrinks() {
     s.maintenance();
     assert_eq!(s.stats().memory_shrinks, 1);
 }
+
+fn class_slabs(s: &Store, class: ClassId) -> usize {
+    s.allocator_stats().engine.classes[class.index()].slabs
+}
+
+fn value_for(i: u32) -> Vec<u8> {
+    format!("value-{i:08}-").repeat(6).into_bytes()
+}
+
+/// Loads `n` keys with values of one class and flags `i`, returns their CAS values.
+fn load_keyed(s: &Store, n: u32) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            let k = format!("key:{i:08}");
+            assert_eq!(
+                s.store(StoreMode::Set, k.as_bytes(), i, 0, &value_for(i)),
+                StoreOutcome::Stored
+            );
+            cas_of(s, k.as_bytes())
+        })
+        .collect()
+}
+
+#[test]
+fn compaction_halves_the_slabs_after_every_other_key_is_deleted() {
+    let s = Store::new(StoreConfig::new(256 << 20)).unwrap();
+    let n = 40_000;
+    let cas = load_keyed(&s, n);
+    let class = s.class_of(s.with_live(b"key:00000002", |_, h| h.unwrap()));
+    let full = class_slabs(&s, class);
+    assert!(full >= 40, "{full}");
+    for i in (1..n).step_by(2) {
+        assert!(s.delete(format!("key:{i:08}").as_bytes()));
+    }
+    assert_eq!(class_slabs(&s, class), full, "deletes alone empty no slab");
+    let r = s.compact(usize::MAX);
+    assert!(r.items > 0 && r.slabs > 0, "{r:?}");
+    let after = class_slabs(&s, class);
+    // Half the items need half the slabs, plus one to spare and the class's empty one.
+    assert!(after <= full / 2 + 3, "{after} of {full} slabs left");
+    // Nothing sparse is left: another step does nothing.
+    assert_eq!(s.compact(usize::MAX).items, 0);
+    let st = s.stats();
+    assert_eq!((st.slabs_compacted, st.items_moved), (r.slabs, r.items));
+    for i in (0..n).step_by(2) {
+        let k = format!("key:{i:08}");
+        let mut seen = None;
+        assert!(s.get(k.as_bytes(), |v| seen =
+            Some((v.value.to_vec(), v.flags, v.cas))));
+        assert_eq!(seen, Some((value_for(i), i, cas[i as usize])), "{k}");
+    }
+    // Deleting and storing still work on moved items.
+    assert!(s.delete(b"key:00000000"));
+    assert_eq!(
+        s.store(StoreMode::Append, b"key:00000002", 0, 0, b"+"),
+        StoreOutcome::Stored
+    );
+    let mut v = value_for(2);
+    v.push(b'+');
+    assert_eq!(get_value(&s, b"key:00000002"), Some(v));
+}
+
+#[test]
+fn readers_see_whole_items_while_the_compactor_moves_them() {
+    use std::sync::atomic::AtomicBool;
+    let s = Arc::new(Store::new(StoreConfig::new(256 << 20)).unwrap());
+    let n = 40_000u32;
+    let cas = Arc::new(load_keyed(&s, n));
+    for i in (1..n).step_by(2) {
+        s.delete(format!("key:{i:08}").as_bytes());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|t| {
+            let (s, cas, stop) = (s.clone(), cas.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                let mut i = t * 2;
+                while !stop.load(Ordering::Relaxed) || reads < 10_000 {
+                    let k = format!("key:{i:08}");
+                    let mut ok = false;
+                    assert!(s.get(k.as_bytes(), |v| {
+                        ok = v.value == value_for(i) && v.flags == i && v.cas == cas[i as usize];
+                    }));
+                    assert!(ok, "{k} read torn or changed");
+                    reads += 1;
+                    i = (i + 2 * 7919) % n / 2 * 2;
+                }
+                reads
+            })
+        })
+        .collect();
+    // A writer churns other keys of the same class meanwhile.
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut j = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let k = format!("other:{:05}", j % 5000);
+                s.store(StoreMode::Set, k.as_bytes(), 1, 0, &value_for(j));
+                if j % 3 == 0 {
+                    s.delete(k.as_bytes());
+                }
+                j += 1;
+            }
+        })
+    };
+    let mut moved = 0;
+    for _ in 0..20 {
+        let r = s.compact(2000);
+        moved += r.items;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    for r in readers {
+        assert!(r.join().unwrap() >= 10_000);
+    }
+    assert!(moved > 2000, "the compactor moved {moved} items");
+    for i in (0..n).step_by(2) {
+        let mut seen = None;
+        s.get(format!("key:{i:08}").as_bytes(), |v| {
+            seen = Some((v.value.to_vec(), v.cas))
+        });
+        assert_eq!(seen, Some((value_for(i), cas[i as usize])));
+    }
+}
