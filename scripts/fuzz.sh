@@ -2,7 +2,8 @@
 # Bounded fuzz run of every target (text, meta and binary parsers; meta and binary
 # execution against a small store), for CI.
 # Usage: scripts/fuzz.sh [seconds per target, default $FUZZ_SECONDS or 45]
-# Needs cargo-fuzz (`cargo install cargo-fuzz`).
+# Needs cargo-fuzz (`cargo install cargo-fuzz`). Each target starts from its seed corpus,
+# kvcache-server/fuzz/seeds/<target>/, and grows kvcache-server/fuzz/corpus/<target>/.
 set -euo pipefail
 secs="${1:-${FUZZ_SECONDS:-45}}"
 cd "$(dirname "$0")/../kvcache-server/fuzz"
@@ -18,7 +19,8 @@ cargo $toolchain fuzz build -O
 for target in text_parse meta_parse binary_parse exec_requests; do
     echo "== fuzzing $target for ${secs}s"
     mkdir -p "corpus/$target"
-    cargo $toolchain fuzz run -O "$target" "corpus/$target" -- \
+    # corpus/ (ignored by git) grows; seeds/ is the curated starting set kept in the repo.
+    cargo $toolchain fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
         -dict=memcached.dict -max_total_time="$secs" -max_len=4096 \
         -rss_limit_mb=2048 -print_final_stats=1
 done

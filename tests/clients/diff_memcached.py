@@ -79,6 +79,68 @@ CASES = [
     b"set a 0 2592000 1\r\nx\r\nget a\r\nset b 0 2592001 1\r\nx\r\nget b\r\n",
 ]
 
+# Hostile input: overlong lines, huge declared lengths, negative numbers, NUL bytes and
+# invalid UTF-8 in keys, HTTP request lines. Compared like the cases above, the
+# connection being closed (or not) included.
+HOSTILE = [
+    # Overlong lines, with and without an end.
+    b"x" * 10000 + b"\r\nget a\r\n",
+    b"get " + b"k" * 100000,
+    b"get " + b"k" * 100000 + b"\r\nversion\r\n",
+    b"set " + b"k" * 5000 + b" 0 0 1\r\nx\r\n",
+    b"get a" + b" a" * 3000 + b"\r\n",
+    b" " * 5000 + b"\r\nversion\r\n",
+    # Huge declared lengths.
+    b"set k 0 0 4294967295\r\nx\r\nget k\r\n",
+    b"set k 0 0 4294967296\r\nx\r\n",
+    b"set k 0 0 2147483647\r\nx\r\n",
+    b"set k 0 0 2147483648\r\nx\r\n",
+    b"set k 0 0 18446744073709551615\r\nx\r\n",
+    b"set k 0 0 99999999999999999999999\r\nx\r\n",
+    b"set k 0 0 4294967295 noreply\r\nx\r\nget k\r\n",
+    b"append k 0 0 4294967295\r\nx\r\n",
+    b"cas k 0 0 4294967295 1\r\nx\r\n",
+    b"ms k 4294967295\r\nx\r\n",
+    b"set k 0 0 4294967297\r\nx\r\nget k\r\n",
+    b"set k 0 4294967296 1\r\nx\r\nget k\r\ntouch k 4294967296\r\n",
+    b"set k 0 -4294967296 1\r\nx\r\nget k\r\n",
+    b"set k 0 0 9223372036854775807\r\nx\r\n",
+    # Negative numbers everywhere a number goes.
+    b"set k 0 0 -5\r\nx\r\n",
+    b"set k -5 0 1\r\nx\r\nget k\r\n",
+    b"set k 0 -100 1\r\nx\r\nget k\r\n",
+    b"set k 0 0 1\r\n5\r\nincr k -5\r\ndecr k -5\r\ntouch k -5\r\nget k\r\n",
+    b"set k 0 0 1\r\nx\r\ncas k 0 0 1 -1\r\ny\r\ngets k\r\n",
+    b"delete k -1\r\nverbosity -1\r\nflush_all -1\r\n",
+    b"gat -5 k\r\ngats -1 k\r\n",
+    # NUL bytes and invalid UTF-8 in keys.
+    b"set a\x00b 0 0 1\r\nx\r\nget a\x00b\r\nget a\r\n",
+    b"get \x00\r\nget \x00\x00 a\r\n",
+    b"\x00\r\nversion\r\n",
+    b"set k 0 0 1\x00junk\r\nx\r\nget k\x00junk\r\n",
+    b"set \xff\xfe 0 0 1\r\nx\r\nget \xff\xfe\r\n",
+    b"set \xc3\x28 0 0 2\r\n\xc3\x28\r\nget \xc3\x28\r\ndelete \xc3\x28\r\n",
+    b"set \xed\xa0\x80\xf4\x90\x80\x80 0 0 1\r\nx\r\nget \xed\xa0\x80\xf4\x90\x80\x80\r\n",
+    # HTTP request lines.
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    b"GET /index.html HTTP/1.0\r\n\r\n",
+    b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+    b"HEAD / HTTP/1.1\r\n\r\n",
+    b"PUT /k HTTP/1.1\r\n\r\n",
+]
+
+# Cases whose answers are known to differ from memcached's, with what differs. They are
+# reported, not failed; one that starts matching fails the run so that it is moved out of
+# this list (the comparison is then enforced).
+HTTP_CLOSE = "memcached closes the connection on an HTTP request line without replying"
+KNOWN_DIFFERENCES = {
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n": HTTP_CLOSE,
+    b"GET /index.html HTTP/1.0\r\n\r\n": HTTP_CLOSE,
+    b"POST /x HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello": HTTP_CLOSE,
+    b"HEAD / HTTP/1.1\r\n\r\n": HTTP_CLOSE,
+    b"PUT /k HTTP/1.1\r\n\r\n": HTTP_CLOSE,
+}
+
 
 def talk(port, data, wait=0.5):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -106,15 +168,27 @@ def norm(b):
 def main():
     mc, kv = int(sys.argv[1]), int(sys.argv[2])
     failures = 0
-    for case in CASES:
+    known = 0
+    cases = CASES + HOSTILE
+    for case in cases:
         answers = []
         for port in (mc, kv):
             talk(port, b"flush_all\r\n", 0.2)
             answers.append(norm(talk(port, case)))
-        if answers[0] != answers[1]:
+        if case in KNOWN_DIFFERENCES:
+            if answers[0] == answers[1]:
+                failures += 1
+                print(f"NOW IDENTICAL (remove from KNOWN_DIFFERENCES): {case[:120]!r}")
+            else:
+                known += 1
+                print(f"KNOWN DIFFERENCE ({KNOWN_DIFFERENCES[case]}): {case[:120]!r}\n"
+                      f"  memcached: {answers[0][:300]!r}\n  kvcache:   {answers[1][:300]!r}")
+        elif answers[0] != answers[1]:
             failures += 1
             print(f"DIFFERS: {case[:120]!r}\n  memcached: {answers[0][:300]!r}\n  kvcache:   {answers[1][:300]!r}")
-    print(f"diff_memcached: {len(CASES) - failures} of {len(CASES)} cases identical")
+    same = len(cases) - failures - known
+    print(f"diff_memcached: {same} of {len(cases)} cases identical ({len(HOSTILE)} hostile), "
+          f"{known} known differences")
     sys.exit(1 if failures else 0)
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Starts the release kvcache-server on a free loopback port, runs every real-client
 # check against it (and, when memcached is installed, the differential check against
-# memcached), stops it with SIGTERM, and fails if any check failed.
+# memcached), stops it with SIGTERM, and fails if any check failed. Some checks start
+# their own servers: memcaslap with full verification (MEMCASLAP_SECS, default 30) and a
+# three-node cluster behind nutcracker.
 #
 #   tests/clients/run-all.sh [PATH-TO-kvcache-server]
 set -uo pipefail
@@ -44,6 +46,8 @@ else
     echo "=== diff-vs-memcached: skipped (memcached not installed)"
 fi
 run memccapable-binary bash "$here/binary_memccapable.sh" "$bin"
+run memcaslap-verify bash "$here/memcaslap_check.sh" "$bin"
+run cluster-nutcracker bash "$here/cluster_check.sh" "$bin"
 if /usr/bin/python3 -c 'import pylibmc' 2>/dev/null; then
     run pylibmc-binary /usr/bin/python3 "$here/binary_pylibmc.py" "$bin"
 else

@@ -130,6 +130,11 @@ impl ServerProc {
         }
     }
 
+    /// The server's process id (for `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child
@@ -334,4 +339,80 @@ impl Client {
             Err(_) => {}
         }
     }
+}
+
+/// A duration in seconds from the environment variable `name`, else `default_secs`. Load
+/// tests take their run time from here so that a user runs the full duration and CI may
+/// run a shorter one (see the test's module docs for which variable and what CI uses).
+pub fn env_secs(name: &str, default_secs: u64) -> Duration {
+    let secs = std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default_secs);
+    Duration::from_secs(secs)
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to at least `want` (bounded by the hard
+/// limit) and returns the soft limit now in force. Servers started afterwards inherit it.
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the valid, exclusively borrowed `lim`.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    assert_eq!(rc, 0, "getrlimit: {}", std::io::Error::last_os_error());
+    if lim.rlim_cur < want {
+        lim.rlim_cur = want.min(lim.rlim_max);
+        // SAFETY: setrlimit reads one valid `rlimit`; raising the soft limit up to the
+        // hard limit needs no privilege.
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+        assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+    }
+    lim.rlim_cur
+}
+
+/// Resident set size now and its peak (`VmRSS`, `VmHWM` of `/proc/PID/status`), in KiB.
+pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// Sets `SO_LINGER` to zero seconds so that dropping the socket sends a reset (RST)
+/// instead of the orderly FIN.
+pub fn set_linger_zero(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads `size_of::<linger>()` bytes from the valid `linger` for an
+    // open socket this stream owns.
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+}
+
+/// The value of stat `name` in `stats` as a number (failing the test if it is missing).
+pub fn stat_u64(stats: &[(String, String)], name: &str) -> u64 {
+    stats
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no stat {name}"))
+        .1
+        .parse()
+        .unwrap_or_else(|_| panic!("stat {name} is not a number"))
 }

@@ -19,8 +19,13 @@
 //! Parsers never panic on input: malformed lines, unknown operations and truncated or
 //! garbled packets are counted in an [`issues::Issues`] with their line or packet numbers;
 //! `--strict` turns the first one into an error.
+//!
+//! # Applying
+//! [`apply`] sends the kvcache-server recommendation back to the live server it came
+//! from (`slabs classes <list>`), which re-classes without a restart.
 #![warn(missing_docs)]
 
+pub mod apply;
 pub mod hist;
 pub mod issues;
 pub mod live;

@@ -28,6 +28,8 @@ pub struct LiveData {
     pub current: Vec<u64>,
     /// CAS enabled (`stats settings` `cas_enabled`, default yes).
     pub cas: bool,
+    /// The slab size (`stats settings` `slab_page_size`), if the server reports it.
+    pub slab_page_size: Option<u64>,
 }
 
 impl LiveData {
@@ -154,20 +156,21 @@ pub fn read(addr: &str) -> Result<LiveData, String> {
         .map_err(io)?
         .map(|s| parse_slab_chunks(&s))
         .unwrap_or_default();
-    let cas = c
-        .stats("stats settings")
-        .map_err(io)?
-        .and_then(|s| {
-            s.into_iter()
-                .find(|(k, _)| k == "cas_enabled")
-                .map(|(_, v)| v != "no")
-        })
-        .unwrap_or(true);
+    let settings = c.stats("stats settings").map_err(io)?.unwrap_or_default();
+    let setting = |name: &str| {
+        settings
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let cas = setting("cas_enabled").is_none_or(|v| v != "no");
+    let slab_page_size = setting("slab_page_size").and_then(|v| v.parse().ok());
     Ok(LiveData {
         server,
         hist,
         current,
         cas,
+        slab_page_size,
     })
 }
 

@@ -11,7 +11,9 @@ use tools::hist::Target;
 use tools::issues::Issues;
 use tools::optimize::{memcached_classes, ClassCount, MEMCACHED_CHUNK_MAX};
 use tools::report::{render_text, target_report, Options, Report};
-use tools::{live, pcap, svg, trace};
+use tools::{apply, live, pcap, svg, trace};
+
+const DEFAULT_KV_SLAB: u64 = kvcache_server::store::DEFAULT_SLAB_SIZE as u64;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,8 +39,9 @@ struct Cli {
     #[arg(long, global = true)]
     no_cas: bool,
     /// kvcache-server's slab size (a power of two; its largest chunk is half of it).
-    #[arg(long, global = true, default_value_t = kvcache_server::store::DEFAULT_SLAB_SIZE as u64)]
-    kv_slab: u64,
+    /// Default: what a live kvcache-server reports, else 65536.
+    #[arg(long, global = true)]
+    kv_slab: Option<u64>,
     /// Print JSON instead of the table.
     #[arg(long, global = true)]
     json: bool,
@@ -64,6 +67,16 @@ enum Input {
     Live {
         /// HOST:PORT
         addr: String,
+    },
+    /// Read a running kvcache-server's histogram, recommend classes for it (as `live`) and
+    /// re-class it live with `slabs classes <list>`. Fails on an error reply, and for
+    /// memcached (which cannot re-class while running: the restart flags are printed).
+    Apply {
+        /// HOST:PORT
+        addr: String,
+        /// Print the recommendation and the command without sending it.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Read a Twitter cache trace (CSV, plain or zstd).
     Trace {
@@ -99,12 +112,17 @@ enum Input {
     },
 }
 
-fn run(cli: Cli) -> Result<(), String> {
-    let cas = !cli.no_cas;
-    if !cli.kv_slab.is_power_of_two() || !(4096..=1 << 30).contains(&cli.kv_slab) {
-        return Err("--kv-slab must be a power of two between 4096 and 2^30".into());
+fn check_kv_slab(kv_slab: u64) -> Result<u64, String> {
+    if !kv_slab.is_power_of_two() || !(4096..=1 << 30).contains(&kv_slab) {
+        return Err(format!(
+            "slab size {kv_slab}: must be a power of two between 4096 and 2^30"
+        ));
     }
-    let opts = Options {
+    Ok(kv_slab)
+}
+
+fn options(cli: &Cli, kv_slab: u64) -> Options {
+    Options {
         count: match cli.classes {
             Some(k) => ClassCount::Exact(k.max(1)),
             None => ClassCount::Auto {
@@ -112,8 +130,116 @@ fn run(cli: Cli) -> Result<(), String> {
             },
         },
         tail: cli.tail,
-        kv_slab: cli.kv_slab,
+        kv_slab,
+    }
+}
+
+/// `slabtune apply`: recommend for the live server and send `slabs classes`.
+fn apply(cli: &Cli, addr: &str, dry_run: bool) -> Result<(), String> {
+    let d = live::read(addr).map_err(|e| {
+        if e.contains("track_sizes") {
+            format!("{e}; note that memcached cannot change its classes while running anyway")
+        } else {
+            e
+        }
+    })?;
+    let kv_slab = match d.server {
+        Target::Ours => cli.kv_slab.or(d.slab_page_size),
+        Target::Memcached => cli.kv_slab,
     };
+    let opts = options(cli, check_kv_slab(kv_slab.unwrap_or(DEFAULT_KV_SLAB))?);
+    let t = target_report(d.server, &d.hist, &opts, Some(&d.current));
+    let change = apply::waste_change(&t);
+    let command = match d.server {
+        Target::Ours if !t.slab_sizes.is_empty() => Some(apply::classes_command(&t.slab_sizes)?),
+        _ => None,
+    };
+    let report = Report {
+        source: format!("live {addr} ({})", d.server.name()),
+        issues: Issues::default(),
+        input: vec![],
+        targets: vec![t],
+    };
+    let flags = report.targets[0].flags.join("\n  ");
+    let shown = command.as_deref().map(str::trim_end);
+    if !cli.json {
+        print!("{}", render_text(&report));
+        if let Some(c) = &change {
+            println!("{}", c.describe());
+        }
+    }
+    // The command is sent (unless this is a dry run) before the JSON form is printed, so
+    // that it can carry the reply.
+    let reply = match (&command, dry_run) {
+        (Some(c), false) => {
+            if !cli.json {
+                println!("sending: {}", c.trim_end());
+            }
+            let line = apply::send(addr, c).map_err(|e| format!("{addr}: {e}"))?;
+            if !cli.json {
+                println!("server: {line}");
+            }
+            Some(line)
+        }
+        (Some(c), true) => {
+            if !cli.json {
+                println!("dry run: not sending `{}`", c.trim_end());
+            }
+            None
+        }
+        (None, _) => None,
+    };
+    if cli.json {
+        #[derive(serde::Serialize)]
+        struct Out<'a> {
+            report: &'a Report,
+            waste_change: &'a Option<apply::WasteChange>,
+            command: Option<&'a str>,
+            reply: Option<&'a str>,
+        }
+        let out = Out {
+            report: &report,
+            waste_change: &change,
+            command: shown,
+            reply: reply.as_deref(),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?
+        );
+    }
+    if d.server == Target::Memcached {
+        return Err(format!(
+            "{addr} is memcached, which cannot change its slab classes while running; \
+             restart it with:\n  {flags}"
+        ));
+    }
+    if command.is_none() {
+        return Err(format!(
+            "{addr} stores no items that fit a class: nothing to recommend from"
+        ));
+    }
+    let Some(line) = reply else {
+        return Ok(()); // dry run
+    };
+    match apply::parse_reply(&line) {
+        apply::Reply::Ok => Ok(()),
+        apply::Reply::Unknown => Err(format!(
+            "{addr} does not know `slabs classes` (this kvcache-server cannot re-class \
+             live); restart it with:\n  {flags}"
+        )),
+        apply::Reply::Refused(r) => Err(format!("{addr} refused the list: {r}")),
+        apply::Reply::Other(r) => Err(format!("{addr} answered {r:?}")),
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let cas = !cli.no_cas;
+    if let Input::Apply { addr, dry_run } = &cli.input {
+        return apply(&cli, addr, *dry_run);
+    }
+    let kv_slab = check_kv_slab(cli.kv_slab.unwrap_or(DEFAULT_KV_SLAB))?;
+    let mut opts = options(&cli, kv_slab);
     let targets: Vec<Target> = match cli.target {
         Which::Ours => vec![Target::Ours],
         Which::Memcached => vec![Target::Memcached],
@@ -143,8 +269,14 @@ fn run(cli: Cli) -> Result<(), String> {
             );
             return Ok(());
         }
+        Input::Apply { .. } => unreachable!("handled above"),
         Input::Live { addr } => {
             let d = live::read(addr)?;
+            if d.server == Target::Ours && cli.kv_slab.is_none() {
+                if let Some(s) = d.slab_page_size {
+                    opts.kv_slab = check_kv_slab(s)?;
+                }
+            }
             input.push((
                 "server is kvcache-server".to_string(),
                 u64::from(d.server == Target::Ours),
@@ -240,7 +372,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 "memcached defaults",
             ),
             Target::Ours => (
-                kvcache_server::store::default_classes(cli.kv_slab as usize, 1 << 20)
+                kvcache_server::store::default_classes(opts.kv_slab as usize, 1 << 20)
                     .sizes()
                     .iter()
                     .map(|&c| c as u64)

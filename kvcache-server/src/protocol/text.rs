@@ -371,20 +371,20 @@ pub fn parse_u32(tok: &[u8]) -> Option<u32> {
     parse_u64(tok).map(|v| v as u32)
 }
 
-/// memcached's `safe_strtol` into an `int32_t`.
+/// memcached's `safe_strtol` into an `int32_t`: C's `strtol` reads a `long` (64 bits;
+/// out of its range fails) and the assignment to 32 bits truncates, so `4294967297`
+/// reads as 1 and `2147483648` as `i32::MIN`, as in memcached.
 pub fn parse_i32(tok: &[u8]) -> Option<i32> {
     let (neg, v) = c_number(tok)?;
-    if neg {
-        if v > (i32::MAX as u64) + 1 {
+    let long = if neg {
+        if v > (i64::MAX as u64) + 1 {
             return None;
         }
-        Some((v as i64).wrapping_neg() as i32)
+        (v as i64).wrapping_neg()
     } else {
-        if v > i32::MAX as u64 {
-            return None;
-        }
-        Some(v as i32)
-    }
+        i64::try_from(v).ok()?
+    };
+    Some(long as i32)
 }
 
 fn reply(line: &'static [u8], noreply: bool) -> Request<'static> {
@@ -433,6 +433,11 @@ fn partial_line(buf: &[u8]) -> ParseError {
 pub fn parse(buf: &[u8], max_data: usize) -> Result<(Request<'_>, usize), ParseError> {
     let Some((line, line_len)) = split_line(buf) else {
         return Err(partial_line(buf));
+    };
+    // memcached handles the line as a C string: it ends at the first NUL byte.
+    let line = match memchr::memchr(0, line) {
+        Some(nul) => &line[..nul],
+        None => line,
     };
     let (cmd, args) = next_token(line);
     let Some(cmd) = cmd else {
@@ -917,7 +922,10 @@ mod tests {
         assert_eq!(parse_u64(b"18446744073709551616"), None);
         assert_eq!(parse_u32(b"4294967297"), Some(1));
         assert_eq!(parse_i32(b"-2147483648"), Some(i32::MIN));
-        assert_eq!(parse_i32(b"2147483648"), None);
+        assert_eq!(parse_i32(b"2147483648"), Some(i32::MIN));
+        assert_eq!(parse_i32(b"4294967297"), Some(1));
+        assert_eq!(parse_i32(b"-4294967295"), Some(1));
+        assert_eq!(parse_i32(b"9223372036854775808"), None);
         assert_eq!(parse_i32(b""), None);
         assert_eq!(parse_i32(b"1x"), None);
     }
