@@ -94,11 +94,6 @@ impl ServerProc {
         }
     }
 
-    /// The server's process id (for `/proc/<pid>/status`).
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
     /// A new client connection.
     pub fn connect(&self) -> Client {
         Client::connect(self.addr)
