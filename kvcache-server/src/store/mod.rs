@@ -855,6 +855,7 @@ impl Store {
     fn free_items_direct(&self, handles: &mut Vec<u32>) {
         let engine = self.alloc.engine();
         let mut chunks: Vec<(ClassId, NonNull<u8>)> = Vec::with_capacity(handles.len());
+        let class_of = |p: NonNull<u8>| engine.class_of(p.as_ptr()).expect("a chunk of the engine");
         for h in handles.drain(..) {
             let it = self.item(h);
             debug_assert_eq!(it.bits() & LIVE, 0);
@@ -862,10 +863,10 @@ impl Store {
                 for i in 0..it.vlen_field() {
                     let seg = self.ptr(it.segment(i));
                     tag_atomic(seg).store(0, Ordering::Release);
-                    chunks.push((self.class_of(it.segment(i)), seg));
+                    chunks.push((class_of(seg), seg));
                 }
             }
-            chunks.push((self.class_of(h), it.ptr()));
+            chunks.push((class_of(it.ptr()), it.ptr()));
         }
         chunks.sort_unstable_by_key(|&(c, p)| (c, p));
         let mut ptrs = Vec::new();

@@ -1033,3 +1033,27 @@ fn readers_see_whole_items_while_the_compactor_moves_them() {
         assert_eq!(seen, Some((value_for(i), cas[i as usize])));
     }
 }
+
+#[test]
+fn flush_frees_chained_items_past_the_magazines() {
+    let s = Store::new(StoreConfig::new(64 << 20)).unwrap();
+    let big = vec![b'c'; 300_000];
+    for i in 0..20u32 {
+        let k = format!("big{i}");
+        assert_eq!(
+            s.store(StoreMode::Set, k.as_bytes(), i, 0, &big),
+            StoreOutcome::Stored
+        );
+        s.store(StoreMode::Set, format!("small{i}").as_bytes(), 0, 0, b"v");
+    }
+    assert!(used_chunks(&s) > 20 * 9);
+    s.flush_all(0);
+    assert_eq!(used_chunks(&s), 0);
+    s.maintenance();
+    assert_eq!(s.stats().mapped_bytes, 0);
+    assert_eq!(
+        s.store(StoreMode::Set, b"big0", 0, 0, &big),
+        StoreOutcome::Stored
+    );
+    assert_eq!(get_value(&s, b"big0"), Some(big));
+}
