@@ -80,25 +80,25 @@ impl Store {
         let engine = self.alloc.engine();
         let mut report = CompactReport::default();
         let mut left = budget;
-        let mut drained = false;
-        for c in 0..self.cfg.classes.len() {
+        // Which classes are sparse (one snapshot): the caches are drained only if some is.
+        let es = engine.stats();
+        let sparse: Vec<ClassId> = es
+            .classes
+            .iter()
+            .filter(|cls| {
+                let n = cls.slabs - cls.empty_slabs;
+                n >= COMPACT_MIN_SLABS
+                    && (cls.used_chunks as f64)
+                        < COMPACT_MAX_FILL * (n * cls.chunks_per_slab) as f64
+            })
+            .map(|cls| cls.class)
+            .collect();
+        if !sparse.is_empty() {
+            self.alloc.drain_depots();
+        }
+        for class in sparse {
             if left == 0 {
                 break;
-            }
-            let class = ClassId(c as u16);
-            if !drained {
-                // Cheap check first: only drain the caches when some class qualifies.
-                let es = engine.stats();
-                let cps = self.cfg.classes.chunks_per_slab(class);
-                let cls = &es.classes[c];
-                let n = cls.slabs - cls.empty_slabs;
-                if n < COMPACT_MIN_SLABS
-                    || cls.used_chunks as f64 >= COMPACT_MAX_FILL * (n * cps) as f64
-                {
-                    continue;
-                }
-                self.alloc.drain_depots();
-                drained = true;
             }
             let picked = engine.begin_drain(class, COMPACT_MIN_SLABS, COMPACT_MAX_FILL, left);
             if picked.is_empty() {
