@@ -72,6 +72,9 @@ pub struct Config {
     /// `-o write_timeout=N`: close a connection whose replies have not moved for N
     /// seconds because it does not read them (0: never).
     pub write_timeout: u32,
+    /// `-o reap_interval=<s>`: seconds between maintenance steps (crawl an eighth of the
+    /// index, return idle memory to the OS). Default 1.
+    pub reap_interval: u32,
 }
 
 impl Default for Config {
@@ -99,6 +102,7 @@ impl Default for Config {
             auth_file: None,
             idle_timeout: 0,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
+            reap_interval: 1,
         }
     }
 }
@@ -185,7 +189,11 @@ pub fn usage() -> String {
         ),
         (
             "",
-            "write_timeout=<s> (close a connection not reading its replies; default 30, 0: never)",
+            "write_timeout=<s> (close a connection not reading its replies; default 30, 0: never),",
+        ),
+        (
+            "",
+            "reap_interval=<s> (memory back to the OS every <s> seconds, default 1)",
         ),
         (
             "-v, --verbose",
@@ -456,6 +464,13 @@ fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigError> {
                 }
                 cfg.slab_sizes = Some(sizes);
             }
+            ("reap_interval", Some(v)) => {
+                let secs: u32 = num("reap_interval", v)?;
+                if secs == 0 || secs > 3600 {
+                    return err("reap_interval must be between 1 and 3600 seconds");
+                }
+                cfg.reap_interval = secs;
+            }
             ("slab_chunk_max", Some(v)) => {
                 let kb: usize = num("slab_chunk_max", v)?;
                 if kb == 0 {
@@ -622,7 +637,7 @@ mod tests {
             "0",
             "-vv",
             "-o",
-            "slab_sizes=64-128-256,slab_chunk_max=1024",
+            "slab_sizes=64-128-256,slab_chunk_max=1024,reap_interval=5",
             "-M",
         ]);
         assert_eq!(c.port, 2000);
@@ -637,6 +652,7 @@ mod tests {
         assert_eq!(c.verbose, 2);
         assert_eq!(c.slab_sizes, Some(vec![64, 128, 256]));
         assert_eq!(c.slab_chunk_max, 1 << 20);
+        assert_eq!(c.reap_interval, 5);
         let c = run(&[
             "--port=3000",
             "--threads",
@@ -666,6 +682,9 @@ mod tests {
             &["-o", "slab_sizes=64-60"],
             &["-o", "slab_sizes=100-104"],
             &["-o", "bogus"],
+            &["-o", "reap_interval=0"],
+            &["-o", "reap_interval=x"],
+            &["-o", "reap_interval=3601"],
             &["--nope"],
             &["stray"],
             &["-m", "1", "-I", "1m"],

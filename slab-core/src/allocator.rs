@@ -943,6 +943,52 @@ impl SlabAllocator {
         });
     }
 
+    /// Reaps after demand fell (a flush, a mass free): like [`reap`](Self::reap), but every
+    /// depot gives *all* its magazines back to the engine (not only those the last interval
+    /// left unused), and the engine's retention target drops to its floor first
+    /// ([`SlabEngine::demand_dropped`]), so every slab that empties goes to the OS now. Other
+    /// threads' own magazines are untouched (see the module's Limits).
+    pub fn shrink(&self) -> ReapReport {
+        self.flush_thread_cache();
+        let _busy = BusyGuard::enter();
+        let shared = &*self.shared;
+        let mut report = ReapReport::default();
+        for (i, d) in shared.depots.iter().enumerate() {
+            let class = ClassId(i as u16);
+            for mut m in d.drain() {
+                report.full_magazines += 1;
+                report.chunks += m.len();
+                report.bytes += m.len() * shared.engine.classes().chunk_size(class);
+                shared.free_rounds(class, &mut m);
+            }
+        }
+        shared.engine.demand_dropped();
+        let rest = shared.reap_depots();
+        report.full_magazines += rest.full_magazines;
+        report.empty_magazines += rest.empty_magazines;
+        report.chunks += rest.chunks;
+        report.bytes += rest.bytes;
+        report.release = rest.release;
+        report
+    }
+
+    /// Gives every full magazine in the depots and this thread's own magazines back to the
+    /// engine (nothing is released to the OS). A compactor does this first, so that cached
+    /// free chunks do not keep the slabs it empties in use. Returns the chunks given back.
+    pub fn drain_depots(&self) -> usize {
+        self.flush_thread_cache();
+        let _busy = BusyGuard::enter();
+        let shared = &*self.shared;
+        let mut n = 0;
+        for (i, d) in shared.depots.iter().enumerate() {
+            for mut m in d.drain() {
+                n += m.len();
+                shared.free_rounds(ClassId(i as u16), &mut m);
+            }
+        }
+        n
+    }
+
     /// Gives every chunk cached in depots and in this thread's magazines back to the engine,
     /// then returns every empty slab to the OS (the engine's `release_all`).
     pub fn release_all(&self) -> crate::release::ReleaseReport {

@@ -157,6 +157,8 @@ struct SlabMeta {
     used: u32,
     /// Position in `ClassState::partial`, or `NONE`.
     partial_pos: u32,
+    /// Being emptied by a compactor: kept out of `partial`, so no chunk of it is handed out.
+    draining: bool,
 }
 
 #[derive(Debug, Default)]
@@ -255,6 +257,19 @@ struct Pool {
     epoch: u64,
     /// Slabs released by reaps, per reap epoch, not yet mapped again.
     recent_releases: VecDeque<(u64, usize)>,
+    /// Calls of `demand_dropped`.
+    demand_drops: u64,
+}
+
+/// A slab picked by [`SlabEngine::begin_drain`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainSlab {
+    /// The slab's first byte (chunk `i` starts at `base + i * chunk_size`).
+    pub base: NonNull<u8>,
+    /// Chunks carved from the slab's start so far; chunks beyond were never handed out.
+    pub carved: usize,
+    /// Chunks handed out when it was picked.
+    pub used: usize,
 }
 
 /// How a release unmaps: the real path, and two naive ones kept for comparison.
@@ -388,6 +403,7 @@ impl SlabEngine {
             idle_intervals: 0,
             epoch: 0,
             recent_releases: VecDeque::new(),
+            demand_drops: 0,
         };
         Ok(SlabEngine {
             base: reservation.base,
@@ -503,6 +519,7 @@ impl SlabEngine {
             free_head: 0,
             used: 0,
             partial_pos: NONE,
+            draining: false,
         });
         self.owner[slot as usize].store(owner_word(class, idx), Ordering::Release);
         st.add_partial(idx);
@@ -592,13 +609,19 @@ impl SlabEngine {
             let was_full = m.used == cps;
             m.used -= 1;
             let now_empty = m.used == 0;
+            let draining = m.draining;
             st.used -= 1;
             if was_full {
                 st.full -= 1;
-                st.add_partial(idx);
+                if !draining {
+                    st.add_partial(idx);
+                }
             }
             if now_empty {
-                st.remove_partial(idx);
+                if !draining {
+                    st.remove_partial(idx);
+                }
+                st.slabs[idx as usize].draining = false;
                 if st.spare.is_none() {
                     let m = &mut st.slabs[idx as usize];
                     m.bump = 0;
@@ -680,6 +703,105 @@ impl SlabEngine {
         for (slot, bump) in snapshot {
             f(self.slot_ptr(slot), bump as usize);
         }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // Compaction support: draining slabs, allocating only from slabs already in use.
+    // -----------------------------------------------------------------------------------------
+
+    /// Picks the sparsest slabs of `class` for a compactor to empty and marks them
+    /// *draining*: they leave the partial list, so no allocation takes a chunk from them
+    /// until [`end_drain`](Self::end_drain) (frees into them still count, and a slab whose
+    /// last chunk is freed leaves the class as usual).
+    ///
+    /// Nothing is picked unless the class holds at least `min_slabs` slabs (its empty spare
+    /// not counted) filled below `max_fill` (used chunks over carrying capacity, 0 to 1).
+    /// Then slabs go in order of fewest used chunks while the slabs left can still take every
+    /// used chunk with one slab to spare, and while the picked slabs' used chunks stay within
+    /// `max_chunks`. Full slabs are never picked.
+    pub fn begin_drain(
+        &self,
+        class: ClassId,
+        min_slabs: usize,
+        max_fill: f64,
+        max_chunks: usize,
+    ) -> Vec<DrainSlab> {
+        let cps = self.classes.chunks_per_slab(class);
+        let mut st = self.class_lock(class).lock();
+        let st = &mut *st;
+        let n = st.slabs.len() - usize::from(st.spare.is_some());
+        if n < min_slabs.max(2) || st.used as f64 >= max_fill * (n * cps) as f64 {
+            return Vec::new();
+        }
+        // Slabs needed for every used chunk, plus one spare.
+        let keep = st.used.div_ceil(cps) + 1;
+        let mut cand: Vec<u32> = (0..st.slabs.len() as u32)
+            .filter(|&i| {
+                let m = &st.slabs[i as usize];
+                m.used > 0 && m.used < cps as u32 && !m.draining && st.spare != Some(i)
+            })
+            .collect();
+        cand.sort_unstable_by_key(|&i| st.slabs[i as usize].used);
+        let mut picked = Vec::new();
+        let mut chunks = 0;
+        for i in cand {
+            if n - picked.len() <= keep {
+                break;
+            }
+            let used = st.slabs[i as usize].used as usize;
+            if chunks + used > max_chunks {
+                break;
+            }
+            chunks += used;
+            if st.slabs[i as usize].partial_pos != NONE {
+                st.remove_partial(i);
+            }
+            let m = &mut st.slabs[i as usize];
+            m.draining = true;
+            picked.push(DrainSlab {
+                base: self.slot_ptr(m.slot),
+                carved: m.bump as usize,
+                used,
+            });
+        }
+        picked
+    }
+
+    /// Ends the draining of the slab at `base` (from [`begin_drain`](Self::begin_drain) of
+    /// `class`): if it still holds used chunks it serves allocations again. A slab that
+    /// emptied meanwhile has already left the draining state; then this does nothing.
+    /// Returns true if the slab had emptied (it left the class, or came back to it empty).
+    pub fn end_drain(&self, class: ClassId, base: NonNull<u8>) -> bool {
+        let cps = self.classes.chunks_per_slab(class) as u32;
+        let mut st = self.class_lock(class).lock();
+        let slot = self.offset_of(base.as_ptr()) >> self.slab_shift;
+        let word = self.owner[slot].load(Ordering::Relaxed);
+        if word >> 32 != class.0 as u64 + 1 {
+            return true;
+        }
+        let idx = word as u32;
+        let m = &mut st.slabs[idx as usize];
+        if !m.draining {
+            return true;
+        }
+        m.draining = false;
+        if m.used < cps {
+            st.add_partial(idx);
+        }
+        false
+    }
+
+    /// Allocates a chunk of `class` only from a slab the class already uses that has a free
+    /// chunk and is not draining: never the class's empty spare, the pool or new memory.
+    /// `None` if there is no such chunk. This is what a compactor moves items into.
+    pub fn alloc_in_place(&self, class: ClassId) -> Option<NonNull<u8>> {
+        let mut st = self.class_lock(class).lock();
+        let idx = *st.partial.last()?;
+        if st.slabs[idx as usize].used == 0 {
+            // The former spare being filled: taking from it would not compact anything.
+            return None;
+        }
+        Some(self.pop_chunk(&mut st, class, idx))
     }
 
     // -----------------------------------------------------------------------------------------
@@ -853,6 +975,19 @@ impl SlabEngine {
         report
     }
 
+    /// A hint that demand fell (a flush, a mass free): the retention target drops to its floor
+    /// and the record of earlier reaps' releases is forgotten, so the next
+    /// [`reap`](Self::reap) returns every pooled slab beyond the floor to the OS. (Mapping
+    /// again soon after that reap still counts as its misjudgement and raises the target, as
+    /// after any reap.) Counted in [`Stats::demand_drops`].
+    pub fn demand_dropped(&self) {
+        let mut pool = self.pool.lock();
+        pool.target = self.min_retained;
+        pool.idle_intervals = 0;
+        pool.recent_releases.clear();
+        pool.demand_drops += 1;
+    }
+
     /// Returns every empty slab (pooled or kept by a class) to the OS now, batched and
     /// coalesced. Unlike [`reap`](Self::reap) this does not count as a retention decision.
     pub fn release_all(&self) -> ReleaseReport {
@@ -984,6 +1119,7 @@ impl SlabEngine {
             released_slabs: pool.released_slabs,
             pooled_slabs: pool.empty.len(),
             retention_target_slabs: pool.target,
+            demand_drops: pool.demand_drops,
             slab_size: self.slab_size(),
             classes,
         }
@@ -1071,7 +1207,7 @@ mod tests {
                     0 if !free_slots.is_empty() => {
                         let slot = free_slots.swap_remove(r as usize % free_slots.len());
                         let idx = n as u32;
-                        st.slabs.push(SlabMeta { slot, bump: 0, free_head: 0, used: 0, partial_pos: NONE });
+                        st.slabs.push(SlabMeta { slot, bump: 0, free_head: 0, used: 0, partial_pos: NONE, draining: false });
                         owner[slot as usize].store(owner_word(class, idx), Ordering::Relaxed);
                         st.add_partial(idx);
                     }

@@ -31,6 +31,9 @@ pub struct Stats {
     pub pooled_slabs: usize,
     /// How many empty slabs the pool currently means to keep across a reap.
     pub retention_target_slabs: usize,
+    /// Times the retention target was dropped to its floor by a hint that demand fell
+    /// ([`SlabEngine::demand_dropped`](crate::engine::SlabEngine::demand_dropped)).
+    pub demand_drops: u64,
     /// The slab size in bytes.
     pub slab_size: usize,
     /// Per-class figures, one entry per class.

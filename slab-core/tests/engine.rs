@@ -296,6 +296,35 @@ fn reap_releases_a_spike_and_stops_churn() {
 }
 
 #[test]
+fn demand_dropped_releases_retained_slabs_at_the_next_reap() {
+    let c = Config::new(SizeClasses::memcached_default()).retained_slabs(2, None);
+    let e = SlabEngine::new(c).unwrap();
+    let class = ClassId(0);
+    let cps = e.classes().chunks_per_slab(class);
+    let fill_free = |slabs: usize| {
+        let mut v = Vec::new();
+        e.alloc_batch(class, &mut v, slabs * cps).unwrap();
+        // SAFETY: from `alloc_batch` of this class, freed once.
+        unsafe { e.free_batch(class, &v) };
+    };
+    // Cycles teach the pool to keep about 16 slabs.
+    for _ in 0..6 {
+        fill_free(16);
+        e.reap();
+    }
+    let before = e.stats();
+    assert!(before.retention_target_slabs >= 16, "{before}");
+    assert!(before.pooled_slabs >= 16, "{before}");
+    e.demand_dropped();
+    let r = e.reap();
+    let s = e.stats();
+    assert_eq!(s.demand_drops, 1);
+    assert_eq!(s.retention_target_slabs, 2, "the floor holds: {s}");
+    assert_eq!(s.pooled_slabs, 2, "{s}");
+    assert_eq!(r.slabs, before.pooled_slabs - 2);
+}
+
+#[test]
 fn retention_floor_and_cap() {
     let c = Config::new(SizeClasses::memcached_default()).retained_slabs(4, Some(6));
     let e = SlabEngine::new(c).unwrap();
@@ -611,4 +640,62 @@ fn alloc_batch_takes_what_the_limit_allows() {
     assert_eq!(e.alloc_batch(class, &mut v, 0).unwrap(), 0);
     // SAFETY: from `alloc_batch` of this class, freed once.
     unsafe { e.free_batch(class, &v) };
+}
+
+#[test]
+fn draining_slabs_empty_into_fuller_ones() {
+    let e = engine(None);
+    let class = e.classes().class_for(500).unwrap();
+    let cps = e.classes().chunks_per_slab(class);
+    let cs = e.classes().chunk_size(class);
+    let mut v = Vec::new();
+    e.alloc_batch(class, &mut v, 10 * cps).unwrap();
+    // Free every other chunk: ten slabs, half full.
+    let (keep, free): (Vec<_>, Vec<_>) = v.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let free: Vec<_> = free.into_iter().map(|(_, &p)| p).collect();
+    let mut live: Vec<_> = keep.into_iter().map(|(_, &p)| p).collect();
+    // SAFETY: from `alloc_batch` of this class, freed once.
+    unsafe { e.free_batch(class, &free) };
+    assert_eq!(e.stats().classes[class.index()].slabs, 10);
+    // Too few slabs, or fuller than asked: nothing is picked.
+    assert!(e.begin_drain(class, 11, 0.75, usize::MAX).is_empty());
+    assert!(e.begin_drain(class, 4, 0.4, usize::MAX).is_empty());
+    let picked = e.begin_drain(class, 4, 0.75, usize::MAX);
+    // Five slabs hold every live chunk, plus one spare: four are picked.
+    assert_eq!(picked.len(), 4);
+    let in_picked = |p: *const u8| {
+        picked
+            .iter()
+            .any(|d| (p as usize).wrapping_sub(d.base.as_ptr() as usize) < cps * cs)
+    };
+    let mut moved = 0;
+    for p in live.iter_mut() {
+        if !in_picked(p.as_ptr()) {
+            continue;
+        }
+        let dest = e.alloc_in_place(class).expect("room in the kept slabs");
+        assert!(
+            !in_picked(dest.as_ptr()),
+            "a chunk of a draining slab was handed out"
+        );
+        // SAFETY: `p` is a live chunk of this class, freed once; `dest` replaces it.
+        unsafe { e.free_batch(class, &[*p]) };
+        *p = dest;
+        moved += 1;
+    }
+    assert_eq!(moved, picked.iter().map(|d| d.used).sum::<usize>());
+    for d in &picked {
+        assert!(e.end_drain(class, d.base), "the slab emptied");
+    }
+    let s = e.stats();
+    let c = &s.classes[class.index()];
+    assert_eq!(c.used_chunks, live.len());
+    // Four slabs emptied: one stays as the class's spare, three went to the pool.
+    assert_eq!(c.slabs, 7, "{s}");
+    assert_eq!(c.empty_slabs, 1);
+    assert_eq!(s.pooled_slabs, 3);
+    // Nothing sparse is left to pick.
+    assert!(e.begin_drain(class, 4, 0.75, usize::MAX).is_empty());
+    // SAFETY: every chunk in `live` is allocated and freed once.
+    unsafe { e.free_batch(class, &live) };
 }

@@ -143,6 +143,16 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "crawler_reclaimed", s.crawler_reclaimed);
     write_stat(out, "total_malloced", s.total_malloced);
     write_stat(out, "mapped_bytes", s.mapped_bytes);
+    write_stat(out, "slab_pooled_slabs", s.slab_pooled_slabs);
+    write_stat(out, "slab_retention_target", s.slab_retention_target);
+    write_stat(out, "slab_mmap_calls", s.slab_mmap_calls);
+    write_stat(out, "slab_munmap_calls", s.slab_munmap_calls);
+    write_stat(out, "slab_released_bytes", s.slab_released_bytes);
+    write_stat(out, "slab_released_slabs", s.slab_released_slabs);
+    write_stat(out, "memory_shrinks", s.memory_shrinks);
+    write_stat(out, "heap_trims", s.heap_trims);
+    write_stat(out, "slabs_compacted", s.slabs_compacted);
+    write_stat(out, "items_moved", s.items_moved);
 }
 
 fn settings(shared: &Shared, out: &mut Vec<u8>) {
@@ -209,6 +219,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "slab_classes", store_cfg.classes.len());
     write_stat(out, "lru_crawler", "no");
     write_stat(out, "flush_enabled", yes_no(cfg.flush_enabled));
+    write_stat(out, "reap_interval", cfg.reap_interval);
     write_stat(out, "dump_enabled", "no");
     write_stat(out, "hash_algorithm", "foldhash");
     write_stat(out, "lru_maintainer_thread", "no");

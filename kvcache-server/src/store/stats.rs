@@ -18,6 +18,7 @@ counters!(
     GlobalCounters {
         get_misses, get_expired, get_flushed, delete_misses, incr_misses, decr_misses,
         cas_misses, touch_misses, total_items, cmd_touch, cmd_flush, slabs_moved,
+        memory_shrinks, heap_trims, slabs_compacted, items_moved,
     }
 );
 
@@ -195,6 +196,28 @@ pub struct StoreStats {
     pub slabs_automoved: u64,
     /// Bytes the engine has mapped (classes plus pooled empty slabs).
     pub mapped_bytes: u64,
+    /// Empty slabs the engine keeps mapped for reuse (counted in `mapped_bytes`).
+    pub slab_pooled_slabs: u64,
+    /// Empty slabs the engine means to keep across a reap (its adaptive retention).
+    pub slab_retention_target: u64,
+    /// `mmap` calls the engine made (the reservation, then one per granule mapped).
+    pub slab_mmap_calls: u64,
+    /// `munmap` calls the engine made (one per run of adjacent slabs released).
+    pub slab_munmap_calls: u64,
+    /// Bytes the engine has returned to the OS.
+    pub slab_released_bytes: u64,
+    /// Slabs the engine has returned to the OS.
+    pub slab_released_slabs: u64,
+    /// Maintenance steps that shrank after demand fell (an immediate `flush_all`, or live
+    /// chunks at half their peak): depots emptied, retention to its floor, reap.
+    pub memory_shrinks: u64,
+    /// Times maintenance asked the C heap to return free memory (after index tables
+    /// shrank, or a shrink).
+    pub heap_trims: u64,
+    /// Slabs the compactor emptied by moving their items into fuller slabs of the class.
+    pub slabs_compacted: u64,
+    /// Items the compactor moved.
+    pub items_moved: u64,
     /// Per class, every class of the table in order (callers show the nonempty ones).
     pub classes: Vec<ClassStats>,
 }

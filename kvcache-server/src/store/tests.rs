@@ -822,3 +822,238 @@ fn concat_with_cas_races_one_winner() {
         assert_eq!(get_value(&s, key.as_bytes()).as_deref(), Some(&b"xy"[..]));
     }
 }
+
+fn index_capacity(s: &Store) -> usize {
+    (0..s.shards.len())
+        .map(|i| s.lock_shard(i).table.capacity())
+        .sum()
+}
+
+#[test]
+fn flush_returns_memory_to_the_os() {
+    let s = Store::new(StoreConfig::new(256 << 20)).unwrap();
+    for i in 0..100_000u32 {
+        let k = format!("key:{i:08}");
+        assert_eq!(
+            s.store(StoreMode::Set, k.as_bytes(), 0, 0, &[7u8; 100]),
+            StoreOutcome::Stored
+        );
+    }
+    // An ordinary step returns only the unused rest of the last mapping granule; the
+    // next one has nothing to return.
+    s.maintenance();
+    let loaded = s.stats();
+    assert!(loaded.mapped_bytes >= 100_000 * 100, "{loaded:?}");
+    assert!(index_capacity(&s) >= 100_000);
+    s.maintenance();
+    assert_eq!(s.stats().mapped_bytes, loaded.mapped_bytes);
+    assert_eq!(s.stats().memory_shrinks, 0);
+    s.flush_all(0);
+    assert_eq!(s.stats().curr_items, 0);
+    // The flush freed the index tables at once and the chunks past every magazine.
+    assert_eq!(index_capacity(&s), 0);
+    assert_eq!(s.allocator_stats().magazine_chunks(), 0);
+    s.maintenance();
+    let st = s.stats();
+    assert_eq!(st.memory_shrinks, 1);
+    assert!(st.heap_trims >= 1);
+    assert_eq!(st.mapped_bytes, 0, "{st:?}");
+    assert_eq!(
+        st.slab_released_bytes,
+        loaded.slab_released_bytes + loaded.mapped_bytes
+    );
+    assert!(st.slab_munmap_calls > loaded.slab_munmap_calls);
+    assert_eq!(st.slab_pooled_slabs, 0);
+    assert_eq!(s.allocator_stats().engine.demand_drops, 1);
+    // The store works on after giving everything back.
+    assert_eq!(
+        s.store(StoreMode::Set, b"again", 1, 0, b"v"),
+        StoreOutcome::Stored
+    );
+    assert_eq!(get_value(&s, b"again").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn mass_delete_shrinks() {
+    let s = Store::new(StoreConfig::new(256 << 20)).unwrap();
+    let n = 100_000u32;
+    for i in 0..n {
+        let k = format!("key:{i:08}");
+        s.store(StoreMode::Set, k.as_bytes(), 0, 0, &[7u8; 100]);
+    }
+    s.maintenance();
+    let loaded = s.stats();
+    // The oldest three quarters go: their slabs empty completely.
+    for i in 0..n / 4 * 3 {
+        assert!(s.delete(format!("key:{i:08}").as_bytes()));
+    }
+    s.maintenance();
+    let st = s.stats();
+    assert_eq!(
+        st.memory_shrinks, 1,
+        "live chunks fell below half their peak"
+    );
+    assert!(
+        st.mapped_bytes * 3 < loaded.mapped_bytes,
+        "{} of {} still mapped",
+        st.mapped_bytes,
+        loaded.mapped_bytes
+    );
+    for i in (0..n).step_by(997) {
+        let k = format!("key:{i:08}");
+        assert_eq!(get_value(&s, k.as_bytes()).is_some(), i >= n / 4 * 3);
+    }
+    // One more step with no further fall does not shrink again.
+    s.maintenance();
+    assert_eq!(s.stats().memory_shrinks, 1);
+}
+
+fn class_slabs(s: &Store, class: ClassId) -> usize {
+    s.allocator_stats().engine.classes[class.index()].slabs
+}
+
+fn value_for(i: u32) -> Vec<u8> {
+    format!("value-{i:08}-").repeat(6).into_bytes()
+}
+
+/// Loads `n` keys with values of one class and flags `i`, returns their CAS values.
+fn load_keyed(s: &Store, n: u32) -> Vec<u64> {
+    (0..n)
+        .map(|i| {
+            let k = format!("key:{i:08}");
+            assert_eq!(
+                s.store(StoreMode::Set, k.as_bytes(), i, 0, &value_for(i)),
+                StoreOutcome::Stored
+            );
+            cas_of(s, k.as_bytes())
+        })
+        .collect()
+}
+
+#[test]
+fn compaction_halves_the_slabs_after_every_other_key_is_deleted() {
+    let s = Store::new(StoreConfig::new(256 << 20)).unwrap();
+    let n = 40_000;
+    let cas = load_keyed(&s, n);
+    let class = s.class_of(s.with_live(b"key:00000002", |_, h| h.unwrap()));
+    let full = class_slabs(&s, class);
+    assert!(full >= 40, "{full}");
+    for i in (1..n).step_by(2) {
+        assert!(s.delete(format!("key:{i:08}").as_bytes()));
+    }
+    assert_eq!(class_slabs(&s, class), full, "deletes alone empty no slab");
+    let r = s.compact(usize::MAX);
+    assert!(r.items > 0 && r.slabs > 0, "{r:?}");
+    let after = class_slabs(&s, class);
+    // Half the items need half the slabs, plus one to spare and the class's empty one.
+    assert!(after <= full / 2 + 3, "{after} of {full} slabs left");
+    // Nothing sparse is left: another step does nothing.
+    assert_eq!(s.compact(usize::MAX).items, 0);
+    let st = s.stats();
+    assert_eq!((st.slabs_compacted, st.items_moved), (r.slabs, r.items));
+    for i in (0..n).step_by(2) {
+        let k = format!("key:{i:08}");
+        let mut seen = None;
+        assert!(s.get(k.as_bytes(), |v| seen =
+            Some((v.value.to_vec(), v.flags, v.cas))));
+        assert_eq!(seen, Some((value_for(i), i, cas[i as usize])), "{k}");
+    }
+    // Deleting and storing still work on moved items.
+    assert!(s.delete(b"key:00000000"));
+    assert_eq!(
+        s.store(StoreMode::Append, b"key:00000002", 0, 0, b"+"),
+        StoreOutcome::Stored
+    );
+    let mut v = value_for(2);
+    v.push(b'+');
+    assert_eq!(get_value(&s, b"key:00000002"), Some(v));
+}
+
+#[test]
+fn readers_see_whole_items_while_the_compactor_moves_them() {
+    use std::sync::atomic::AtomicBool;
+    let s = Arc::new(Store::new(StoreConfig::new(256 << 20)).unwrap());
+    let n = 40_000u32;
+    let cas = Arc::new(load_keyed(&s, n));
+    for i in (1..n).step_by(2) {
+        s.delete(format!("key:{i:08}").as_bytes());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|t| {
+            let (s, cas, stop) = (s.clone(), cas.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                let mut i = t * 2;
+                while !stop.load(Ordering::Relaxed) || reads < 10_000 {
+                    let k = format!("key:{i:08}");
+                    let mut ok = false;
+                    assert!(s.get(k.as_bytes(), |v| {
+                        ok = v.value == value_for(i) && v.flags == i && v.cas == cas[i as usize];
+                    }));
+                    assert!(ok, "{k} read torn or changed");
+                    reads += 1;
+                    i = (i + 2 * 7919) % n / 2 * 2;
+                }
+                reads
+            })
+        })
+        .collect();
+    // A writer churns other keys of the same class meanwhile.
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut j = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let k = format!("other:{:05}", j % 5000);
+                s.store(StoreMode::Set, k.as_bytes(), 1, 0, &value_for(j));
+                if j % 3 == 0 {
+                    s.delete(k.as_bytes());
+                }
+                j += 1;
+            }
+        })
+    };
+    let mut moved = 0;
+    for _ in 0..20 {
+        let r = s.compact(2000);
+        moved += r.items;
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+    for r in readers {
+        assert!(r.join().unwrap() >= 10_000);
+    }
+    assert!(moved > 2000, "the compactor moved {moved} items");
+    for i in (0..n).step_by(2) {
+        let mut seen = None;
+        s.get(format!("key:{i:08}").as_bytes(), |v| {
+            seen = Some((v.value.to_vec(), v.cas))
+        });
+        assert_eq!(seen, Some((value_for(i), cas[i as usize])));
+    }
+}
+
+#[test]
+fn flush_frees_chained_items_past_the_magazines() {
+    let s = Store::new(StoreConfig::new(64 << 20)).unwrap();
+    let big = vec![b'c'; 300_000];
+    for i in 0..20u32 {
+        let k = format!("big{i}");
+        assert_eq!(
+            s.store(StoreMode::Set, k.as_bytes(), i, 0, &big),
+            StoreOutcome::Stored
+        );
+        s.store(StoreMode::Set, format!("small{i}").as_bytes(), 0, 0, b"v");
+    }
+    assert!(used_chunks(&s) > 20 * 9);
+    s.flush_all(0);
+    assert_eq!(used_chunks(&s), 0);
+    s.maintenance();
+    assert_eq!(s.stats().mapped_bytes, 0);
+    assert_eq!(
+        s.store(StoreMode::Set, b"big0", 0, 0, &big),
+        StoreOutcome::Stored
+    );
+    assert_eq!(get_value(&s, b"big0"), Some(big));
+}
