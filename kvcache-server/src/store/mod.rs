@@ -66,16 +66,18 @@
 //! * Items the crawl reclaims (a `flush_all`, expiry) are freed straight into the engine,
 //!   a batch per class, past every magazine: a magazine would keep them, and with them
 //!   their slabs, for reuse that a flush says is not coming.
-//! * An immediate `flush_all`, or live chunks falling to half their peak since the last
-//!   shrink (a mass delete or expiry; at least `SHRINK_MIN_CHUNKS`, 8192, at the peak), make
-//!   the next maintenance *shrink* instead of reap: every depot magazine goes back, the
+//! * An immediate `flush_all` *shrinks* right after its crawl, on the thread that ran it;
+//!   live chunks falling to half their peak since the last shrink (a mass delete or
+//!   expiry; at least `SHRINK_MIN_CHUNKS`, 8192, at the peak) make the next maintenance
+//!   shrink instead of reap. A shrink: every depot magazine goes back, the
 //!   engine's retention target drops to its floor (`SlabEngine::demand_dropped`), and
 //!   every empty slab is unmapped (`stats`: `memory_shrinks`).
 //! * Index tables shrink as they empty (an empty one frees its memory), and maintenance
 //!   then asks glibc to return free heap pages (`malloc_trim`; `heap_trims`).
 //!
 //! After loading 1M items of 100 B and `flush_all`, RSS is within a tenth of the pre-load
-//! RSS after one interval (the binary sets glibc malloc up for it, see `main.rs`). What stays pinned: a worker thread's own two
+//! RSS when the `OK` arrives (the binary sets glibc malloc up for it, see `main.rs`). What
+//! stays pinned: a worker thread's own two
 //! magazines per class it used (at most 64 KiB of chunks each), which only that thread
 //! can give back. `stats` shows `mapped_bytes`, `slab_pooled_slabs`,
 //! `slab_retention_target`, `slab_mmap_calls`, `slab_munmap_calls`,
@@ -420,8 +422,6 @@ pub struct Store {
     max_chunk: usize,
     /// Slab moves: settings, counters, the policy's state.
     automove: automove::Automove,
-    /// Set by an immediate `flush_all`: the next maintenance shrinks.
-    shrink_hint: AtomicBool,
     /// Most live chunks seen by maintenance since its last shrink.
     peak_chunks: AtomicU64,
     /// Set when the crawl shrank an index table: the next maintenance trims the heap.
@@ -616,7 +616,6 @@ impl Store {
             walk_lock: RwLock::new(()),
             max_chunk,
             automove: automove::Automove::new(cfg.slab_reassign, cfg.slab_automove),
-            shrink_hint: AtomicBool::new(false),
             peak_chunks: AtomicU64::new(0),
             tables_shrunk: AtomicBool::new(false),
             alloc,
@@ -1539,8 +1538,9 @@ impl Store {
         }
         if self.oldest_live.load(Ordering::Relaxed) <= now {
             self.crawl(false);
-            // Demand fell: the next maintenance returns the memory to the OS.
-            self.shrink_hint.store(true, Ordering::Relaxed);
+            // Demand fell: the memory goes back to the OS now, not a reap interval later.
+            let live: u64 = self.gauges.iter().map(|g| get(&g.chunks)).sum();
+            self.give_back(true, live);
         }
     }
 
@@ -1655,7 +1655,14 @@ impl Store {
             .fetch_max(live, Ordering::Relaxed)
             .max(live);
         let fell = peak >= SHRINK_MIN_CHUNKS && live <= peak / 2;
-        let shrink = self.shrink_hint.swap(false, Ordering::Relaxed) || fell;
+        self.give_back(fell, live);
+        n
+    }
+
+    /// Lets the allocator return memory to the OS: a full shrink (depots emptied,
+    /// retention to its floor, empty slabs unmapped, the heap trimmed) when demand fell,
+    /// else the ordinary reap. `live` is the store's live chunk count now.
+    fn give_back(&self, shrink: bool, live: u64) {
         let _w = self.walk_lock.write().unwrap_or_else(|e| e.into_inner());
         if shrink {
             self.peak_chunks.store(live, Ordering::Relaxed);
@@ -1669,7 +1676,6 @@ impl Store {
             trim_heap();
             bump(&self.global.heap_trims);
         }
-        n
     }
 
     /// Starts a thread that calls [`maintenance`](Self::maintenance) every `interval`
