@@ -21,7 +21,7 @@ use slab_core::size_class::ClassId;
 use super::automove::Emptied;
 use super::stats::{bump, get};
 use super::{table_hash, Garbage, Store};
-use crate::item::{tag_atomic, widen_access, CHAINED, FETCHED, LIVE, REF};
+use crate::item::{tag_atomic, widen_access, ItemRef, CHAINED, FETCHED, LIVE, REF};
 
 impl Store {
     /// Evicts up to `want` items whose head is in `class` (or, for the class segments
@@ -143,26 +143,7 @@ impl Store {
         }
         let now = self.now();
         let class = self.class_of(handle).index();
-        let c = &self.per_class[class];
-        let fetched = it.bits() & FETCHED != 0;
-        if self.is_dead(&it, now).is_some() {
-            bump(&c.reclaimed);
-            if !fetched {
-                bump(&c.expired_unfetched);
-            }
-        } else {
-            bump(&c.evicted);
-            if it.exptime() != 0 {
-                bump(&c.evicted_nonzero);
-            }
-            if !fetched {
-                bump(&c.evicted_unfetched);
-            }
-            let idle = now.saturating_sub(widen_access(now, it.access_low()));
-            self.gauges[class]
-                .evicted_time
-                .store(idle, Ordering::Relaxed);
-        }
+        self.count_removal(&it, class, self.is_dead(&it, now).is_some(), now);
         self.unlink_locked(&mut shard, th, handle);
         drop(shard);
         let mut g = Garbage::default();
@@ -321,8 +302,6 @@ impl Store {
         let it = self.item(handle);
         let now = self.now();
         let class = self.class_of(handle).index();
-        let c = &self.per_class[class];
-        let fetched = it.bits() & FETCHED != 0;
         let dead = self.is_dead(&it, now).is_some();
         if let (Some(d), false) = (dest, dead) {
             let n = it.head_size();
@@ -347,24 +326,10 @@ impl Store {
             unsafe { self.free_chunk_to_engine(p) };
             return Vacated::Moved;
         }
+        self.count_removal(&it, class, dead, now);
         let out = if dead {
-            bump(&c.reclaimed);
-            if !fetched {
-                bump(&c.expired_unfetched);
-            }
             Vacated::Reclaimed
         } else {
-            bump(&c.evicted);
-            if it.exptime() != 0 {
-                bump(&c.evicted_nonzero);
-            }
-            if !fetched {
-                bump(&c.evicted_unfetched);
-            }
-            let idle = now.saturating_sub(widen_access(now, it.access_low()));
-            self.gauges[class]
-                .evicted_time
-                .store(idle, Ordering::Relaxed);
             Vacated::Evicted
         };
         self.unlink_locked(&mut shard, th, handle);
@@ -379,6 +344,31 @@ impl Store {
             unsafe { self.free_chunk_to_engine(p) };
         }
         out
+    }
+
+    /// Counts the removal of a linked item of `class` that is not being replaced: a
+    /// reclaim if it is `dead` (expired or flushed), else an eviction with its idle time.
+    fn count_removal(&self, it: &ItemRef<'_>, class: usize, dead: bool, now: u32) {
+        let c = &self.per_class[class];
+        let fetched = it.bits() & FETCHED != 0;
+        if dead {
+            bump(&c.reclaimed);
+            if !fetched {
+                bump(&c.expired_unfetched);
+            }
+        } else {
+            bump(&c.evicted);
+            if it.exptime() != 0 {
+                bump(&c.evicted_nonzero);
+            }
+            if !fetched {
+                bump(&c.evicted_unfetched);
+            }
+            let idle = now.saturating_sub(widen_access(now, it.access_low()));
+            self.gauges[class]
+                .evicted_time
+                .store(idle, Ordering::Relaxed);
+        }
     }
 
     /// Gives a chunk straight back to the engine (not to a magazine).
