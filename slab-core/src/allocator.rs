@@ -62,6 +62,7 @@ use std::time::Duration;
 use crate::depot::{Depot, DepotParams};
 use crate::engine::{Config, SlabEngine};
 use crate::error::Error;
+use crate::lazy::LazyTable;
 use crate::magazine::{ClassCache, Magazine};
 use crate::reap::ReapReport;
 use crate::size_class::{ClassId, SizeClasses};
@@ -189,7 +190,9 @@ pub fn general_classes() -> SizeClasses {
 pub(crate) struct Shared {
     id: u64,
     engine: SlabEngine,
-    depots: Box<[Depot]>,
+    /// Per class, created on first use (spare classes may never be).
+    depots: LazyTable<Depot>,
+    magazines: MagazineConfig,
     /// Per class: rounds in threads' magazines, as of each thread's last slow path.
     thread_rounds: Box<[AtomicUsize]>,
     /// Threads that hold magazines of this allocator (entries not yet flushed at exit).
@@ -199,7 +202,12 @@ pub(crate) struct Shared {
 impl Shared {
     #[inline]
     fn depot(&self, class: ClassId) -> &Depot {
-        &self.depots[class.index()]
+        self.depots.get_with(class.index(), || {
+            Depot::new(
+                self.magazines
+                    .params(self.engine.classes().chunk_size(class)),
+            )
+        })
     }
 
     /// Publishes a thread's count of held rounds for `class` (slow paths only).
@@ -339,7 +347,7 @@ impl Shared {
             self.free_rounds(class, &mut cc.previous);
             self.publish(class, cc);
         }
-        for (i, d) in self.depots.iter().enumerate() {
+        for (i, d) in self.depots.iter() {
             for mut m in d.drain() {
                 self.free_rounds(ClassId(i as u16), &mut m);
             }
@@ -351,6 +359,9 @@ impl Shared {
     fn flush(&self, caches: &mut [ClassCache]) {
         for (i, cc) in caches.iter_mut().enumerate() {
             let class = ClassId(i as u16);
+            if cc.loaded.is_none() && cc.previous.is_none() && cc.published == 0 {
+                continue; // never used: no depot to make
+            }
             for m in [
                 std::mem::replace(&mut cc.loaded, Magazine::none()),
                 std::mem::replace(&mut cc.previous, Magazine::none()),
@@ -366,7 +377,7 @@ impl Shared {
     /// The depot and engine part of a reap (no thread cache is touched).
     pub(crate) fn reap_depots(&self) -> ReapReport {
         let mut report = ReapReport::default();
-        for (i, d) in self.depots.iter().enumerate() {
+        for (i, d) in self.depots.iter() {
             let class = ClassId(i as u16);
             let r = d.reap();
             report.full_magazines += r.full.len();
@@ -397,8 +408,10 @@ struct Entry {
 }
 
 impl Entry {
+    /// Caches for the table's classes; spare classes are added by [`Entry::ensure`] when the
+    /// thread first uses one.
     fn new(shared: &Arc<Shared>) -> Self {
-        let b: Box<[ClassCache]> = (0..shared.depots.len())
+        let b: Box<[ClassCache]> = (0..shared.engine.classes().base_len())
             .map(|_| ClassCache::new())
             .collect();
         let len = b.len();
@@ -409,6 +422,22 @@ impl Entry {
             classes,
             len,
         }
+    }
+
+    /// Grows the array to at least `len` caches (new ones empty); the caller re-points the
+    /// fast path ([`ThreadCaches::set_current`]) afterwards.
+    fn ensure(&mut self, len: usize) {
+        if len <= self.len {
+            return;
+        }
+        let old = std::ptr::slice_from_raw_parts_mut(self.classes.as_ptr(), self.len);
+        // SAFETY: made by `Box::into_raw` of a boxed slice of `len` caches (in `new` or a
+        // previous `ensure`); ownership comes back here and is given up again below.
+        let mut v = unsafe { Box::from_raw(old) }.into_vec();
+        v.resize_with(len, ClassCache::new);
+        let b = v.into_boxed_slice();
+        self.len = b.len();
+        self.classes = NonNull::new(Box::into_raw(b).cast::<ClassCache>()).expect("non-null box");
     }
 
     fn classes(&mut self) -> &mut [ClassCache] {
@@ -493,9 +522,12 @@ impl ThreadCaches {
     /// allocators) if new. `None` if the thread is exiting and can no longer flush a new entry
     /// at exit.
     #[cold]
-    fn find_or_insert(&mut self, shared: &Arc<Shared>) -> Option<&mut Entry> {
+    fn find_or_insert(&mut self, shared: &Arc<Shared>, need: usize) -> Option<&mut Entry> {
+        // Spare classes: room for the one asked for and its neighbours, not all at once.
+        let need = need.next_multiple_of(64).min(shared.depots.len());
         if let Some(i) = self.entries.iter().position(|e| e.id == shared.id) {
             self.entries.swap(0, i);
+            self.entries[0].ensure(need);
             self.set_current();
             return self.entries.first_mut();
         }
@@ -508,6 +540,7 @@ impl ThreadCaches {
         self.entries.push(Entry::new(shared));
         let last = self.entries.len() - 1;
         self.entries.swap(0, last);
+        self.entries[0].ensure(need);
         self.set_current();
         self.entries.first_mut()
     }
@@ -681,12 +714,9 @@ impl SlabAllocator {
     /// An allocator over a new engine, with the given magazine settings.
     pub fn with_magazines(config: Config, magazines: MagazineConfig) -> Result<Self, Error> {
         magazines.validate()?;
+        let reap_interval = magazines.reap_interval;
         let engine = SlabEngine::new(config)?;
-        let depots = engine
-            .classes()
-            .iter()
-            .map(|(_, chunk)| Depot::new(magazines.params(chunk)))
-            .collect();
+        let depots = LazyTable::new(engine.classes().len());
         let thread_rounds = (0..engine.classes().len())
             .map(|_| AtomicUsize::new(0))
             .collect();
@@ -694,6 +724,7 @@ impl SlabAllocator {
             id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             engine,
             depots,
+            magazines,
             thread_rounds,
             thread_caches: AtomicUsize::new(0),
         });
@@ -712,7 +743,7 @@ impl SlabAllocator {
             reaper: std::sync::Mutex::new(None),
         };
         #[cfg(not(loom))]
-        if let Some(interval) = magazines.reap_interval {
+        if let Some(interval) = reap_interval {
             a.start_reaper(interval)?;
         }
         Ok(a)
@@ -721,12 +752,13 @@ impl SlabAllocator {
     /// Runs `f` on this thread's magazines, creating them if needed, or returns `None` when
     /// they are not available (the thread is exiting, or an allocation is already in progress
     /// on it). The slow paths come through here.
-    fn with_caches<R>(&self, f: impl FnOnce(&mut [ClassCache]) -> R) -> Option<R> {
+    /// `f` gets at least `need` caches.
+    fn with_caches<R>(&self, need: usize, f: impl FnOnce(&mut [ClassCache]) -> R) -> Option<R> {
         CACHES
             .try_with(|c| {
                 let mut c = c.try_borrow_mut().ok()?;
                 let _busy = BusyGuard::enter();
-                let e = c.find_or_insert(&self.shared)?;
+                let e = c.find_or_insert(&self.shared, need)?;
                 Some(f(e.classes()))
             })
             .ok()
@@ -828,7 +860,7 @@ impl SlabAllocator {
     fn alloc_class_slow(&self, class: ClassId) -> Result<NonNull<u8>, Error> {
         let shared = &*self.shared;
         assert!(class.index() < shared.depots.len(), "class out of range");
-        let r = self.with_caches(|caches| {
+        let r = self.with_caches(class.index() + 1, |caches| {
             if let Some(p) = caches[class.index()].pop() {
                 return Ok(p);
             }
@@ -864,7 +896,7 @@ impl SlabAllocator {
     unsafe fn dealloc_class_slow(&self, ptr: NonNull<u8>, class: ClassId) {
         let shared = &*self.shared;
         assert!(class.index() < shared.depots.len(), "class out of range");
-        let done = self.with_caches(|caches| {
+        let done = self.with_caches(class.index() + 1, |caches| {
             let cc = &mut caches[class.index()];
             if let Err(p) = cc.push(ptr) {
                 shared.free_slow(cc, class, p);
@@ -953,7 +985,7 @@ impl SlabAllocator {
         let _busy = BusyGuard::enter();
         let shared = &*self.shared;
         let mut report = ReapReport::default();
-        for (i, d) in shared.depots.iter().enumerate() {
+        for (i, d) in shared.depots.iter() {
             let class = ClassId(i as u16);
             for mut m in d.drain() {
                 report.full_magazines += 1;
@@ -980,7 +1012,7 @@ impl SlabAllocator {
         let _busy = BusyGuard::enter();
         let shared = &*self.shared;
         let mut n = 0;
-        for (i, d) in shared.depots.iter().enumerate() {
+        for (i, d) in shared.depots.iter() {
             for mut m in d.drain() {
                 n += m.len();
                 shared.free_rounds(ClassId(i as u16), &mut m);
@@ -993,7 +1025,7 @@ impl SlabAllocator {
     /// then returns every empty slab to the OS (the engine's `release_all`).
     pub fn release_all(&self) -> crate::release::ReleaseReport {
         let shared = &*self.shared;
-        let _ = self.with_caches(|caches| {
+        let _ = self.with_caches(0, |caches| {
             let _busy = BusyGuard::enter();
             shared.reclaim(caches);
         });
@@ -1006,13 +1038,9 @@ impl SlabAllocator {
     pub fn stats(&self) -> AllocatorStats {
         let _busy = BusyGuard::enter();
         let engine = self.shared.engine.stats();
-        let classes = self
-            .shared
-            .depots
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                let s = d.stats();
+        let classes = (0..engine.classes.len())
+            .map(|i| {
+                let s = self.shared.depots.peek(i).map(Depot::stats).unwrap_or_default();
                 let class = ClassId(i as u16);
                 MagazineStats {
                     class,
@@ -1178,6 +1206,53 @@ mod tests {
             MagazineConfig::default().initial_rounds(4).max_rounds(8),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn spare_classes_cost_nothing_until_used() {
+        let base = SizeClasses::from_list(&[64, 128, 256], 8, 64 << 10).unwrap();
+        let spares: Vec<usize> = (2..32)
+            .map(|i| i * 8)
+            .filter(|s| ![64, 128, 256].contains(s))
+            .collect();
+        let t = base.with_spares(&spares).unwrap();
+        let a = SlabAllocator::new(Config::new(t.clone()).memory_limit(8 << 20)).unwrap();
+        assert_eq!(a.engine().classes_in_use(), 3);
+        assert_eq!(a.stats().engine.classes.len(), 3);
+        assert_eq!(a.stats().classes.len(), 3);
+        // By size, only the table is chosen; a spare is taken by id.
+        assert_eq!(t.class_for(200), Some(ClassId(2)));
+        let c = t.class_of_size(200).unwrap();
+        assert!(c.index() >= 3);
+        let ptrs: Vec<_> = (0..1000).map(|_| a.alloc_class(c).unwrap()).collect();
+        for p in &ptrs {
+            assert_eq!(a.engine().class_of(p.as_ptr()), Some(c));
+        }
+        let st = a.stats();
+        assert_eq!(st.engine.classes.len(), c.index() + 1);
+        assert_eq!(st.engine.classes[c.index()].chunk_size, 200);
+        assert!(st.engine.classes[c.index()].used_chunks >= 1000);
+        // The spares between the table and `c` have no state.
+        assert!(st.engine.classes[3..c.index()].iter().all(|x| x.slabs == 0));
+        for p in ptrs {
+            // SAFETY: allocated from `c` above, freed once.
+            unsafe { a.dealloc_class(p, c) };
+        }
+        a.flush_thread_cache();
+        assert_eq!(a.stats().live_chunks(), 0);
+        // Other threads use the spare too, and give their magazines back at exit.
+        let a = std::sync::Arc::new(a);
+        let b = a.clone();
+        std::thread::spawn(move || {
+            let p = b.alloc_class(c).unwrap();
+            // SAFETY: as above.
+            unsafe { b.dealloc_class(p, c) };
+        })
+        .join()
+        .unwrap();
+        assert_eq!(a.stats().live_chunks(), 0);
+        assert!(a.release_all().slabs > 0);
+        assert_eq!(a.stats().engine.mapped_bytes, 0);
     }
 
     #[test]

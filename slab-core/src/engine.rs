@@ -10,6 +10,7 @@ use std::fmt;
 use std::ptr::NonNull;
 
 use crate::error::Error;
+use crate::lazy::LazyTable;
 use crate::os::{Os, HUGE_PAGE};
 use crate::release::{coalesce, ReleaseReport, Run};
 use crate::size_class::{ClassId, SizeClasses};
@@ -298,7 +299,8 @@ pub struct SlabEngine {
     /// Per slot: 0 if no class owns it, else `(class + 1) << 32 | index in the class's slabs`.
     /// Written under the owning class's lock; read without a lock by `class_of`.
     owner: Box<[AtomicU64]>,
-    class_state: Box<[Padded<Mutex<ClassState>>]>,
+    /// Per class, created on first use (spare classes may never be).
+    class_state: LazyTable<Padded<Mutex<ClassState>>>,
     pool: Mutex<Pool>,
     os: Os,
     limit_slabs: Option<usize>,
@@ -387,9 +389,7 @@ impl SlabEngine {
             return Err(config_err(format!("{nslots} slots is too many")));
         }
         let owner = (0..nslots).map(|_| AtomicU64::new(0)).collect();
-        let class_state = (0..config.classes.len())
-            .map(|_| Padded(Mutex::new(ClassState::default())))
-            .collect();
+        let class_state = LazyTable::new(config.classes.len());
         let pool = Pool {
             state: vec![SlotState::Fresh; nslots],
             empty: Vec::new(),
@@ -457,7 +457,19 @@ impl SlabEngine {
 
     #[inline]
     fn class_lock(&self, class: ClassId) -> &Mutex<ClassState> {
-        &self.class_state[class.index()].0
+        &self
+            .class_state
+            .get_with(class.index(), || Padded(Mutex::new(ClassState::default())))
+            .0
+    }
+
+    /// Classes `0..n` cover every class that holds or ever held a slab: the table's classes
+    /// and the spares up to the last one used.
+    pub fn classes_in_use(&self) -> usize {
+        let last = (self.classes.base_len()..self.class_state.len())
+            .rev()
+            .find(|&i| self.class_state.peek(i).is_some());
+        last.map_or(self.classes.base_len(), |i| i + 1)
     }
 
     /// Allocates one chunk of `class`. Prefers partial slabs, then the class's empty spare, then
@@ -692,8 +704,11 @@ impl SlabEngine {
     /// list is snapshotted under the class lock and `f` runs without it, so `f` may call the
     /// engine; slabs may change class meanwhile.
     pub fn for_each_slab(&self, class: ClassId, mut f: impl FnMut(NonNull<u8>, usize)) {
+        let Some(lock) = self.class_state.peek(class.index()) else {
+            return;
+        };
         let snapshot: Vec<(u32, u32)> = {
-            let st = self.class_lock(class).lock();
+            let st = lock.0.lock();
             st.slabs
                 .iter()
                 .filter(|m| m.used > 0)
@@ -912,7 +927,7 @@ impl SlabEngine {
     /// Moves every class's empty spare slab into the pool.
     fn drain_spares(&self) {
         let mut spares = Vec::new();
-        for (i, lock) in self.class_state.iter().enumerate() {
+        for (i, lock) in self.class_state.iter() {
             let mut st = lock.0.lock();
             if let Some(idx) = st.spare.take() {
                 spares.push(st.remove_slab(idx, ClassId(i as u16), &self.owner));
@@ -1091,19 +1106,24 @@ impl SlabEngine {
         let classes = self
             .classes
             .iter()
+            .take(self.classes_in_use())
             .map(|(class, chunk_size)| {
-                let st = self.class_lock(class).lock();
                 let cps = self.classes.chunks_per_slab(class);
-                ClassStats {
+                let mut cls = ClassStats {
                     class,
                     chunk_size,
                     chunks_per_slab: cps,
-                    slabs: st.slabs.len(),
-                    full_slabs: st.full,
-                    empty_slabs: usize::from(st.spare.is_some()),
-                    used_chunks: st.used,
-                    free_chunks: st.slabs.len() * cps - st.used,
+                    ..ClassStats::default()
+                };
+                if let Some(lock) = self.class_state.peek(class.index()) {
+                    let st = lock.0.lock();
+                    cls.slabs = st.slabs.len();
+                    cls.full_slabs = st.full;
+                    cls.empty_slabs = usize::from(st.spare.is_some());
+                    cls.used_chunks = st.used;
+                    cls.free_chunks = st.slabs.len() * cps - st.used;
                 }
+                cls
             })
             .collect();
         let pool = self.pool.lock();

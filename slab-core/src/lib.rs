@@ -157,6 +157,7 @@
 // ---- engine layer: size classes, OS memory, slabs, release ----
 pub mod engine;
 pub mod error;
+pub mod lazy;
 mod os;
 pub mod release;
 pub mod size_class;

@@ -54,6 +54,9 @@ pub struct SizeClasses {
     /// (`g = 1 << shift`), or `u16::MAX` if no class fits.
     small: Vec<u16>,
     shift: u32,
+    /// Classes `0..base` are the table proper; classes from `base` on are spares (see
+    /// [`SizeClasses::with_spares`]).
+    base: usize,
 }
 
 fn invalid(msg: String) -> Error {
@@ -213,6 +216,7 @@ impl SizeClasses {
             }
         }
         let per_slab = sizes.iter().map(|&s| slab_size / s).collect();
+        let sizes_len = sizes.len();
         // Every chunk size is a multiple of `align`, so with a granule `g <= align` the sizes in
         // `(g * (i - 1), g * i]` all map to the class of `g * i`.
         let shift = align.min(8).trailing_zeros();
@@ -232,10 +236,73 @@ impl SizeClasses {
             slab_size,
             small,
             shift,
+            base: sizes_len,
         })
     }
 
-    /// The number of classes.
+    /// This table followed by spare classes of the given chunk sizes (strictly ascending,
+    /// each at least [`MIN_CHUNK`], at most [`max_chunk`](Self::max_chunk), and none equal to
+    /// a size of the table). Spares get the class ids after the table's.
+    ///
+    /// A spare is never chosen by size ([`class_for`](Self::class_for) and
+    /// [`max_chunk`](Self::max_chunk) consider the table proper only): a program allocates
+    /// from it by id, after deciding at run time that the size fits its traffic better. An
+    /// engine keeps per-class state only for classes that are used, so unused spares cost a
+    /// few bytes each.
+    pub fn with_spares(&self, spares: &[usize]) -> Result<Self, Error> {
+        let base = &self.sizes[..self.base];
+        let top = self.max_chunk();
+        if self.sizes.len() + spares.len() >= u16::MAX as usize {
+            return Err(invalid(format!(
+                "{} classes and {} spares is too many",
+                self.base,
+                spares.len()
+            )));
+        }
+        for (i, &s) in spares.iter().enumerate() {
+            if s < MIN_CHUNK || s > top {
+                return Err(invalid(format!(
+                    "spare size {s} is outside {MIN_CHUNK}..={top}"
+                )));
+            }
+            if i > 0 && s <= spares[i - 1] {
+                return Err(invalid(format!(
+                    "spare sizes must be strictly ascending: {s} follows {}",
+                    spares[i - 1]
+                )));
+            }
+            if base.binary_search(&s).is_ok() {
+                return Err(invalid(format!("spare size {s} is already a class")));
+            }
+        }
+        let mut t = self.clone();
+        t.sizes.truncate(t.base);
+        t.per_slab.truncate(t.base);
+        t.sizes.extend_from_slice(spares);
+        t.per_slab
+            .extend(spares.iter().map(|&s| self.slab_size / s));
+        Ok(t)
+    }
+
+    /// The classes of the table proper (ids `0..base_len()`); spares follow.
+    #[inline]
+    pub fn base_len(&self) -> usize {
+        self.base
+    }
+
+    /// The class with chunk size exactly `size`, table or spare.
+    pub fn class_of_size(&self, size: usize) -> Option<ClassId> {
+        let base = &self.sizes[..self.base];
+        if let Ok(i) = base.binary_search(&size) {
+            return Some(ClassId(i as u16));
+        }
+        self.sizes[self.base..]
+            .binary_search(&size)
+            .ok()
+            .map(|i| ClassId((self.base + i) as u16))
+    }
+
+    /// The number of classes, spares included.
     #[inline]
     pub fn len(&self) -> usize {
         self.sizes.len()
@@ -274,11 +341,11 @@ impl SizeClasses {
             let c = self.small[(size + g) >> self.shift];
             return (c != u16::MAX).then_some(ClassId(c));
         }
-        let i = self.sizes.partition_point(|&s| s < size);
-        (i < self.sizes.len()).then_some(ClassId(i as u16))
+        let i = self.sizes[..self.base].partition_point(|&s| s < size);
+        (i < self.base).then_some(ClassId(i as u16))
     }
 
-    /// The classes and their chunk sizes, smallest first.
+    /// The classes and their chunk sizes: the table smallest first, then the spares.
     pub fn iter(&self) -> impl Iterator<Item = (ClassId, usize)> + '_ {
         self.sizes
             .iter()
@@ -286,15 +353,15 @@ impl SizeClasses {
             .map(|(i, &s)| (ClassId(i as u16), s))
     }
 
-    /// The chunk sizes, smallest first.
+    /// The chunk sizes: the table smallest first, then the spares.
     pub fn sizes(&self) -> &[usize] {
         &self.sizes
     }
 
-    /// The largest chunk size.
+    /// The largest chunk size of the table proper (spares are never larger).
     #[inline]
     pub fn max_chunk(&self) -> usize {
-        *self.sizes.last().expect("a table has at least one class")
+        self.sizes[self.base - 1]
     }
 }
 
@@ -302,6 +369,25 @@ impl SizeClasses {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn spares_follow_the_table_and_are_checked() {
+        let t = SizeClasses::from_list(&[64, 128, 256], 8, 4096).unwrap();
+        let s = t.with_spares(&[16, 72, 200]).unwrap();
+        assert_eq!(s.len(), 6);
+        assert_eq!(s.base_len(), 3);
+        assert_eq!(s.sizes(), &[64, 128, 256, 16, 72, 200]);
+        assert_eq!(s.chunks_per_slab(ClassId(5)), 4096 / 200);
+        assert_eq!(s.max_chunk(), 256);
+        assert_eq!(s.class_for(10), Some(ClassId(0)));
+        assert_eq!(s.class_for(257), None);
+        assert_eq!(s.class_of_size(72), Some(ClassId(4)));
+        assert_eq!(s.class_of_size(128), Some(ClassId(1)));
+        assert_eq!(s.class_of_size(80), None);
+        for bad in [&[64][..], &[300], &[4], &[80, 72]] {
+            assert!(t.with_spares(bad).is_err(), "{bad:?}");
+        }
+    }
 
     /// memcached 1.6.18 with default settings (`memcached -vv` prints these).
     const MEMCACHED_DEFAULT: [usize; 39] = [
