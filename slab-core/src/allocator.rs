@@ -1040,7 +1040,12 @@ impl SlabAllocator {
         let engine = self.shared.engine.stats();
         let classes = (0..engine.classes.len())
             .map(|i| {
-                let s = self.shared.depots.peek(i).map(Depot::stats).unwrap_or_default();
+                let s = self
+                    .shared
+                    .depots
+                    .peek(i)
+                    .map(Depot::stats)
+                    .unwrap_or_default();
                 let class = ClassId(i as u16);
                 MagazineStats {
                     class,

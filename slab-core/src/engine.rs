@@ -650,6 +650,15 @@ impl SlabEngine {
         }
     }
 
+    /// The class of the slab `ptr` points into, in one load; `None` if `ptr` is outside the
+    /// engine or in a slab no class owns. Unlike [`class_of`](Self::class_of) it does not
+    /// check that `ptr` starts a chunk.
+    #[inline]
+    pub fn slab_class_of(&self, ptr: *const u8) -> Option<ClassId> {
+        self.class_of_slot(ptr)
+    }
+
+    #[inline]
     fn class_of_slot(&self, ptr: *const u8) -> Option<ClassId> {
         if !self.contains(ptr) {
             return None;

@@ -221,6 +221,14 @@ pub enum Request<'a> {
         /// `noreply` was given.
         noreply: bool,
     },
+    /// `slabs classes <size>-<size>-... [noreply]`: new items go to these classes (our own
+    /// command; memcached cannot re-class a running server).
+    SlabsClasses {
+        /// The list as sent (read it with [`parse_class_list`]).
+        list: &'a [u8],
+        /// `noreply` was given.
+        noreply: bool,
+    },
     /// `slabs automove ratio <r> [noreply]`.
     SlabsAutomoveRatio {
         /// The ratio.
@@ -789,6 +797,12 @@ fn parse_slabs<'a>(t: &Tokens<'a>) -> Request<'a> {
             args: num(t.t[2]).zip(num(t.t[3])),
         };
     }
+    if (t.n == 3 || t.n == 4) && sub == b"classes" {
+        return Request::SlabsClasses {
+            list: t.t[2],
+            noreply: t.noreply(),
+        };
+    }
     if t.n >= 3 && sub == b"automove" {
         let noreply = t.noreply();
         if t.t[2] == b"ratio" {
@@ -808,6 +822,22 @@ fn parse_slabs<'a>(t: &Tokens<'a>) -> Request<'a> {
         };
     }
     reply(reply::ERROR, false)
+}
+
+/// A class list, `<size>-<size>-...`: decimal sizes joined by `-`.
+pub fn parse_class_list(list: &[u8]) -> Result<Vec<usize>, String> {
+    list.split(|&b| b == b'-')
+        .map(|tok| {
+            let ok = !tok.is_empty() && tok.len() <= 9 && tok.iter().all(u8::is_ascii_digit);
+            if !ok {
+                return Err(format!(
+                    "'{}' is not a size",
+                    String::from_utf8_lossy(&tok[..tok.len().min(32)])
+                ));
+            }
+            Ok(tok.iter().fold(0, |n, &d| n * 10 + usize::from(d - b'0')))
+        })
+        .collect()
 }
 
 /// memcached's `safe_strtod`: a number, then nothing or whitespace.

@@ -197,6 +197,19 @@ pub(crate) fn execute(
             store.set_automove_mode(mode);
             put(out, reply::OK, noreply);
         }
+        Request::SlabsClasses { list, noreply } => {
+            match crate::protocol::text::parse_class_list(list).and_then(|s| store.set_classes(&s))
+            {
+                Ok(()) => put(out, reply::OK, noreply),
+                Err(why) => {
+                    if !noreply {
+                        out.extend_from_slice(b"CLIENT_ERROR bad class list: ");
+                        out.extend_from_slice(why.as_bytes());
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+            }
+        }
         Request::SlabsAutomoveRatio { ratio, noreply } => {
             store.set_automove_ratio(ratio);
             put(out, reply::OK, noreply);

@@ -153,6 +153,8 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "heap_trims", s.heap_trims);
     write_stat(out, "slabs_compacted", s.slabs_compacted);
     write_stat(out, "items_moved", s.items_moved);
+    write_stat(out, "slab_reclasses", s.slab_reclasses);
+    write_stat(out, "items_migrated", s.items_migrated);
 }
 
 fn settings(shared: &Shared, out: &mut Vec<u8>) {

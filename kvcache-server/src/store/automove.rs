@@ -330,7 +330,7 @@ impl Store {
         if src == dst {
             return ReassignOutcome::Same;
         }
-        let n = self.cfg.classes.len() as i32;
+        let n = self.engine().classes_in_use() as i32;
         let es = self.engine().stats();
         let slabs_of = |id: i32| -> usize {
             if id == 0 {
@@ -373,12 +373,12 @@ impl Store {
             return 0;
         };
         let now = self.now();
-        let n = self.cfg.classes.len();
+        let n = self.engine().classes_in_use();
         let es = self.engine().stats();
         let cur: Vec<ClassSample> = (0..n)
             .map(|i| {
                 let class = ClassId(i as u16);
-                let cps = self.cfg.classes.chunks_per_slab(class);
+                let cps = self.classes().chunks_per_slab(class);
                 let slabs = es.classes[i].slabs;
                 let g = &self.gauges[i];
                 let held = (get(&g.chunks) as usize).min(slabs * cps);

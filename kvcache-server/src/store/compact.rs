@@ -104,7 +104,7 @@ impl Store {
             if picked.is_empty() {
                 continue;
             }
-            let cs = self.cfg.classes.chunk_size(class);
+            let cs = self.classes().chunk_size(class);
             let mut old: Vec<NonNull<u8>> = Vec::new();
             let mut no_room = false;
             for d in &picked {
@@ -162,13 +162,15 @@ impl Store {
         };
         // Now `handle` is linked in this shard and we hold its lock: nobody else reads or
         // writes the item (the eviction hand only touches its tag, atomically).
-        if self.item(handle).bits() & CHAINED != 0 {
+        // A draining slab whose last chunk was freed leaves the class and may serve another
+        // one by now: only an item still in `class` moves.
+        if self.item(handle).bits() & CHAINED != 0 || self.class_of(handle) != class {
             return Move::Skipped;
         }
         let Some(dest) = self.alloc.engine().alloc_in_place(class) else {
             return Move::NoRoom;
         };
-        let cs = self.cfg.classes.chunk_size(class);
+        let cs = self.classes().chunk_size(class);
         // SAFETY: 1. `p` and `dest` are distinct chunks of `cs` bytes of `class` in mapped
         // slabs (the walk lock keeps them mapped); 2. the item at `p` is linked and its
         // shard is locked, so its bytes are stable, and `dest` was just handed to us by the

@@ -30,9 +30,9 @@ impl Store {
     pub(crate) fn evict(&self, class: ClassId, want: usize) -> usize {
         let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
         let mut done = self.clock_sweep(class, false, want);
-        if done == 0 && class.index() + 1 == self.cfg.classes.len() {
+        if done == 0 && class == self.top_class() {
             // Segments are never linked themselves: free some by evicting a chained item.
-            for c in 0..self.cfg.classes.len() {
+            for c in 0..self.engine().classes_in_use() {
                 done += self.clock_sweep(ClassId(c as u16), true, 1);
                 if done > 0 {
                     break;
@@ -51,8 +51,8 @@ impl Store {
         if slabs.is_empty() {
             return 0;
         }
-        let cs = self.cfg.classes.chunk_size(class);
-        let cps = self.cfg.classes.chunks_per_slab(class);
+        let cs = self.classes().chunk_size(class);
+        let cps = self.classes().chunks_per_slab(class);
         let total = (slabs.len() * cps) as u64;
         let hand = &self.hands[class.index()];
         let mut pos = hand.load(Ordering::Relaxed) % total;
@@ -93,13 +93,14 @@ impl Store {
     /// engine when an allocation hits the limit). Returns false if there is no donor.
     pub(crate) fn rebalance(&self, class: ClassId) -> bool {
         let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
-        let n = self.cfg.classes.len();
         let es = self.engine().stats();
+        let top = self.top_class();
+        // Classes retired by a re-class give first: nothing new goes into them.
         let Some(donor) = es
             .classes
             .iter()
-            .filter(|c| c.class != class && c.class.index() + 1 != n && c.used_chunks > 0)
-            .max_by_key(|c| c.slabs)
+            .filter(|c| c.class != class && c.class != top && c.used_chunks > 0)
+            .max_by_key(|c| (self.is_retired(c.class), c.slabs))
             .map(|c| c.class)
         else {
             return false;
@@ -112,7 +113,7 @@ impl Store {
         }
         let pick = self.rebalance_hand.fetch_add(1, Ordering::Relaxed) as usize % slabs.len();
         let (base, carved) = slabs[pick];
-        let cs = self.cfg.classes.chunk_size(donor);
+        let cs = self.classes().chunk_size(donor);
         let mut evicted = 0;
         for ci in 0..carved {
             let p = NonNull::new(base.as_ptr().wrapping_add(ci * cs)).expect("inside a slab");
@@ -171,8 +172,8 @@ impl Store {
         if slabs.len() < 2 {
             return None;
         }
-        let cs = self.cfg.classes.chunk_size(class);
-        let cps = self.cfg.classes.chunks_per_slab(class);
+        let cs = self.classes().chunk_size(class);
+        let cps = self.classes().chunks_per_slab(class);
         let live_in = |&(base, carved): &(NonNull<u8>, usize)| {
             (0..carved)
                 .filter(|&ci| {
@@ -202,7 +203,7 @@ impl Store {
         }
         let (victim, live) = best?;
         let (base, carved) = victim;
-        let slab = self.cfg.classes.slab_size();
+        let slab = self.classes().slab_size();
         // Items may move only into slabs holding live items (not the victim, not a slab
         // emptied by an earlier move whose chunks are still on their way back, not an empty
         // spare or a slab taken from the pool meanwhile): anything else frees nothing. The

@@ -114,6 +114,7 @@ mod compact;
 mod evict;
 mod histogram;
 mod meta_ops;
+mod reclass;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -124,6 +125,7 @@ pub use clock::{Clock, REALTIME_MAXDELTA, START_OFFSET};
 pub use compact::{CompactReport, COMPACT_BUDGET, COMPACT_MAX_FILL, COMPACT_MIN_SLABS};
 pub use histogram::SizeHistogram;
 pub use meta_ops::{ItemDebug, MetaDeleteOutcome, MetaGetOptions, MetaGetState};
+pub use reclass::{spare_sizes, COARSE_STEP, FINE_GRID_MAX, MAX_LISTED, MIGRATE_BUDGET};
 pub use stats::{ClassStats, StoreStats};
 
 use std::borrow::Cow;
@@ -136,6 +138,7 @@ use std::time::Duration;
 use hashbrown::HashTable;
 use slab_core::allocator::{AllocatorStats, MagazineConfig, SlabAllocator};
 use slab_core::engine::{Config as EngineConfig, SlabEngine};
+use slab_core::lazy::LazyTable;
 use slab_core::size_class::{ClassId, SizeClasses};
 
 use crate::item::{
@@ -408,11 +411,15 @@ pub struct Store {
     /// memcached's `settings.oldest_cas` (0 = none).
     oldest_cas: AtomicU64,
     global: GlobalCounters,
-    per_class: Box<[ClassCounters]>,
-    gauges: Box<[ClassGauges]>,
+    per_class: LazyTable<ClassCounters>,
+    gauges: LazyTable<ClassGauges>,
     hist: SizeHistogram,
     /// CLOCK hand position per class.
-    hands: Box<[AtomicU64]>,
+    hands: LazyTable<AtomicU64>,
+    /// Size -> class for new items (rewritten by a re-class).
+    lookup: reclass::Lookup,
+    /// The classes new items go to.
+    active: Mutex<reclass::Active>,
     /// Rotates the slab a rebalance empties.
     rebalance_hand: AtomicU64,
     crawl_state: Mutex<CrawlState>,
@@ -578,7 +585,11 @@ impl Store {
             ));
         }
         let reserve = (cfg.memory_limit * 2).clamp(64 << 20, span);
-        let ecfg = EngineConfig::new(cfg.classes.clone())
+        let all = cfg
+            .classes
+            .with_spares(&reclass::spare_sizes(&cfg.classes))
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        let ecfg = EngineConfig::new(all)
             .memory_limit(cfg.memory_limit)
             .reserve_bytes(reserve)
             .huge_pages(cfg.huge_pages);
@@ -592,7 +603,7 @@ impl Store {
                 "reservation of {reserved} bytes is beyond 4-byte handles"
             ));
         }
-        let n = cfg.classes.len();
+        let n = alloc.engine().classes().len();
         let shards = (0..cfg.shards)
             .map(|_| Padded(Mutex::new(Shard::default())))
             .collect();
@@ -607,10 +618,12 @@ impl Store {
             oldest_live: AtomicU32::new(0),
             oldest_cas: AtomicU64::new(0),
             global: GlobalCounters::default(),
-            per_class: (0..n).map(|_| ClassCounters::default()).collect(),
-            gauges: (0..n).map(|_| ClassGauges::default()).collect(),
+            per_class: LazyTable::new(n),
+            gauges: LazyTable::new(n),
             hist: SizeHistogram::new(hist_max),
-            hands: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            hands: LazyTable::new(n),
+            lookup: reclass::Lookup::new(alloc.engine().classes()),
+            active: Mutex::new(reclass::Active::new(alloc.engine().classes())),
             rebalance_hand: AtomicU64::new(0),
             crawl_state: Mutex::new(CrawlState::default()),
             walk_lock: RwLock::new(()),
@@ -713,16 +726,14 @@ impl Store {
     /// The class of the chunk an item head occupies.
     #[inline]
     pub(crate) fn class_of(&self, handle: u32) -> ClassId {
-        // `prepare` puts every head in the smallest class that holds its head size.
+        // A linked or prepared item's slab belongs to its class for as long as the item
+        // holds the chunk (the class may be retired since: see `reclass`).
         let class = self
-            .cfg
-            .classes
-            .class_for(self.item(handle).head_size())
+            .alloc
+            .engine()
+            .slab_class_of(self.ptr(handle).as_ptr())
             .expect("items live in class chunks");
-        debug_assert_eq!(
-            self.alloc.engine().class_of(self.ptr(handle).as_ptr()),
-            Some(class)
-        );
+        debug_assert!(self.classes().chunk_size(class) >= self.item(handle).head_size());
         class
     }
 
@@ -987,9 +998,8 @@ impl Store {
             cas: 0,
             flags,
         };
-        let classes = &self.cfg.classes;
         if size <= self.max_chunk && vlen <= item::INLINE_VALUE_MAX {
-            let class = classes.class_for(size)?;
+            let class = self.class_for(size)?;
             let p = self.alloc_chunk(class)?;
             // SAFETY: the chunk was just allocated for us (nobody else accesses it but the
             // evictor's atomic tag reads), it is 8-aligned and `size` bytes fit in it.
@@ -1003,7 +1013,7 @@ impl Store {
         let payload = self.max_chunk - SEGMENT_DATA;
         let nseg = vlen.div_ceil(payload);
         let head_size = key_offset(cas, flags != 0) + key.len() + 4 + 4 * nseg;
-        let head_class = classes.class_for(head_size)?;
+        let head_class = self.class_for(head_size)?;
         let mut segs = Vec::with_capacity(nseg);
         let mut left = vlen;
         let release = |segs: &Vec<u32>| {
@@ -1016,7 +1026,7 @@ impl Store {
         };
         while left > 0 {
             let n = left.min(payload);
-            let Some(p) = classes
+            let Some(p) = self
                 .class_for(SEGMENT_DATA + n)
                 .and_then(|c| self.alloc_chunk(c))
             else {
@@ -1251,7 +1261,7 @@ impl Store {
         let now = self.now();
         let exp = self.clock.realtime_at(exptime, now);
         let Some(prep) = self.prepare(key, flags, exp, value.len(), &kh, now) else {
-            if let Some(c) = self.cfg.classes.class_for(
+            if let Some(c) = self.class_for(
                 stored_size(key.len(), value.len(), flags, self.cfg.cas_enabled)
                     .min(self.max_chunk),
             ) {
@@ -1539,7 +1549,7 @@ impl Store {
         if self.oldest_live.load(Ordering::Relaxed) <= now {
             self.crawl(false);
             // Demand fell: the memory goes back to the OS now, not a reap interval later.
-            let live: u64 = self.gauges.iter().map(|g| get(&g.chunks)).sum();
+            let live: u64 = self.gauges.iter().map(|(_, g)| get(&g.chunks)).sum();
             self.give_back(true, live);
         }
     }
@@ -1600,7 +1610,8 @@ impl Store {
     }
 
     fn publish_ages(&self, oldest: &[u32]) {
-        for (g, &o) in self.gauges.iter().zip(oldest) {
+        for (i, g) in self.gauges.iter() {
+            let o = oldest[i];
             g.oldest_access
                 .store(if o == u32::MAX { 0 } else { o }, Ordering::Relaxed);
         }
@@ -1609,7 +1620,7 @@ impl Store {
     /// Unlinks every expired or flushed item now (a full crawl); returns how many. With
     /// `count`, they count as `crawler_reclaimed`.
     fn crawl(&self, count: bool) -> u64 {
-        let mut oldest = vec![u32::MAX; self.cfg.classes.len()];
+        let mut oldest = vec![u32::MAX; self.classes().len()];
         let n = self.crawl_shards(0..self.shards.len(), count, &mut oldest);
         self.publish_ages(&oldest);
         n
@@ -1630,8 +1641,8 @@ impl Store {
     pub fn maintenance(&self) -> u64 {
         let n = {
             let mut st = lock(&self.crawl_state);
-            if st.oldest.len() != self.cfg.classes.len() {
-                st.oldest = vec![u32::MAX; self.cfg.classes.len()];
+            if st.oldest.len() != self.classes().len() {
+                st.oldest = vec![u32::MAX; self.classes().len()];
             }
             let shards = self.shards.len();
             let start = st.next;
@@ -1647,9 +1658,10 @@ impl Store {
         // Slabs emptied by moves reach the pool in the reap just after.
         self.automove_tick();
         self.compact(COMPACT_BUDGET);
+        self.migrate(MIGRATE_BUDGET);
         // Live chunks fell to half their peak since the last shrink (mass delete or
         // expiry): a hint, like an immediate flush, that demand dropped.
-        let live: u64 = self.gauges.iter().map(|g| get(&g.chunks)).sum();
+        let live: u64 = self.gauges.iter().map(|(_, g)| get(&g.chunks)).sum();
         let peak = self
             .peak_chunks
             .fetch_max(live, Ordering::Relaxed)
@@ -1731,14 +1743,16 @@ impl Store {
             heap_trims: get(&self.global.heap_trims),
             slabs_compacted: get(&self.global.slabs_compacted),
             items_moved: get(&self.global.items_moved),
+            slab_reclasses: get(&self.global.slab_reclasses),
+            items_migrated: get(&self.global.items_migrated),
             ..StoreStats::default()
         };
-        for (i, (chunk_size, cs)) in self.cfg.classes.sizes().iter().zip(&es.classes).enumerate() {
+        for (i, (chunk_size, cs)) in self.classes().sizes().iter().zip(&es.classes).enumerate() {
             let class = ClassId(i as u16);
             let c = &self.per_class[i];
             let g = &self.gauges[i];
             let mut end = 0;
-            let cps = self.cfg.classes.chunks_per_slab(class);
+            let cps = self.classes().chunks_per_slab(class);
             self.alloc
                 .engine()
                 .for_each_slab(class, |_, carved| end += cps - carved.min(cps));
@@ -1794,7 +1808,7 @@ impl Store {
             s.cas_badval += cl.cas_badval;
             s.touch_hits += cl.touch_hits;
             s.outofmemory += cl.outofmemory;
-            s.total_malloced += (cl.total_pages * self.cfg.classes.slab_size()) as u64;
+            s.total_malloced += (cl.total_pages * self.classes().slab_size()) as u64;
             if cl.total_pages > 0 {
                 s.active_slabs += 1;
             }
@@ -1814,7 +1828,7 @@ impl Store {
     pub fn reset_stats(&self) {
         self.global.reset();
         self.automove.reset();
-        for c in self.per_class.iter() {
+        for (_, c) in self.per_class.iter() {
             c.reset();
         }
     }

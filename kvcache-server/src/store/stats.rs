@@ -18,7 +18,8 @@ counters!(
     GlobalCounters {
         get_misses, get_expired, get_flushed, delete_misses, incr_misses, decr_misses,
         cas_misses, touch_misses, total_items, cmd_touch, cmd_flush, slabs_moved,
-        memory_shrinks, heap_trims, slabs_compacted, items_moved,
+        memory_shrinks, heap_trims, slabs_compacted, items_moved, slab_reclasses,
+        items_migrated,
     }
 );
 
@@ -218,6 +219,10 @@ pub struct StoreStats {
     pub slabs_compacted: u64,
     /// Items the compactor moved.
     pub items_moved: u64,
+    /// Lists of classes taken by `slabs classes`.
+    pub slab_reclasses: u64,
+    /// Items moved out of classes a re-class left out.
+    pub items_migrated: u64,
     /// Per class, every class of the table in order (callers show the nonempty ones).
     pub classes: Vec<ClassStats>,
 }
