@@ -519,16 +519,6 @@ fn real_server_is_reclassed_live() {
         stdout.contains("sending: slabs classes "),
         "{stdout}\n{stderr}"
     );
-    if stdout.contains("\nserver: ERROR\n") {
-        // Guard: this server build does not have `slabs classes` yet.
-        eprintln!(
-            "SKIPPED real_server_is_reclassed_live (tools/tests/apply.rs): {} answered \
-             ERROR to `slabs classes`; it runs for real once the server has the command",
-            server_bin().display()
-        );
-        assert!(!out.status.success(), "an ERROR reply must fail apply");
-        return;
-    }
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("\nserver: OK\n"), "{stdout}");
     let sent = stdout
