@@ -463,6 +463,12 @@ impl SlabEngine {
             .0
     }
 
+    /// A class's state if it was ever used (read paths need not create it).
+    #[inline]
+    fn class_lock_if_used(&self, class: ClassId) -> Option<&Mutex<ClassState>> {
+        self.class_state.peek(class.index()).map(|p| &p.0)
+    }
+
     /// Classes `0..n` cover every class that holds or ever held a slab: the table's classes
     /// and the spares up to the last one used.
     pub fn classes_in_use(&self) -> usize {
@@ -727,6 +733,48 @@ impl SlabEngine {
         for (slot, bump) in snapshot {
             f(self.slot_ptr(slot), bump as usize);
         }
+    }
+
+    /// Like [`for_each_slab`](Self::for_each_slab), with each slab's count of chunks handed
+    /// out (and not freed back to the engine) as a third argument: `f(slab_base,
+    /// carved_chunks, used_chunks)`. A slab whose used chunks are all accounted for by items
+    /// the caller can free becomes empty once they are freed.
+    pub fn for_each_slab_usage(
+        &self,
+        class: ClassId,
+        mut f: impl FnMut(NonNull<u8>, usize, usize),
+    ) {
+        let snapshot: Vec<(u32, u32, u32)> = {
+            let Some(lock) = self.class_lock_if_used(class) else {
+                return;
+            };
+            let st = lock.lock();
+            st.slabs
+                .iter()
+                .filter(|m| m.used > 0)
+                .map(|m| (m.slot, m.bump, m.used))
+                .collect()
+        };
+        for (slot, bump, used) in snapshot {
+            f(self.slot_ptr(slot), bump as usize, used as usize);
+        }
+    }
+
+    /// Moves `class`'s empty spare slab (if it keeps one) into the pool, where any class
+    /// can take it. Returns whether there was one.
+    pub fn release_spare(&self, class: ClassId) -> bool {
+        let slot = {
+            let Some(lock) = self.class_lock_if_used(class) else {
+                return false;
+            };
+            let mut st = lock.lock();
+            let Some(idx) = st.spare.take() else {
+                return false;
+            };
+            st.remove_slab(idx, class, &self.owner)
+        };
+        self.pool.lock().empty.push(slot);
+        true
     }
 
     // -----------------------------------------------------------------------------------------

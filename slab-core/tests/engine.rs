@@ -699,3 +699,52 @@ fn draining_slabs_empty_into_fuller_ones() {
     // SAFETY: every chunk in `live` is allocated and freed once.
     unsafe { e.free_batch(class, &live) };
 }
+
+#[test]
+fn a_released_spare_serves_another_class_at_the_limit() {
+    let slab = SizeClasses::memcached_default().slab_size();
+    let e = engine(Some(2 * slab));
+    let a = e.classes().class_for(500).unwrap();
+    let b = e.classes().class_for(5000).unwrap();
+    let cps = e.classes().chunks_per_slab(a);
+    let mut v = Vec::new();
+    e.alloc_batch(a, &mut v, 2 * cps).unwrap();
+    assert_eq!(v.len(), 2 * cps);
+    // Each slab reports every chunk carved; the second loses three.
+    let tail = v.split_off(2 * cps - 3);
+    // SAFETY: from `alloc_batch` of class `a`, freed once.
+    unsafe { e.free_batch(a, &tail) };
+    let mut usage = Vec::new();
+    e.for_each_slab_usage(a, |base, carved, used| usage.push((base, carved, used)));
+    usage.sort_unstable_by_key(|&(_, _, used)| std::cmp::Reverse(used));
+    assert_eq!(
+        usage.iter().map(|&(_, c, u)| (c, u)).collect::<Vec<_>>(),
+        [(cps, cps), (cps, cps - 3)]
+    );
+    // Empty the second slab: class `a` keeps it as its spare, and `b` finds no memory.
+    let (second, first): (Vec<NonNull<u8>>, Vec<NonNull<u8>>) = v
+        .iter()
+        .partition(|p| (p.as_ptr() as usize).wrapping_sub(usage[1].0.as_ptr() as usize) < slab);
+    // SAFETY: as above.
+    unsafe { e.free_batch(a, &second) };
+    let s = e.stats();
+    check_identities(&s);
+    assert_eq!(s.classes[a.index()].empty_slabs, 1);
+    assert_eq!(s.pooled_slabs, 0);
+    assert!(matches!(e.alloc(b), Err(Error::LimitReached { .. })));
+    // The spare goes to the pool (once), where `b` takes it.
+    assert!(!e.release_spare(b));
+    assert!(e.release_spare(a));
+    assert!(!e.release_spare(a));
+    let s = e.stats();
+    check_identities(&s);
+    assert_eq!((s.classes[a.index()].slabs, s.pooled_slabs), (1, 1));
+    let p = e.alloc(b).expect("the released slab");
+    assert_eq!(e.class_of(p.as_ptr()), Some(b));
+    check_identities(&e.stats());
+    // SAFETY: every chunk is allocated and freed once.
+    unsafe {
+        e.free_batch(b, &[p]);
+        e.free_batch(a, &first);
+    }
+}

@@ -462,16 +462,14 @@ fn memory_limit_holds_under_a_random_workload() {
     assert!(evictions > 0, "a workload far above -m 64 must evict");
 }
 
-/// The same workload must evict rather than fail: not one set answered
-/// `SERVER_ERROR out of memory storing object`.
+/// The same workload (for at most 15 s) must evict rather than fail: not one set answered
+/// `SERVER_ERROR out of memory storing object`. Memory fills within the first second.
+/// (memcached 1.6.18 answers up to one set in 1,400 so under this load.)
 #[test]
-#[ignore = "store: with -m 64 -t 2 and four clients storing 1 B..1 MB values, between one set \
-            in 800 and one in 2,500 is answered SERVER_ERROR out of memory storing object \
-            while the store evicts; memcached 1.6.18 does the same under this load (0 to \
-            one set in 1,400 over four runs)"]
 fn no_out_of_memory_replies_while_evicting() {
-    let secs = env_secs("KVCACHE_MEMLIMIT_SECS", 60).min(Duration::from_secs(20));
+    let secs = env_secs("KVCACHE_MEMLIMIT_SECS", 60).min(Duration::from_secs(15));
     let (ops, oom, evictions) = memory_workload(secs, false);
+    eprintln!("{ops} requests, {oom} sets answered out of memory, {evictions} evictions");
     assert!(evictions > 0, "a workload far above -m 64 must evict");
     assert_eq!(oom, 0, "{oom} of about {} sets failed", ops / 2);
 }

@@ -21,7 +21,7 @@ use slab_core::size_class::ClassId;
 use super::automove::Emptied;
 use super::stats::{bump, get};
 use super::{table_hash, Garbage, Store};
-use crate::item::{tag_atomic, widen_access, ItemRef, CHAINED, FETCHED, LIVE, REF};
+use crate::item::{tag_atomic, widen_access, ItemRef, CHAINED, FETCHED, LIVE, REF, SEGMENT};
 
 impl Store {
     /// Evicts up to `want` items whose head is in `class` (or, for the class segments
@@ -74,7 +74,7 @@ impl Store {
                 tag_atomic(p).fetch_and(!REF, Ordering::AcqRel);
                 continue;
             }
-            if self.try_evict(p, tag, false) {
+            if self.try_evict(p, tag) {
                 done += 1;
                 if done == want {
                     break;
@@ -86,49 +86,194 @@ impl Store {
     }
 
     /// Frees a slab for `class` when it has nothing of its own to evict (memcached's slab
-    /// reassignment, done on demand): picks the class holding the most slabs (not the
-    /// segment class, whose chunks belong to chained items elsewhere), evicts every item
-    /// in one of its slabs, and hands the freed chunks back towards the engine, where the
-    /// emptied slab returns to the pool (the allocator gives depot chunks back to the
-    /// engine when an allocation hits the limit). Returns false if there is no donor.
+    /// reassignment, done on demand) and puts it in the engine's pool, where the
+    /// allocation that ran out takes it. Returns false if no slab could be freed.
+    ///
+    /// First choice, costing nothing: the empty spare slab another class keeps. Failing
+    /// that, a slab of another class that can really become empty: every chunk the engine
+    /// counts as handed out is either a linked item's head (that item is evicted) or a
+    /// segment of a linked chained item (the whole item is evicted). A slab with a chunk
+    /// cached in some thread's magazine, or held by a store being written, would stay in
+    /// use, so it is passed over (a magazine's chunk may still carry the tag of what the
+    /// slab held before, so each candidate is checked against the index first). Of the
+    /// slabs looked at (largest chunks first, at most [`REBALANCE_SCAN`] chunks read), the
+    /// one whose eviction removes the fewest bytes wins. Its chunks go straight back to
+    /// the engine, past every magazine, so the slab empties at once; if it becomes its
+    /// class's spare, the spare goes to the pool.
     pub(crate) fn rebalance(&self, class: ClassId) -> bool {
         let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
-        let es = self.engine().stats();
-        let top = self.top_class();
-        // Classes retired by a re-class give first: nothing new goes into them.
-        let Some(donor) = es
-            .classes
-            .iter()
-            .filter(|c| c.class != class && c.class != top && c.used_chunks > 0)
-            .max_by_key(|c| (self.is_retired(c.class), c.slabs))
-            .map(|c| c.class)
-        else {
-            return false;
-        };
-        let mut slabs: Vec<(NonNull<u8>, usize)> = Vec::new();
-        self.engine()
-            .for_each_slab(donor, |base, carved| slabs.push((base, carved)));
-        if slabs.is_empty() {
-            return false;
-        }
-        let pick = self.rebalance_hand.fetch_add(1, Ordering::Relaxed) as usize % slabs.len();
-        let (base, carved) = slabs[pick];
-        let cs = self.classes().chunk_size(donor);
-        let mut evicted = 0;
-        for ci in 0..carved {
-            let p = NonNull::new(base.as_ptr().wrapping_add(ci * cs)).expect("inside a slab");
-            let tag = tag_atomic(p).load(Ordering::Acquire);
-            if tag & LIVE != 0 && self.try_evict(p, tag, true) {
-                evicted += 1;
+        // An empty slab kept as a class's spare costs nothing to take.
+        let n = self.engine().classes_in_use();
+        let start = self.rebalance_hand.fetch_add(1, Ordering::Relaxed) as usize;
+        for i in 0..n {
+            let c = ClassId(((start + i) % n) as u16);
+            if c != class && self.engine().release_spare(c) {
+                bump(&self.global.slabs_moved);
+                return true;
             }
         }
-        self.alloc.flush_thread_cache();
-        bump(&self.global.slabs_moved);
-        evicted > 0 || carved == 0
+        let victims = self.rebalance_victims(class);
+        for v in victims {
+            if self.all_held_by_items(&v) && self.empty_for_rebalance(&v) {
+                self.engine().release_spare(v.class);
+                bump(&self.global.slabs_moved);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The slabs [`rebalance`](Self::rebalance) may empty, cheapest first: see there.
+    fn rebalance_victims(&self, class: ClassId) -> Vec<RebalanceVictim> {
+        let n = self.engine().classes_in_use();
+        // Chained items cost their whole value; a typical one spans several segments.
+        let chain_cost = CHAIN_COST_SEGMENTS * self.max_chunk;
+        let mut budget = REBALANCE_SCAN;
+        let mut best: Vec<RebalanceVictim> = Vec::with_capacity(REBALANCE_PICKS + 1);
+        let mut slabs: Vec<(NonNull<u8>, usize, usize)> = Vec::new();
+        'classes: for c in (0..n).rev().map(|c| ClassId(c as u16)) {
+            if c == class {
+                continue;
+            }
+            slabs.clear();
+            self.engine()
+                .for_each_slab_usage(c, |base, carved, used| slabs.push((base, carved, used)));
+            let cs = self.classes().chunk_size(c);
+            for &(base, carved, used) in &slabs {
+                if budget < carved {
+                    break 'classes;
+                }
+                budget -= carved;
+                let (mut held, mut cost) = (0, 0);
+                for ci in 0..carved {
+                    let p = NonNull::new(base.as_ptr().wrapping_add(ci * cs)).expect("in a slab");
+                    let tag = tag_atomic(p).load(Ordering::Acquire);
+                    if tag & LIVE != 0 {
+                        held += 1;
+                        cost += if tag & CHAINED != 0 { chain_cost } else { cs };
+                    } else if tag & SEGMENT != 0 {
+                        held += 1;
+                        cost += chain_cost;
+                    }
+                }
+                // Chunks in magazines or being written keep the slab in use.
+                if held < used
+                    || (best.len() == REBALANCE_PICKS
+                        && best.last().is_some_and(|b| b.cost <= cost))
+                {
+                    continue;
+                }
+                let at = best.partition_point(|b| b.cost <= cost);
+                best.insert(
+                    at,
+                    RebalanceVictim {
+                        class: c,
+                        base,
+                        carved,
+                        used,
+                        cost,
+                    },
+                );
+                best.truncate(REBALANCE_PICKS);
+            }
+        }
+        best
+    }
+
+    /// Whether every chunk of the victim slab the engine counts as handed out belongs to a
+    /// linked item (checked under each item's shard lock). A chunk handed to a magazine
+    /// was never written since the slab joined its class, so its tag word can be stale data
+    /// that looks like a head or a segment; this check tells them apart.
+    fn all_held_by_items(&self, v: &RebalanceVictim) -> bool {
+        let cs = self.classes().chunk_size(v.class);
+        let mut linked = 0;
+        for ci in 0..v.carved {
+            let p = NonNull::new(v.base.as_ptr().wrapping_add(ci * cs)).expect("in a slab");
+            let tag = tag_atomic(p).load(Ordering::Acquire);
+            let segment = tag & SEGMENT != 0;
+            if tag & LIVE == 0 && !segment {
+                continue;
+            }
+            let h24 = tag >> 8;
+            let shard = self.lock_shard(self.shard_of(h24));
+            if self.holder(&shard, p, tag).is_none() {
+                return false;
+            }
+            linked += 1;
+        }
+        linked >= v.used
+    }
+
+    /// Evicts every item with a chunk in the victim slab, freeing their chunks straight
+    /// to the engine. Returns whether every chunk held went back.
+    fn empty_for_rebalance(&self, v: &RebalanceVictim) -> bool {
+        let cs = self.classes().chunk_size(v.class);
+        let mut all = true;
+        for ci in 0..v.carved {
+            let p = NonNull::new(v.base.as_ptr().wrapping_add(ci * cs)).expect("in a slab");
+            let tag = tag_atomic(p).load(Ordering::Acquire);
+            if tag & (LIVE | SEGMENT) != 0 && !self.evict_to_engine(p, tag) {
+                all = false;
+            }
+        }
+        all
+    }
+
+    /// The linked item of the locked `shard` whose head is the chunk at `p` (tag `tag`)
+    /// or, for a segment tag, one of whose segments is.
+    fn holder(&self, shard: &super::Shard, p: NonNull<u8>, tag: u32) -> Option<u32> {
+        let th = table_hash(tag >> 8);
+        let chunk = self.handle_of(p);
+        if tag & SEGMENT != 0 {
+            shard
+                .table
+                .find(th, |&h| {
+                    // `h` is linked in this shard, whose lock the caller holds: its head is
+                    // readable.
+                    let it = self.item(h);
+                    it.is_chained() && (0..it.vlen_field()).any(|i| it.segment(i) == chunk)
+                })
+                .copied()
+        } else {
+            shard.table.find(th, |&h| h == chunk).copied()
+        }
+    }
+
+    /// Evicts, under its shard lock, the linked item whose head is the chunk at `p` (or,
+    /// for a segment tag, the linked chained item one of whose segments is at `p`),
+    /// freeing its chunks straight to the engine. False if there is no such item (any
+    /// more).
+    fn evict_to_engine(&self, p: NonNull<u8>, tag: u32) -> bool {
+        let h24 = tag >> 8;
+        let th = table_hash(h24);
+        let mut shard = self.lock_shard(self.shard_of(h24));
+        let Some(handle) = self.holder(&shard, p, tag) else {
+            return false;
+        };
+        // Now `handle` is linked in this shard, and we hold its lock.
+        let it = self.item(handle);
+        let now = self.now();
+        let class = self.class_of(handle).index();
+        self.count_removal(&it, class, self.is_dead(&it, now).is_some(), now);
+        self.unlink_locked(&mut shard, th, handle);
+        drop(shard);
+        let it = self.item(handle);
+        if it.is_chained() {
+            for i in 0..it.vlen_field() {
+                let seg = self.ptr(it.segment(i));
+                tag_atomic(seg).store(0, Ordering::Release);
+                // SAFETY: the segment belongs to the item just unlinked under its shard
+                // lock, which nobody else reaches any more; it is freed once, here.
+                unsafe { self.free_chunk_to_engine(seg) };
+            }
+        }
+        // SAFETY: as above, for the head chunk.
+        unsafe { self.free_chunk_to_engine(it.ptr()) };
+        true
     }
 
     /// Confirms under the shard lock that `p` is a linked item and evicts it.
-    fn try_evict(&self, p: NonNull<u8>, tag: u32, force: bool) -> bool {
+    fn try_evict(&self, p: NonNull<u8>, tag: u32) -> bool {
         let h24 = tag >> 8;
         let th = table_hash(h24);
         let handle = self.handle_of(p);
@@ -138,7 +283,7 @@ impl Store {
         }
         // Now `handle` is linked in this shard, and we hold its lock.
         let it = self.item(handle);
-        if it.bits() & REF != 0 && !force {
+        if it.bits() & REF != 0 {
             it.clear_bits(REF);
             return false;
         }
@@ -152,6 +297,28 @@ impl Store {
         self.free_garbage(g);
         true
     }
+}
+
+/// Slabs [`Store::rebalance`] considers emptying before it gives up.
+const REBALANCE_PICKS: usize = 16;
+
+/// Chunks [`Store::rebalance`] reads at most to pick a slab.
+const REBALANCE_SCAN: usize = 1 << 16;
+
+/// What [`Store::rebalance`] counts a chained item's eviction as: this many largest
+/// chunks.
+const CHAIN_COST_SEGMENTS: usize = 8;
+
+/// A slab [`Store::rebalance`] can empty.
+#[derive(Clone, Copy)]
+struct RebalanceVictim {
+    class: ClassId,
+    base: NonNull<u8>,
+    carved: usize,
+    /// Chunks the engine counted as handed out when it was picked.
+    used: usize,
+    /// Bytes its eviction removes (estimated for chained items).
+    cost: usize,
 }
 
 /// Slabs of a class looked at to pick the one a move empties.

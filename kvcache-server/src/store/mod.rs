@@ -49,9 +49,11 @@
 //! `-m`. memcached instead grants each class its first 1 MiB page past `-m`; our small
 //! default slabs (64 KiB) make that unnecessary as long as `-m` holds at least a slab per
 //! class in use (~130 classes: 8.3 MiB). When a class cannot get a chunk it evicts from
-//! its own CLOCK; a class with nothing to evict (it got no slab before memory filled up)
-//! empties a slab of the class holding the most slabs and takes it (see
-//! `Store::rebalance` in `evict.rs`); with `-M` stores fail instead. Slabs also move
+//! its own CLOCK; a class with nothing to evict (it got no slab before memory filled up,
+//! or holds only segments of chained values) takes the empty spare slab another class
+//! keeps, else empties the slab of another class that is cheapest to empty, evicting the
+//! items whose heads or segments it holds, and takes it (see `Store::rebalance` in
+//! `evict.rs`); with `-M` stores fail instead. Slabs also move
 //! between classes on request (`slabs reassign`) and by the automove policy that
 //! [`Store::maintenance`] runs, so pages follow the demand when item sizes change (see
 //! `automove.rs`).

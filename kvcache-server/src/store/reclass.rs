@@ -17,8 +17,7 @@
 //!   items go to the listed classes from then on. The largest class always stays: chained
 //!   values take their segments from it.
 //! * Classes left out are *retired*. Their items stay readable and are freed as usual when
-//!   they are replaced, deleted, expire or are evicted; a retired class is the first donor
-//!   when another class needs a slab (`Store::rebalance`). Each maintenance step also
+//!   they are replaced, deleted, expire or are evicted. Each maintenance step also
 //!   *migrates* up to [`MIGRATE_BUDGET`] of their items into the listed classes (the same
 //!   move as compaction's: under the shard lock, tag written last, handle swapped; CAS,
 //!   flags, expiry and access time travel with the bytes), so a retired class empties even
@@ -152,11 +151,6 @@ impl Store {
     #[inline]
     pub(crate) fn class_for(&self, size: usize) -> Option<ClassId> {
         self.lookup.get(size)
-    }
-
-    /// True if `class` is not one new items go to (left out by the last re-class).
-    pub(crate) fn is_retired(&self, class: ClassId) -> bool {
-        !lock(&self.active).listed[class.index()]
     }
 
     /// The chunk sizes new items go to, ascending.

@@ -368,6 +368,67 @@ fn new_sizes_get_memory_when_full() {
 }
 
 #[test]
+fn a_class_without_memory_takes_a_slab_held_by_segments() {
+    // Fill a small store with chained values whose last segment nearly fills a chunk of
+    // its own class: every slab but the heads' holds segments, which no CLOCK hand
+    // evicts. Then take away every empty slab (spares and pool), so that a new size can
+    // only get memory by emptying a slab of segments, evicting the items they belong to.
+    let limit = 2 << 20;
+    let s = Store::new(StoreConfig::new(limit)).unwrap();
+    let seg = s.max_chunk - SEGMENT_DATA;
+    let value = |i: u32| vec![(i % 251) as u8; seg + 30_000];
+    let n = 200u32;
+    for i in 0..n {
+        let key = format!("chain:{i}");
+        assert_eq!(
+            s.store(StoreMode::Set, key.as_bytes(), 0, 0, &value(i)),
+            StoreOutcome::Stored
+        );
+    }
+    let engine = s.engine();
+    for c in 0..s.cfg.classes.len() {
+        engine.release_spare(ClassId(c as u16));
+    }
+    // Chunks held here, not by items: their slabs cannot be emptied (and reused slabs keep
+    // tags of the segments they held before, which must not be taken for items).
+    let filler = s.cfg.classes.class_for(3000).unwrap();
+    let mut held = Vec::new();
+    while let Ok(p) = s.alloc.alloc_class(filler) {
+        held.push(p);
+    }
+    assert_eq!(engine.stats().pooled_slabs, 0);
+    let before = s.stats();
+    assert!(before.evictions > 0);
+    for len in [100usize, 700, 9000] {
+        let key = format!("new:{len}");
+        let v = vec![b'n'; len];
+        assert_eq!(
+            s.store(StoreMode::Set, key.as_bytes(), 0, 0, &v),
+            StoreOutcome::Stored,
+            "{len}"
+        );
+        assert_eq!(get_value(&s, key.as_bytes()).unwrap(), v);
+    }
+    let after = s.stats();
+    assert!(after.slabs_moved > before.slabs_moved, "{after:?}");
+    assert!(after.evictions > before.evictions, "{after:?}");
+    assert!(after.mapped_bytes as usize <= limit);
+    // What was not evicted reads back whole.
+    let mut left = 0;
+    for i in 0..n {
+        if let Some(v) = get_value(&s, format!("chain:{i}").as_bytes()) {
+            assert_eq!(v, value(i), "{i}");
+            left += 1;
+        }
+    }
+    assert_eq!(left as u64 + 3, after.curr_items);
+    for p in held {
+        // SAFETY: allocated above from this class and never used.
+        unsafe { s.alloc.dealloc_class(p, filler) };
+    }
+}
+
+#[test]
 fn no_evictions_mode_fails_cleanly() {
     let mut cfg = StoreConfig::new(1 << 20);
     cfg.evictions = false;
