@@ -1118,3 +1118,161 @@ fn flush_frees_chained_items_past_the_magazines() {
     );
     assert_eq!(get_value(&s, b"big0"), Some(big));
 }
+
+/// Chunk sizes of the classes holding items (`stats slabs`' `used_chunks`).
+fn sizes_in_use(s: &Store) -> Vec<usize> {
+    s.stats()
+        .classes
+        .iter()
+        .filter(|c| c.used_chunks > 0)
+        .map(|c| c.chunk_size)
+        .collect()
+}
+
+#[test]
+fn class_lists_are_checked_and_nothing_changes_on_refusal() {
+    let s = small_store();
+    let before = s.active_classes();
+    for (bad, why) in [
+        (&[][..], "no sizes"),
+        (&[64, 64], "strictly ascending"),
+        (&[100, 90], "strictly ascending"),
+        (&[8], "below 16"),
+        (&[1 << 20], "above the largest chunk"),
+    ] {
+        let e = s.set_classes(bad).unwrap_err();
+        assert!(e.contains(why), "{bad:?}: {e}");
+    }
+    assert!(s.set_classes(&[16; MAX_LISTED + 1]).is_err());
+    assert_eq!(s.active_classes(), before);
+    assert_eq!(s.stats().slab_reclasses, 0);
+    // Rounded up to 8, the largest chunk appended.
+    s.set_classes(&[100, 1001]).unwrap();
+    assert_eq!(
+        s.active_classes(),
+        vec![104, 1008, s.config().classes.max_chunk()]
+    );
+    assert_eq!(s.stats().slab_reclasses, 1);
+}
+
+#[test]
+fn new_items_go_to_the_new_classes_and_old_ones_migrate() {
+    let s = Store::new(StoreConfig::new(64 << 20)).unwrap();
+    let n = 5_000u32;
+    // Values of ~700 bytes, where the default classes step by 12.5%.
+    let big = |i: u32| value_for(i).repeat(7);
+    let cas: Vec<u64> = (0..n)
+        .map(|i| {
+            let k = format!("key:{i:08}");
+            let r = s.store(StoreMode::Set, k.as_bytes(), i, 0, &big(i));
+            assert_eq!(r, StoreOutcome::Stored);
+            cas_of(&s, k.as_bytes())
+        })
+        .collect();
+    let size = stored_size(12, big(0).len(), 1, true);
+    let old = sizes_in_use(&s);
+    // A class that fits the items to the byte: a spare, not a class of the table.
+    let exact = size.next_multiple_of(8);
+    assert!(!s.config().classes.sizes().contains(&exact));
+    assert!(!old.contains(&exact));
+    s.set_classes(&[exact]).unwrap();
+    assert!(s.store(StoreMode::Set, b"new", 7, 0, &value_for(1)) == StoreOutcome::Stored);
+    let used = sizes_in_use(&s);
+    assert!(used.contains(&exact), "{used:?}");
+    assert!(old.iter().all(|o| used.contains(o)), "{used:?}");
+    // Maintenance migrates the old class's items, keeping value, flags and CAS.
+    let mut steps = 0;
+    while sizes_in_use(&s) != vec![exact] {
+        s.maintenance();
+        steps += 1;
+        assert!(steps < 10, "still in use: {:?}", sizes_in_use(&s));
+    }
+    assert_eq!(s.stats().items_migrated, u64::from(n));
+    for i in 0..n {
+        let k = format!("key:{i:08}");
+        let mut ok = false;
+        assert!(s.get(k.as_bytes(), |v| {
+            ok = v.value == big(i) && v.flags == i && v.cas == cas[i as usize];
+        }));
+        assert!(ok, "{k}");
+    }
+    assert_eq!(s.stats().curr_items, u64::from(n) + 1);
+    // Nothing leaked: every chunk in use is an item's.
+    assert_eq!(used_chunks(&s), n as usize + 1);
+    // The old class's slabs went back to the engine.
+    s.maintenance();
+    let es = s.allocator_stats().engine;
+    assert!(es
+        .classes
+        .iter()
+        .all(|c| c.chunk_size == exact || c.used_chunks == 0));
+}
+
+#[test]
+fn readers_see_whole_items_while_a_reclass_migrates_them() {
+    use std::sync::atomic::AtomicBool;
+    let s = Arc::new(Store::new(StoreConfig::new(128 << 20)).unwrap());
+    let n = 20_000u32;
+    let cas = Arc::new(load_keyed(&s, n));
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|t| {
+            let (s, cas, stop) = (s.clone(), cas.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) || reads < 10_000 {
+                    let k = format!("key:{i:08}");
+                    let mut ok = false;
+                    assert!(s.get(k.as_bytes(), |v| {
+                        ok = v.value == value_for(i) && v.flags == i && v.cas == cas[i as usize];
+                    }));
+                    assert!(ok, "{k} read torn or changed");
+                    reads += 1;
+                    i = (i + 7919) % n;
+                }
+                reads
+            })
+        })
+        .collect();
+    // A writer stores other keys while the lists change under it.
+    let writer = {
+        let (s, stop) = (s.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut j = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                let k = format!("other:{:05}", j % 3000);
+                let v = value_for(j);
+                assert_eq!(
+                    s.store(
+                        StoreMode::Set,
+                        k.as_bytes(),
+                        1,
+                        0,
+                        &v[..(j as usize % v.len())]
+                    ),
+                    StoreOutcome::Stored
+                );
+                j += 1;
+            }
+        })
+    };
+    let size = stored_size(12, value_for(0).len(), 1, true);
+    for list in [
+        vec![size.next_multiple_of(8) + 8],
+        vec![64, 200],
+        vec![size.next_multiple_of(8)],
+    ] {
+        s.set_classes(&list).unwrap();
+        for _ in 0..3 {
+            s.maintenance();
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() >= 10_000);
+    }
+    writer.join().unwrap();
+    assert!(s.stats().items_migrated >= u64::from(n));
+    assert_eq!(s.stats().curr_items, u64::from(n) + 3000);
+}
