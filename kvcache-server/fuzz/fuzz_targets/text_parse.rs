@@ -22,6 +22,13 @@ fuzz_target!(|data: &[u8]| {
                         .into_iter()
                         .all(|k| !k.is_empty() && k.len() <= KEY_MAX_LENGTH));
                 }
+                if let Request::SlabsClasses { list, .. } = req {
+                    // Sizes of at most 9 digits, one per `-`-separated token.
+                    if let Ok(sizes) = text::parse_class_list(list) {
+                        assert_eq!(sizes.len(), list.split(|&b| b == b'-').count());
+                        assert!(sizes.iter().all(|&s| s < 1_000_000_000));
+                    }
+                }
                 Ok(n)
             }
             Err(e) => Err(e),
