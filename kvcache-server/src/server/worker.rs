@@ -58,6 +58,8 @@ pub(crate) struct Worker {
     last_scan: Instant,
     /// Connections that yielded with input left to read, to resume after this poll.
     yielded: Vec<usize>,
+    /// The store's cache flush requests seen (see `Store::cache_flush_requests`).
+    flushes_seen: u64,
 }
 
 /// The channel on which the acceptor hands connections to a worker.
@@ -82,6 +84,7 @@ impl Worker {
                 counters: Counters::default(),
                 last_scan: Instant::now(),
                 yielded: Vec::new(),
+                flushes_seen: 0,
             },
             tx,
             waker,
@@ -162,6 +165,13 @@ impl Worker {
                 self.close_timed_out();
             }
             self.shared.stats.worker(self.id).publish(&self.counters);
+            let flushes = self.shared.store.cache_flush_requests();
+            if flushes != self.flushes_seen {
+                // Free chunks of retired classes in this thread's magazines would keep
+                // their slabs from emptying.
+                self.flushes_seen = flushes;
+                self.shared.store.allocator().flush_thread_cache();
+            }
             if self.shared.shutdown.load(Ordering::SeqCst) {
                 self.finish();
                 return;

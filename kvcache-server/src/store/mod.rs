@@ -422,6 +422,8 @@ pub struct Store {
     lookup: reclass::Lookup,
     /// The classes new items go to.
     active: Mutex<reclass::Active>,
+    /// See [`Store::cache_flush_requests`].
+    flush_requests: AtomicU64,
     /// Rotates the slab a rebalance empties.
     rebalance_hand: AtomicU64,
     crawl_state: Mutex<CrawlState>,
@@ -626,6 +628,7 @@ impl Store {
             hands: LazyTable::new(n),
             lookup: reclass::Lookup::new(alloc.engine().classes()),
             active: Mutex::new(reclass::Active::new(alloc.engine().classes())),
+            flush_requests: AtomicU64::new(0),
             rebalance_hand: AtomicU64::new(0),
             crawl_state: Mutex::new(CrawlState::default()),
             walk_lock: RwLock::new(()),

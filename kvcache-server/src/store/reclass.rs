@@ -153,6 +153,13 @@ impl Store {
         self.lookup.get(size)
     }
 
+    /// Bumped while retired classes hold slabs: worker threads that see it change give
+    /// their magazines back (`SlabAllocator::flush_thread_cache`), so free chunks of
+    /// retired classes cached there do not keep slabs in use.
+    pub fn cache_flush_requests(&self) -> u64 {
+        self.flush_requests.load(Ordering::Relaxed)
+    }
+
     /// The chunk sizes new items go to, ascending.
     pub fn active_classes(&self) -> Vec<usize> {
         let classes = self.classes();
@@ -242,6 +249,9 @@ impl Store {
                 self.alloc.drain_depots();
                 drained = true;
             }
+            // Whatever moves, threads' magazines may hold free chunks of the class: ask the
+            // workers to give theirs back.
+            self.flush_requests.fetch_add(1, Ordering::Relaxed);
             let cs = self.classes().chunk_size(class);
             for (base, carved) in slabs {
                 for ci in 0..carved {
