@@ -9,10 +9,12 @@
 //! An entry is published with one compare-and-swap of its pointer: two threads that race to
 //! create the same entry both build one, the loser frees its own and uses the winner's. Once
 //! set, a pointer never changes until the table is dropped, so `&T` lives as long as `&self`.
+//! The atomics come from the loom shim; `tests::loom_lazy` checks the race.
 
 use std::fmt;
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, Ordering};
+
+use crate::sync::atomic::{AtomicPtr, Ordering};
 
 /// A table of `len` entries of `T`, each boxed and created on first access.
 pub struct LazyTable<T> {
@@ -109,8 +111,9 @@ impl<T: Default> std::ops::Index<usize> for LazyTable<T> {
 
 impl<T> Drop for LazyTable<T> {
     fn drop(&mut self) {
-        for s in self.slots.iter_mut() {
-            let p = *s.get_mut();
+        for s in self.slots.iter() {
+            // `&mut self`: no other thread can touch the slots any more.
+            let p = s.load(Ordering::Acquire);
             if !p.is_null() {
                 // SAFETY: each non-null slot owns one `Box` made in `create`; `&mut self`
                 // means no reference into it remains.
