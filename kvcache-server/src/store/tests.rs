@@ -1030,6 +1030,39 @@ fn compaction_halves_the_slabs_after_every_other_key_is_deleted() {
     assert_eq!(get_value(&s, b"key:00000002"), Some(v));
 }
 
+/// `threads` readers of the keys [`load_keyed`] stored (every `stride`-th of `n`), each
+/// checking value, flags and CAS, until `stop` and at least 10,000 reads; they return
+/// their read counts.
+fn spawn_checked_readers(
+    s: &Arc<Store>,
+    cas: &Arc<Vec<u64>>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+    threads: u32,
+    n: u32,
+    stride: u32,
+) -> Vec<std::thread::JoinHandle<u64>> {
+    (0..threads)
+        .map(|t| {
+            let (s, cas, stop) = (s.clone(), cas.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut reads = 0u64;
+                let mut i = t * stride;
+                while !stop.load(Ordering::Relaxed) || reads < 10_000 {
+                    let k = format!("key:{i:08}");
+                    let mut ok = false;
+                    assert!(s.get(k.as_bytes(), |v| {
+                        ok = v.value == value_for(i) && v.flags == i && v.cas == cas[i as usize];
+                    }));
+                    assert!(ok, "{k} read torn or changed");
+                    reads += 1;
+                    i = (i + stride * 7919) % n / stride * stride;
+                }
+                reads
+            })
+        })
+        .collect()
+}
+
 #[test]
 fn readers_see_whole_items_while_the_compactor_moves_them() {
     use std::sync::atomic::AtomicBool;
@@ -1040,26 +1073,7 @@ fn readers_see_whole_items_while_the_compactor_moves_them() {
         s.delete(format!("key:{i:08}").as_bytes());
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..3)
-        .map(|t| {
-            let (s, cas, stop) = (s.clone(), cas.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut reads = 0u64;
-                let mut i = t * 2;
-                while !stop.load(Ordering::Relaxed) || reads < 10_000 {
-                    let k = format!("key:{i:08}");
-                    let mut ok = false;
-                    assert!(s.get(k.as_bytes(), |v| {
-                        ok = v.value == value_for(i) && v.flags == i && v.cas == cas[i as usize];
-                    }));
-                    assert!(ok, "{k} read torn or changed");
-                    reads += 1;
-                    i = (i + 2 * 7919) % n / 2 * 2;
-                }
-                reads
-            })
-        })
-        .collect();
+    let readers = spawn_checked_readers(&s, &cas, &stop, 3, n, 2);
     // A writer churns other keys of the same class meanwhile.
     let writer = {
         let (s, stop) = (s.clone(), stop.clone());
@@ -1215,26 +1229,7 @@ fn readers_see_whole_items_while_a_reclass_migrates_them() {
     let n = 20_000u32;
     let cas = Arc::new(load_keyed(&s, n));
     let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..2)
-        .map(|t| {
-            let (s, cas, stop) = (s.clone(), cas.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut reads = 0u64;
-                let mut i = t;
-                while !stop.load(Ordering::Relaxed) || reads < 10_000 {
-                    let k = format!("key:{i:08}");
-                    let mut ok = false;
-                    assert!(s.get(k.as_bytes(), |v| {
-                        ok = v.value == value_for(i) && v.flags == i && v.cas == cas[i as usize];
-                    }));
-                    assert!(ok, "{k} read torn or changed");
-                    reads += 1;
-                    i = (i + 7919) % n;
-                }
-                reads
-            })
-        })
-        .collect();
+    let readers = spawn_checked_readers(&s, &cas, &stop, 2, n, 1);
     // A writer stores other keys while the lists change under it.
     let writer = {
         let (s, stop) = (s.clone(), stop.clone());
