@@ -219,12 +219,6 @@ fn declared_lengths_cost_only_what_arrives() {
 /// partial values must not cost memory beyond `-m` and the fixed overhead (memcached
 /// holds them in items it allocates within `-m`).
 #[test]
-#[ignore = "server: a value being received is held in the connection's read buffer, \
-            outside -m, until it is complete (the buffer grows with the bytes that \
-            arrive): 200 connections each sending half of a 1,000,000-byte set still \
-            bring the RSS to 143 MiB under -m 64 (201 MiB when the buffer took the \
-            declared length at once); memcached receives into an \
-            item allocated within -m"]
 fn partial_large_values_stay_within_the_memory_limit() {
     let s = ServerProc::start(&["-t", "2", "-m", "64"]);
     let mut conns: Vec<Client> = Vec::new();

@@ -66,6 +66,11 @@ pub(crate) struct Conn {
     pub rend: usize,
     /// Bytes of a too-large data block still to discard.
     pub swallow: usize,
+    /// The reply to send once `swallow` is done (text and meta answer a refused value
+    /// after discarding it, as memcached does).
+    pub after_swallow: Vec<u8>,
+    /// A storage request whose value is being received into its item.
+    pub recv: Option<super::recv::Receiving>,
     /// Replies not yet written: `out[out_pos..]`.
     pub out: Vec<u8>,
     pub out_pos: usize,
@@ -119,6 +124,8 @@ impl Conn {
             rstart: 0,
             rend: 0,
             swallow: 0,
+            after_swallow: Vec::new(),
+            recv: None,
             out: Vec::with_capacity(READ_BUF),
             out_pos: 0,
             mode: Mode::Unknown,
