@@ -239,4 +239,25 @@ fn partial_large_values_stay_within_the_memory_limit() {
         hwm <= (64 + 16) * 1024,
         "RSS {rss} KiB (peak {hwm} KiB) with 200 half-sent 1 MB values under -m 64"
     );
+    // The values complete: those whose item fitted are stored, the others were refused
+    // with memcached's out-of-memory error when their line arrived (answered now).
+    let mut rest = vec![b'q'; 500_000];
+    rest.extend_from_slice(b"\r\n");
+    for c in conns.iter_mut() {
+        c.send(&rest);
+    }
+    let mut stored = 0;
+    for c in conns.iter_mut() {
+        match c.read_line().as_slice() {
+            b"STORED\r\n" => stored += 1,
+            b"SERVER_ERROR out of memory storing object\r\n" => {}
+            other => panic!("unexpected reply {:?}", String::from_utf8_lossy(other)),
+        }
+    }
+    assert!(stored > 0 && stored < 200, "{stored} of 200 stored");
+    let (rss, hwm) = rss_kib(s.pid()).expect("status");
+    assert!(
+        hwm <= (64 + 16) * 1024,
+        "RSS {rss} KiB (peak {hwm} KiB) after completing 200 1 MB values under -m 64"
+    );
 }
