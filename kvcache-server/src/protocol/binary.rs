@@ -733,6 +733,31 @@ mod tests {
     }
 
     #[test]
+    fn store_head_while_the_value_is_incomplete() {
+        let pkt = request(REPLACEQ, b"key", &set_extras(5, 10), b"hello", 7, 9);
+        let head = HEADER_LEN + 8 + 3;
+        for cut in 0..pkt.len() {
+            match store_head(&pkt[..cut], MAX) {
+                None => assert!(cut < head, "cut {cut}"),
+                Some(h) => {
+                    assert!(cut >= head);
+                    assert_eq!(
+                        (h.kind, h.key, h.flags, h.exptime, h.vlen, h.head_len),
+                        (StoreKind::Replace, &b"key"[..], 5, 10, 5, head)
+                    );
+                    assert_eq!((h.header.opaque, h.header.cas), (7, 9));
+                }
+            }
+        }
+        assert_eq!(store_head(&pkt, MAX), None);
+        // Append is buffered; a bad extras length is answered by `parse`.
+        let app = request(APPEND, b"key", &[], b"hello", 0, 0);
+        assert_eq!(store_head(&app[..HEADER_LEN + 3], MAX), None);
+        let bad = request(SET, b"key", &[0; 4], b"hello", 0, 0);
+        assert_eq!(store_head(&bad[..HEADER_LEN + 7], MAX), None);
+    }
+
+    #[test]
     fn set_parses_and_waits_for_its_value() {
         let pkt = request(SET, b"k", &set_extras(5, 10), b"hello", 7, 0);
         for cut in 0..pkt.len() {

@@ -1160,6 +1160,41 @@ mod tests {
     }
 
     #[test]
+    fn set_head_while_the_data_block_is_incomplete() {
+        let full = b"ms k 5 T9 F3 MR q\r\nhello\r\n";
+        let line = 19;
+        for cut in 0..full.len() {
+            match set_head(&full[..cut], MAX) {
+                None => assert!(cut < line, "cut {cut}"),
+                Some(h) => {
+                    assert!(cut >= line);
+                    assert_eq!((h.vlen, h.line_len, h.mode), (5, line, SetMode::Replace));
+                    assert_eq!(
+                        (
+                            h.args.key.bytes(),
+                            h.args.flags.ttl,
+                            h.args.flags.client_flags
+                        ),
+                        (&b"k"[..], Some(9), 3)
+                    );
+                    assert!(h.args.flags.noreply);
+                }
+            }
+        }
+        assert_eq!(set_head(full, MAX), None);
+        for bad in [
+            &b"ms k 5 MX\r\n"[..],
+            b"ms k 5 zz\r\n",
+            b"ms k 2000000\r\n",
+            b"ms k\r\n",
+            b"mg k 5\r\n",
+            b"set k 0 0 5\r\n",
+        ] {
+            assert_eq!(set_head(bad, MAX), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn set_waits_for_data_and_checks_chunk() {
         let full = b"ms foo 5 T10 F7 MA C99 I\r\nhello\r\n";
         for cut in 0..full.len() {

@@ -980,6 +980,35 @@ mod tests {
     }
 
     #[test]
+    fn storage_head_while_the_data_block_is_incomplete() {
+        let full = b"cas k 3 -1 5 77 noreply\r\nhello\r\n";
+        let line = 25;
+        for cut in 0..full.len() {
+            let h = storage_head(&full[..cut], MAX);
+            if cut < line {
+                assert_eq!(h, None, "cut {cut}");
+                continue;
+            }
+            let h = h.unwrap_or_else(|| panic!("cut {cut}"));
+            assert_eq!(
+                (h.kind, h.key, h.flags, h.exptime, h.vlen, h.cas, h.noreply, h.line_len),
+                (StorageKind::Cas, &b"k"[..], 3, -1, 5, 77, true, line)
+            );
+        }
+        assert_eq!(storage_head(full, MAX), None);
+        // Lines the parser answers by themselves are not received.
+        for bad in [
+            &b"set k 0 0\r\n"[..],
+            b"set k 0 0 x\r\n",
+            b"set k 0 0 2000000\r\n",
+            b"get k\r\n",
+            b"ms k 5\r\n",
+        ] {
+            assert_eq!(storage_head(bad, MAX), None, "{bad:?}");
+        }
+    }
+
+    #[test]
     fn incomplete_until_data_arrives() {
         let full = b"cas k 0 0 5 77 noreply\r\nhello\r\n";
         for cut in 0..full.len() {
