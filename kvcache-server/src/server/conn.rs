@@ -149,7 +149,8 @@ impl Conn {
     ///
     /// The buffer grows with the bytes that actually arrive, at most doubling what is
     /// pending, not to the declared length at once: a client that declares a 1 MB value
-    /// and sends a few bytes costs a few kilobytes, not a megabyte.
+    /// and sends a few bytes costs a few kilobytes, not a megabyte. (Most large values
+    /// never come here: they are received into their item, see [`super::recv`].)
     pub fn reserve_read(&mut self, need: usize) {
         let pending = self.rend - self.rstart;
         let free = READ_BUF / 4;

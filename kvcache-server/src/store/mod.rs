@@ -26,6 +26,11 @@
 //!   evict, which locks other shards), then lock, check the mode (add/replace/cas), link
 //!   the new chunk in place of the old one, unlock, and free the old chunk. A chunk that is
 //!   not linked is freed on every failure path.
+//! * A large value still arriving is received into such a chunk chain (`begin_store`,
+//!   `write_pending`, `finish_store`; the server's `recv.rs`): allocated when the command
+//!   line arrives, linked when the value is complete, so values in flight count against
+//!   `-m` as in memcached. Unlinked, it is invisible to readers and passed over by
+//!   eviction, compaction and slab moves.
 //! * Readers run their closure under the shard lock, so the value cannot be freed or
 //!   overwritten while they copy it out.
 //!
@@ -102,7 +107,8 @@
 //!
 //! The meta protocol's operations live in `meta_ops.rs` as further `impl Store` blocks,
 //! built on the `pub(crate)` primitives here: `Store::hash_key`, `Store::lock_shard`,
-//! `Store::find_live`, `Store::prepare`, `Store::link_locked`,
+//! `Store::find_live`, `Store::prepare`, `Store::begin_store`, `Store::write_pending`,
+//! `Store::finish_store`, `Store::abandon_store`, `Store::link_locked`,
 //! `Store::unlink_locked`, `Store::free_item`, `Store::item`, `Store::next_cas`.
 //!
 //! [`stored_size`]: crate::item::stored_size
