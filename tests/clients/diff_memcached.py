@@ -48,6 +48,19 @@ CASES = [
     b"get " + b"x" * 3000 + b"\r\n",
     b"set a 0 0 1\r\nx\r\ngat abc a\r\ngat 100\r\ngat 100 a b\r\ngats 100 a\r\ngets a\r\n",
     b"set a 0 0 1\r\nx\r\ngat -1 a\r\nget a\r\n",
+    # Values larger than the read buffer: received into their item as they arrive.
+    b"set big 5 0 100000\r\n" + b"v" * 100000 + b"\r\nget big\r\n",
+    b"set big 0 0 50000\r\n" + b"v" * 50000 + b"XY\r\nget big\r\n",
+    b"set big 0 0 50000 noreply\r\n" + b"v" * 50000 + b"XYget big\r\n",
+    b"set big 0 0 1\r\nx\r\nadd big 0 0 50000\r\n" + b"v" * 50000 + b"\r\nget big\r\n",
+    b"replace big 0 0 50000\r\n" + b"v" * 50000 + b"\r\nget big\r\n",
+    b"cas big 0 0 50000 1\r\n" + b"v" * 50000 + b"\r\nget big\r\n",
+    b"set big 0 0 1\r\nx\r\ncas big 0 0 50000 999999\r\n" + b"v" * 50000 + b"\r\nget big\r\n",
+    b"set big 0 0 1\r\nx\r\nappend big 0 0 50000\r\n" + b"v" * 50000 + b"\r\nget big\r\n",
+    # Over -I in memcached's accounting (key and header count) though the value alone
+    # is not: refused, the value discarded, the old value dropped.
+    b"set " + b"k" * 250 + b" 0 0 1\r\nx\r\nset " + b"k" * 250 + b" 0 0 1048500\r\n"
+    + b"v" * 1048500 + b"\r\nget " + b"k" * 250 + b"\r\n",
     b"set n 0 0 2\r\n10\r\nincr n 5\r\ndecr n 100\r\nincr n 18446744073709551615\r\nincr n 1\r\n"
     b"incr n -1\r\nincr n abc\r\nincr zz 1\r\nincr n\r\nincr n 1 noreply\r\nget n\r\n",
     b"set n 0 0 20\r\n18446744073709551615\r\nincr n 1\r\nget n\r\n",

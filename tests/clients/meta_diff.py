@@ -38,6 +38,14 @@ META = [
     b"ms k2 2 T0\r\nab\r\nmd k2 I T30 k O5\r\nmg k2 v t\r\nmg k2 v t\r\n",
     b"mg vv N30 s t v\r\nmg vv N30 s t v\r\nms vv 1\r\nx\r\nmg vv v\r\n",
     b"ms rr 1 T10\r\nx\r\nmg rr R30 v\r\nmg rr R30 v\r\nmg rr T100 t\r\n",
+    # Values larger than the read buffer: received into their item as they arrive.
+    b"ms big 60000 T0 F5 k O7\r\n" + b"v" * 60000 + b"\r\nmg big s f k v\r\n",
+    b"ms big 1\r\nx\r\nms big 60000 ME\r\n" + b"v" * 60000 + b"\r\nmg big s\r\n",
+    b"ms big 60000 MR q\r\n" + b"v" * 60000 + b"\r\nmg big s\r\nmn\r\n",
+    b"ms big 60000 q\r\n" + b"v" * 60000 + b"\r\nmg big s\r\nmn\r\n",
+    b"ms big 60000 C12345\r\n" + b"v" * 60000 + b"\r\nmg big s\r\n",
+    b"ms big 60000 q\r\n" + b"v" * 60000 + b"XY\r\nmg big s\r\nmn\r\n",
+    b"ms " + b"k" * 250 + b" 1048500\r\n" + b"v" * 1048500 + b"\r\nmn\r\n",
     b"ma foo\r\nms n 2\r\n10\r\nma n v\r\nma n v MD D20\r\nma n MI D5 v t\r\nmg n v\r\n",
     b"ms n 1\r\n5\r\nma n q v\r\nma n q\r\nma nope q\r\nma nope k O7\r\nmg n v\r\n",
     b"ma nx N0 J7 v\r\nma nx v\r\nma foo zz\r\nma foo MX\r\nma foo Dabc\r\n",
@@ -113,7 +121,12 @@ BINARY = [
     breq(0x00, b"k", b"x"),
     breq(0x20) + breq(0x21, b"PLAIN", val=b"\x00u\x00p") + breq(0x22, b"PLAIN") + breq(0x0a),
     breq(0x20, b"x") + breq(0x0a),
-    breq(0x07),
+    # Values larger than the read buffer: received into their item as they arrive.
+    breq(0x01, b"big", setx(5), b"v" * 70000, 3) + breq(0x0c, b"big", opaque=4),
+    breq(0x11, b"big", setx(), b"v" * 70000) + breq(0x02, b"big", setx(), b"w" * 70000)
+    + breq(0x03, b"nope", setx(), b"w" * 70000) + breq(0x00, b"big"),
+    breq(0x01, b"big", setx(), b"v" * 70000, cas=77) + breq(0x0a),
+    breq(0x01, b"k" * 250, setx(), b"v" * 1048500) + breq(0x0a),
 ]
 
 

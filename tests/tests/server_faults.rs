@@ -179,9 +179,26 @@ fn disconnect_mid_value() {
         req.resize(req.len() + n / 2, b'z');
         t.write_all(&req).expect("send");
         drop(t);
+        // And a binary set (header, 8 bytes of extras, key, half the value).
+        let mut t = raw(&s);
+        let key = format!("new:b{n}");
+        let mut req = vec![0x80, 0x01];
+        req.extend_from_slice(&(key.len() as u16).to_be_bytes());
+        req.extend_from_slice(&[8, 0, 0, 0]);
+        req.extend_from_slice(&((8 + key.len() + n) as u32).to_be_bytes());
+        req.extend_from_slice(&[0; 12]);
+        req.extend_from_slice(&[0; 8]);
+        req.extend_from_slice(key.as_bytes());
+        req.resize(req.len() + n / 2, b'z');
+        t.write_all(&req).expect("send");
+        std::thread::sleep(Duration::from_millis(5));
+        drop(t);
     }
     expect_back_to(&mut monitor, &baseline, "partial values");
-    monitor.roundtrip(b"get new:1 new:1000 new:1000000 new:m1000\r\n", b"END\r\n");
+    monitor.roundtrip(
+        b"get new:1 new:1000 new:1000000 new:m1000 new:b1000000\r\n",
+        b"END\r\n",
+    );
     check_preloaded(&mut monitor);
 }
 

@@ -15,11 +15,17 @@ fuzz_target!(|data: &[u8]| {
         match binary::parse(buf, MAX_DATA) {
             Ok((pkt, used)) => {
                 assert!(used >= HEADER_LEN && used <= buf.len());
+                // Only a packet still waiting for its value may be received.
+                assert!(binary::store_head(buf, MAX_DATA).is_none());
                 check(&pkt, used);
                 buf = &buf[used..];
             }
             Err(ParseError::Incomplete { need }) => {
                 assert!(need > buf.len());
+                if let Some(h) = binary::store_head(buf, MAX_DATA) {
+                    assert_eq!(need, h.head_len + h.vlen);
+                    assert!(h.key.len() <= KEY_MAX_LENGTH && h.vlen <= MAX_DATA);
+                }
                 break;
             }
             Err(ParseError::Close) => {

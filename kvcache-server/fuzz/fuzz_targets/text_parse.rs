@@ -36,10 +36,22 @@ fuzz_target!(|data: &[u8]| {
         match res {
             Ok(n) => {
                 assert!(n > 0 && n <= buf.len());
+                // Only a request still waiting for its data block may be received.
+                assert!(text::storage_head(buf, MAX_DATA).is_none());
+                assert!(meta::set_head(buf, MAX_DATA).is_none());
                 buf = &buf[n..];
             }
             Err(ParseError::Incomplete { need }) => {
                 assert!(need == 0 || need > buf.len());
+                // A line the receiver would start on asks for exactly what it expects.
+                if let Some(h) = text::storage_head(buf, MAX_DATA) {
+                    assert_eq!(need, h.line_len + h.vlen + 2);
+                    assert!(h.key.len() <= KEY_MAX_LENGTH && h.vlen <= MAX_DATA);
+                }
+                if let Some(h) = meta::set_head(buf, MAX_DATA) {
+                    assert_eq!(need, h.line_len + h.vlen + 2);
+                    assert!(h.vlen <= MAX_DATA);
+                }
                 break;
             }
             Err(ParseError::Close) => break,

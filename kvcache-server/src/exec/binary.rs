@@ -3,8 +3,8 @@
 //! opaque echo and CAS in the response header.
 
 use super::After;
-use crate::protocol::binary::{self, Command, Header, Packet, Status, StoreKind};
-use crate::store::{IncrOutcome, MetaDeleteOutcome, Store, StoreMode, StoreOutcome};
+use crate::protocol::binary::{self, Command, Header, Packet, Status, StoreHead, StoreKind};
+use crate::store::{IncrOutcome, MetaDeleteOutcome, Pending, Store, StoreMode, StoreOutcome};
 
 /// The version string `version` answers.
 pub const VERSION: &[u8] = b"1.6.18";
@@ -103,37 +103,13 @@ fn run(
             value,
         } => {
             let exptime = i64::from(exptime);
-            let mode = match kind {
-                _ if h.cas != 0
-                    && matches!(kind, StoreKind::Set | StoreKind::Add | StoreKind::Replace) =>
-                {
-                    StoreMode::Cas(h.cas)
-                }
-                StoreKind::Set => StoreMode::Set,
-                StoreKind::Add => StoreMode::Add,
-                StoreKind::Replace => StoreMode::Replace,
-                StoreKind::Append => StoreMode::Append,
-                StoreKind::Prepend => StoreMode::Prepend,
-            };
+            let mode = store_mode(h, kind);
             // Append and prepend may carry a CAS: the store compares it under the key's
             // lock. The CAS returned is the one the store assigned, under the same lock.
             let concat_cas = (h.cas != 0 && matches!(kind, StoreKind::Append | StoreKind::Prepend))
                 .then_some(h.cas);
-            match store.store_checked(mode, key, flags, exptime, value, concat_cas) {
-                (StoreOutcome::Stored, cas) => ok(out, cas),
-                (StoreOutcome::Exists, _) => binary::write_error(out, h, Status::KeyExists),
-                (StoreOutcome::NotFound, _) => binary::write_error(out, h, Status::KeyNotFound),
-                (StoreOutcome::TooLarge, _) => binary::write_error(out, h, Status::TooLarge),
-                (StoreOutcome::OutOfMemory, _) => binary::write_error(out, h, Status::OutOfMemory),
-                (StoreOutcome::NotStored, _) => {
-                    let status = match kind {
-                        StoreKind::Add => Status::KeyExists,
-                        StoreKind::Replace => Status::KeyNotFound,
-                        _ => Status::NotStored,
-                    };
-                    binary::write_error(out, h, status);
-                }
-            }
+            let (outcome, cas) = store.store_checked(mode, key, flags, exptime, value, concat_cas);
+            store_reply(h, kind, outcome, cas, out);
         }
         Command::Delete { key } => {
             let cas = (h.cas != 0).then_some(h.cas);
@@ -225,4 +201,79 @@ fn miss(out: &mut Vec<u8>, h: &Header, key: &[u8], with_key: bool) {
     } else {
         binary::write_error(out, h, Status::KeyNotFound);
     }
+}
+
+/// The store mode of a storage packet (a CAS in the header makes `set`, `add` and
+/// `replace` a CAS store).
+fn store_mode(h: &Header, kind: StoreKind) -> StoreMode {
+    match kind {
+        _ if h.cas != 0 && matches!(kind, StoreKind::Set | StoreKind::Add | StoreKind::Replace) => {
+            StoreMode::Cas(h.cas)
+        }
+        StoreKind::Set => StoreMode::Set,
+        StoreKind::Add => StoreMode::Add,
+        StoreKind::Replace => StoreMode::Replace,
+        StoreKind::Append => StoreMode::Append,
+        StoreKind::Prepend => StoreMode::Prepend,
+    }
+}
+
+/// Answers a storage packet by its outcome.
+fn store_reply(h: &Header, kind: StoreKind, outcome: StoreOutcome, cas: u64, out: &mut Vec<u8>) {
+    match outcome {
+        StoreOutcome::Stored => {
+            if !h.quiet() {
+                binary::write_ok(out, h, cas);
+            }
+        }
+        StoreOutcome::Exists => binary::write_error(out, h, Status::KeyExists),
+        StoreOutcome::NotFound => binary::write_error(out, h, Status::KeyNotFound),
+        StoreOutcome::TooLarge => binary::write_error(out, h, Status::TooLarge),
+        StoreOutcome::OutOfMemory => binary::write_error(out, h, Status::OutOfMemory),
+        StoreOutcome::NotStored => {
+            let status = match kind {
+                StoreKind::Add => Status::KeyExists,
+                StoreKind::Replace => Status::KeyNotFound,
+                _ => Status::NotStored,
+            };
+            binary::write_error(out, h, status);
+        }
+    }
+}
+
+/// Starts a `set`/`add`/`replace` whose value is received into its item (see
+/// `server::recv`): allocates the item, or answers the failure as [`execute`] would
+/// and returns `None`.
+pub(crate) fn store_begin(
+    store: &Store,
+    head: &StoreHead<'_>,
+    out: &mut Vec<u8>,
+) -> Option<Pending> {
+    let h = &head.header;
+    match store.begin_store(
+        store_mode(h, head.kind),
+        head.key,
+        head.flags,
+        i64::from(head.exptime),
+        head.vlen,
+    ) {
+        Ok(p) => Some(p),
+        Err(outcome) => {
+            store_reply(h, head.kind, outcome, 0, out);
+            None
+        }
+    }
+}
+
+/// Links (or refuses) a storage packet's item once its value has arrived, and answers.
+pub(crate) fn store_finish(
+    store: &Store,
+    h: &Header,
+    kind: StoreKind,
+    key: &[u8],
+    pending: Pending,
+    out: &mut Vec<u8>,
+) {
+    let (outcome, cas) = store.finish_store(store_mode(h, kind), key, pending);
+    store_reply(h, kind, outcome, cas, out);
 }

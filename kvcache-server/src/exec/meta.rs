@@ -7,7 +7,7 @@ use crate::protocol::meta::{
 };
 use crate::protocol::text::push_u64;
 use crate::store::{
-    IncrOutcome, MetaDeleteOutcome, MetaGetOptions, Store, StoreMode, StoreOutcome,
+    IncrOutcome, MetaDeleteOutcome, MetaGetOptions, Pending, Store, StoreMode, StoreOutcome,
 };
 
 /// Executes one parsed meta request, appending its reply to `out`.
@@ -80,18 +80,23 @@ fn get(store: &Store, args: &MetaArgs<'_>, out: &mut Vec<u8>) {
     }
 }
 
-fn set(store: &Store, args: &MetaArgs<'_>, mode: SetMode, data: &[u8], out: &mut Vec<u8>) {
-    let f = &args.flags;
-    let key = args.key.bytes();
-    let exptime = f.ttl.unwrap_or(0);
-    let smode = match (mode, f.compare_cas) {
+/// The store mode of an `ms`.
+fn set_mode(args: &MetaArgs<'_>, mode: SetMode) -> StoreMode {
+    match (mode, args.flags.compare_cas) {
         (SetMode::Set | SetMode::Replace, Some(c)) => StoreMode::Cas(c),
         (SetMode::Set, None) => StoreMode::Set,
         (SetMode::Replace, None) => StoreMode::Replace,
         (SetMode::Add, _) => StoreMode::Add,
         (SetMode::Append, _) => StoreMode::Append,
         (SetMode::Prepend, _) => StoreMode::Prepend,
-    };
+    }
+}
+
+fn set(store: &Store, args: &MetaArgs<'_>, mode: SetMode, data: &[u8], out: &mut Vec<u8>) {
+    let f = &args.flags;
+    let key = args.key.bytes();
+    let exptime = f.ttl.unwrap_or(0);
+    let smode = set_mode(args, mode);
     // Append and prepend with a CAS on a missing key answer NF (memcached's meta
     // semantics); a present key's CAS is compared by the store, under its lock.
     let concat_cas = match (mode, f.compare_cas) {
@@ -114,6 +119,68 @@ fn set(store: &Store, args: &MetaArgs<'_>, mode: SetMode, data: &[u8], out: &mut
             (o, Some(cas))
         }
     };
+    set_reply(store, args, outcome, new_cas, out);
+}
+
+/// Whether an `ms` can have its value received into its item (see
+/// `server::recv`): plain sets, adds, replaces and CAS sets; not appends, prepends or
+/// invalidating CAS sets, which need the old value or the old item's state.
+pub(crate) fn set_streams(args: &MetaArgs<'_>, mode: SetMode) -> bool {
+    match set_mode(args, mode) {
+        StoreMode::Append | StoreMode::Prepend => false,
+        StoreMode::Cas(_) => !args.flags.invalidate,
+        _ => true,
+    }
+}
+
+/// Starts an `ms` whose value is received into its item: allocates the item, or
+/// answers the failure as [`execute`] would and returns `None`.
+pub(crate) fn set_begin(
+    store: &Store,
+    args: &MetaArgs<'_>,
+    mode: SetMode,
+    vlen: usize,
+    out: &mut Vec<u8>,
+) -> Option<Pending> {
+    let f = &args.flags;
+    let exptime = f.ttl.unwrap_or(0);
+    match store.begin_store(
+        set_mode(args, mode),
+        args.key.bytes(),
+        f.client_flags,
+        exptime,
+        vlen,
+    ) {
+        Ok(p) => Some(p),
+        Err(outcome) => {
+            set_reply(store, args, outcome, Some(0), out);
+            None
+        }
+    }
+}
+
+/// Links (or refuses) an `ms` item once its value has arrived, and answers.
+pub(crate) fn set_finish(
+    store: &Store,
+    args: &MetaArgs<'_>,
+    mode: SetMode,
+    pending: Pending,
+    out: &mut Vec<u8>,
+) {
+    let (outcome, cas) = store.finish_store(set_mode(args, mode), args.key.bytes(), pending);
+    set_reply(store, args, outcome, Some(cas), out);
+}
+
+/// Answers an `ms` by its outcome; `new_cas` is the CAS the store assigned, if known.
+fn set_reply(
+    store: &Store,
+    args: &MetaArgs<'_>,
+    outcome: StoreOutcome,
+    new_cas: Option<u64>,
+    out: &mut Vec<u8>,
+) {
+    let f = &args.flags;
+    let key = args.key.bytes();
     let status = match outcome {
         StoreOutcome::Stored => Status::Stored,
         StoreOutcome::NotStored => Status::NotStored,

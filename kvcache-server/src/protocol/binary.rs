@@ -490,6 +490,62 @@ pub fn parse(buf: &[u8], max_data: usize) -> Result<(Packet<'_>, usize), ParseEr
     }
 }
 
+/// A `set`/`add`/`replace` (or quiet form) whose header, extras and key have arrived and
+/// passed [`parse`]'s checks, its value not all there yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreHead<'a> {
+    /// Its header.
+    pub header: Header,
+    /// Which storage command.
+    pub kind: StoreKind,
+    /// The key.
+    pub key: &'a [u8],
+    /// Client flags.
+    pub flags: u32,
+    /// Raw expiration.
+    pub exptime: u32,
+    /// The value's length.
+    pub vlen: usize,
+    /// Header, extras and key: the bytes before the value.
+    pub head_len: usize,
+}
+
+/// The `set`/`add`/`replace` at the start of `buf` when everything but (part of) its
+/// value has arrived and the value is at most `max_data` bytes: what a receiver that
+/// stores the value as it arrives needs. `None` for anything else ([`parse`] deals with
+/// it; `append`/`prepend` are left to it too).
+pub fn store_head(buf: &[u8], max_data: usize) -> Option<StoreHead<'_>> {
+    use opcode::*;
+    let header = Header::decode(buf.get(..HEADER_LEN)?)?;
+    let kind = match header.opcode {
+        SET | SETQ => StoreKind::Set,
+        ADD | ADDQ => StoreKind::Add,
+        REPLACE | REPLACEQ => StoreKind::Replace,
+        _ => return None,
+    };
+    let (extlen, keylen) = (usize::from(header.extlen), usize::from(header.keylen));
+    let head_len = HEADER_LEN + extlen + keylen;
+    let total = HEADER_LEN + header.bodylen as usize;
+    if buf.len() < head_len || buf.len() >= total {
+        return None;
+    }
+    // The same checks as a complete packet's: `parse` asks for exactly the rest.
+    match parse(&buf[..head_len], max_data) {
+        Err(ParseError::Incomplete { need }) if need == total => {}
+        _ => return None,
+    }
+    let ext = &buf[HEADER_LEN..HEADER_LEN + extlen];
+    Some(StoreHead {
+        header,
+        kind,
+        key: &buf[HEADER_LEN + extlen..head_len],
+        flags: be32(ext),
+        exptime: be32(&ext[4..]),
+        vlen: total - head_len,
+        head_len,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn store<'a>(
     buf: &'a [u8],
@@ -674,6 +730,31 @@ mod tests {
         let mut e = flags.to_be_bytes().to_vec();
         e.extend_from_slice(&exptime.to_be_bytes());
         e
+    }
+
+    #[test]
+    fn store_head_while_the_value_is_incomplete() {
+        let pkt = request(REPLACEQ, b"key", &set_extras(5, 10), b"hello", 7, 9);
+        let head = HEADER_LEN + 8 + 3;
+        for cut in 0..pkt.len() {
+            match store_head(&pkt[..cut], MAX) {
+                None => assert!(cut < head, "cut {cut}"),
+                Some(h) => {
+                    assert!(cut >= head);
+                    assert_eq!(
+                        (h.kind, h.key, h.flags, h.exptime, h.vlen, h.head_len),
+                        (StoreKind::Replace, &b"key"[..], 5, 10, 5, head)
+                    );
+                    assert_eq!((h.header.opaque, h.header.cas), (7, 9));
+                }
+            }
+        }
+        assert_eq!(store_head(&pkt, MAX), None);
+        // Append is buffered; a bad extras length is answered by `parse`.
+        let app = request(APPEND, b"key", &[], b"hello", 0, 0);
+        assert_eq!(store_head(&app[..HEADER_LEN + 3], MAX), None);
+        let bad = request(SET, b"key", &[0; 4], b"hello", 0, 0);
+        assert_eq!(store_head(&bad[..HEADER_LEN + 7], MAX), None);
     }
 
     #[test]

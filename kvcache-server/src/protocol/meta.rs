@@ -558,25 +558,56 @@ pub fn parse(buf: &[u8], max_data: usize) -> Result<(MetaRequest<'_>, usize), Pa
     Ok((req, line_len))
 }
 
-fn parse_set<'a>(
-    t: &Tokens<'a>,
-    mut key: Key<'a>,
-    buf: &'a [u8],
-    line_len: usize,
-    max_data: usize,
-) -> Result<(MetaRequest<'a>, usize), ParseError> {
+/// An `ms` line, checked, with the data block still to come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetHead<'a> {
+    /// Key and flags.
+    pub args: MetaArgs<'a>,
+    /// The mode (`M`, default set).
+    pub mode: SetMode,
+    /// The data block's length, without its `\r\n`.
+    pub vlen: usize,
+    /// The line's length, `\n` included.
+    pub line_len: usize,
+}
+
+/// The `ms` at the start of `buf` when its line is complete and valid, its data block (at
+/// most `max_data` bytes) not all there yet: what a receiver that stores the block as it
+/// arrives needs. `None` for anything else ([`parse`] deals with it).
+pub fn set_head(buf: &[u8], max_data: usize) -> Option<SetHead<'_>> {
+    let (line, line_len) = split_line(buf)?;
+    let t = Tokens::new(line);
+    if t.n < 2 || t.t[0] != b"ms" || t.t[1].len() > KEY_MAX_LENGTH {
+        return None;
+    }
+    match set_line(&t, Key::plain(t.t[1]), line_len, max_data) {
+        SetLine::Head(head) => (buf.len() < line_len + head.vlen + 2).then_some(head),
+        SetLine::Answer(_) => None,
+    }
+}
+
+/// What an `ms` line says.
+enum SetLine<'a> {
+    /// A valid line.
+    Head(SetHead<'a>),
+    /// What memcached answers instead.
+    Answer(MetaRequest<'a>),
+}
+
+/// Checks an `ms` line.
+fn set_line<'a>(t: &Tokens<'a>, mut key: Key<'a>, line_len: usize, max_data: usize) -> SetLine<'a> {
     if t.n == 2 {
-        return Ok((err(reply::BAD_FORMAT), line_len));
+        return SetLine::Answer(err(reply::BAD_FORMAT));
     }
     if t.n > MAX_TOKENS {
-        return Ok((err(reply::TOO_LONG), line_len));
+        return SetLine::Answer(err(reply::TOO_LONG));
     }
     let vlen = match parse_i32(t.t[2]) {
         Some(v) if (0..=i32::MAX - 2).contains(&v) => v as usize,
-        _ => return Ok((err(reply::BAD_FORMAT), line_len)),
+        _ => return SetLine::Answer(err(reply::BAD_FORMAT)),
     };
     let swallow = vlen + 2;
-    let fail = |line| Ok((MetaRequest::Error { line, swallow }, line_len));
+    let fail = |line| SetLine::Answer(MetaRequest::Error { line, swallow });
     let mut flags = MetaFlags::new();
     if let Err(e) = preparse(&t.t[3..t.n], &mut key, &mut flags) {
         return fail(e.line);
@@ -594,9 +625,28 @@ fn parse_set<'a>(
     };
     let args = MetaArgs { key, flags };
     if vlen > max_data {
-        return Ok((MetaRequest::TooLarge { args, swallow }, line_len));
+        return SetLine::Answer(MetaRequest::TooLarge { args, swallow });
     }
-    let total = line_len + swallow;
+    SetLine::Head(SetHead {
+        args,
+        mode,
+        vlen,
+        line_len,
+    })
+}
+
+fn parse_set<'a>(
+    t: &Tokens<'a>,
+    key: Key<'a>,
+    buf: &'a [u8],
+    line_len: usize,
+    max_data: usize,
+) -> Result<(MetaRequest<'a>, usize), ParseError> {
+    let h = match set_line(t, key, line_len, max_data) {
+        SetLine::Head(h) => h,
+        SetLine::Answer(req) => return Ok((req, line_len)),
+    };
+    let total = line_len + h.vlen + 2;
     if buf.len() < total {
         return Err(ParseError::Incomplete { need: total });
     }
@@ -605,9 +655,9 @@ fn parse_set<'a>(
     }
     Ok((
         MetaRequest::Set {
-            args,
-            mode,
-            data: &buf[line_len..line_len + vlen],
+            args: h.args,
+            mode: h.mode,
+            data: &buf[line_len..line_len + h.vlen],
         },
         total,
     ))
@@ -1106,6 +1156,41 @@ mod tests {
         MetaArgs {
             key: Key::plain(key),
             flags: MetaFlags::new(),
+        }
+    }
+
+    #[test]
+    fn set_head_while_the_data_block_is_incomplete() {
+        let full = b"ms k 5 T9 F3 MR q\r\nhello\r\n";
+        let line = 19;
+        for cut in 0..full.len() {
+            match set_head(&full[..cut], MAX) {
+                None => assert!(cut < line, "cut {cut}"),
+                Some(h) => {
+                    assert!(cut >= line);
+                    assert_eq!((h.vlen, h.line_len, h.mode), (5, line, SetMode::Replace));
+                    assert_eq!(
+                        (
+                            h.args.key.bytes(),
+                            h.args.flags.ttl,
+                            h.args.flags.client_flags
+                        ),
+                        (&b"k"[..], Some(9), 3)
+                    );
+                    assert!(h.args.flags.noreply);
+                }
+            }
+        }
+        assert_eq!(set_head(full, MAX), None);
+        for bad in [
+            &b"ms k 5 MX\r\n"[..],
+            b"ms k 5 zz\r\n",
+            b"ms k 2000000\r\n",
+            b"ms k\r\n",
+            b"mg k 5\r\n",
+            b"set k 0 0 5\r\n",
+        ] {
+            assert_eq!(set_head(bad, MAX), None, "{bad:?}");
         }
     }
 

@@ -594,6 +594,106 @@ fn parse_gat(cas: bool, args: &[u8]) -> Request<'_> {
     }
 }
 
+/// A storage command line, checked, with the data block still to come.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StorageHead<'a> {
+    /// Which command.
+    pub kind: StorageKind,
+    /// The key (1 to 250 bytes).
+    pub key: &'a [u8],
+    /// The client flags.
+    pub flags: u32,
+    /// The raw exptime argument.
+    pub exptime: i64,
+    /// The data block's length, without its `\r\n`.
+    pub vlen: usize,
+    /// The CAS unique of a `cas` command (0 otherwise).
+    pub cas: u64,
+    /// `noreply` was given.
+    pub noreply: bool,
+    /// The line's length, `\n` included.
+    pub line_len: usize,
+}
+
+/// The storage command at the start of `buf` when its line is complete and valid, its
+/// data block (at most `max_data` bytes) not all there yet: what a receiver that stores
+/// the block as it arrives needs. `None` for anything else ([`parse`] deals with it).
+pub fn storage_head(buf: &[u8], max_data: usize) -> Option<StorageHead<'_>> {
+    let (line, line_len) = split_line(buf)?;
+    let line = match memchr::memchr(0, line) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
+    let kind = match next_token(line).0? {
+        b"set" => StorageKind::Set,
+        b"add" => StorageKind::Add,
+        b"replace" => StorageKind::Replace,
+        b"append" => StorageKind::Append,
+        b"prepend" => StorageKind::Prepend,
+        b"cas" => StorageKind::Cas,
+        _ => return None,
+    };
+    let head = storage_line(kind, line, line_len, max_data).ok()?;
+    (buf.len() < line_len + head.vlen + 2).then_some(head)
+}
+
+/// Checks a storage command line: its fields, or the request memcached answers instead.
+fn storage_line(
+    kind: StorageKind,
+    line: &[u8],
+    line_len: usize,
+    max_data: usize,
+) -> Result<StorageHead<'_>, Request<'_>> {
+    let t = Tokens::new(line);
+    let is_cas = kind == StorageKind::Cas;
+    // memcached's token counts include a terminating null token: set wants 6 or 7, cas
+    // 7 or 8; ours count only real tokens.
+    let (lo, hi) = if is_cas { (6, 7) } else { (5, 6) };
+    if t.n < lo || t.n > hi {
+        return Err(reply(reply::ERROR, false));
+    }
+    let noreply = t.noreply();
+    let bad = reply(reply::BAD_FORMAT, noreply);
+    let key = t.t[1];
+    if key.len() > KEY_MAX_LENGTH {
+        return Err(bad);
+    }
+    let (Some(flags), Some(exptime), Some(vlen)) =
+        (parse_u32(t.t[2]), parse_i32(t.t[3]), parse_i32(t.t[4]))
+    else {
+        return Err(bad);
+    };
+    let cas = if is_cas {
+        match parse_u64(t.t[5]) {
+            Some(c) => c,
+            None => return Err(bad),
+        }
+    } else {
+        0
+    };
+    if !(0..=i32::MAX - 2).contains(&vlen) {
+        return Err(bad);
+    }
+    let vlen = vlen as usize;
+    if vlen > max_data {
+        return Err(Request::TooLarge {
+            key,
+            noreply,
+            swallow: vlen + 2,
+        });
+    }
+    Ok(StorageHead {
+        kind,
+        key,
+        flags,
+        exptime: i64::from(exptime),
+        vlen,
+        cas,
+        noreply,
+        line_len,
+    })
+}
+
 fn parse_storage<'a>(
     kind: StorageKind,
     line: &'a [u8],
@@ -601,63 +701,26 @@ fn parse_storage<'a>(
     line_len: usize,
     max_data: usize,
 ) -> Result<(Request<'a>, usize), ParseError> {
-    let t = Tokens::new(line);
-    let is_cas = kind == StorageKind::Cas;
-    // memcached's token counts include a terminating null token: set wants 6 or 7, cas
-    // 7 or 8; ours count only real tokens.
-    let (lo, hi) = if is_cas { (6, 7) } else { (5, 6) };
-    if t.n < lo || t.n > hi {
-        return Ok((reply(reply::ERROR, false), line_len));
-    }
-    let noreply = t.noreply();
-    let bad = |_: ()| Ok((reply(reply::BAD_FORMAT, noreply), line_len));
-    let key = t.t[1];
-    if key.len() > KEY_MAX_LENGTH {
-        return bad(());
-    }
-    let (Some(flags), Some(exptime), Some(vlen)) =
-        (parse_u32(t.t[2]), parse_i32(t.t[3]), parse_i32(t.t[4]))
-    else {
-        return bad(());
+    let h = match storage_line(kind, line, line_len, max_data) {
+        Ok(h) => h,
+        Err(req) => return Ok((req, line_len)),
     };
-    let cas = if is_cas {
-        match parse_u64(t.t[5]) {
-            Some(c) => c,
-            None => return bad(()),
-        }
-    } else {
-        0
-    };
-    if !(0..=i32::MAX - 2).contains(&vlen) {
-        return bad(());
-    }
-    let vlen = vlen as usize;
-    if vlen > max_data {
-        return Ok((
-            Request::TooLarge {
-                key,
-                noreply,
-                swallow: vlen + 2,
-            },
-            line_len,
-        ));
-    }
-    let total = line_len + vlen + 2;
+    let total = line_len + h.vlen + 2;
     if buf.len() < total {
         return Err(ParseError::Incomplete { need: total });
     }
     if &buf[total - 2..total] != b"\r\n" {
-        return Ok((reply(reply::BAD_CHUNK, noreply), total));
+        return Ok((reply(reply::BAD_CHUNK, h.noreply), total));
     }
     Ok((
         Request::Storage(StorageRequest {
             kind,
-            key,
-            flags,
-            exptime: i64::from(exptime),
+            key: h.key,
+            flags: h.flags,
+            exptime: h.exptime,
             data: &buf[line_len..total - 2],
-            cas,
-            noreply,
+            cas: h.cas,
+            noreply: h.noreply,
         }),
         total,
     ))
@@ -944,6 +1007,35 @@ mod tests {
         };
         assert_eq!(keys.collect::<Vec<_>>(), vec![&b"foo"[..]]);
         assert_eq!(m, 9);
+    }
+
+    #[test]
+    fn storage_head_while_the_data_block_is_incomplete() {
+        let full = b"cas k 3 -1 5 77 noreply\r\nhello\r\n";
+        let line = 25;
+        for cut in 0..full.len() {
+            let h = storage_head(&full[..cut], MAX);
+            if cut < line {
+                assert_eq!(h, None, "cut {cut}");
+                continue;
+            }
+            let h = h.unwrap_or_else(|| panic!("cut {cut}"));
+            assert_eq!(
+                (h.kind, h.key, h.flags, h.exptime, h.vlen, h.cas, h.noreply, h.line_len),
+                (StorageKind::Cas, &b"k"[..], 3, -1, 5, 77, true, line)
+            );
+        }
+        assert_eq!(storage_head(full, MAX), None);
+        // Lines the parser answers by themselves are not received.
+        for bad in [
+            &b"set k 0 0\r\n"[..],
+            b"set k 0 0 x\r\n",
+            b"set k 0 0 2000000\r\n",
+            b"get k\r\n",
+            b"ms k 5\r\n",
+        ] {
+            assert_eq!(storage_head(bad, MAX), None, "{bad:?}");
+        }
     }
 
     #[test]

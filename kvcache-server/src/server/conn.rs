@@ -66,6 +66,11 @@ pub(crate) struct Conn {
     pub rend: usize,
     /// Bytes of a too-large data block still to discard.
     pub swallow: usize,
+    /// The reply to send once `swallow` is done (text and meta answer a refused value
+    /// after discarding it, as memcached does).
+    pub after_swallow: Vec<u8>,
+    /// A storage request whose value is being received into its item.
+    pub recv: Option<super::recv::Receiving>,
     /// Replies not yet written: `out[out_pos..]`.
     pub out: Vec<u8>,
     pub out_pos: usize,
@@ -119,6 +124,8 @@ impl Conn {
             rstart: 0,
             rend: 0,
             swallow: 0,
+            after_swallow: Vec::new(),
+            recv: None,
             out: Vec::with_capacity(READ_BUF),
             out_pos: 0,
             mode: Mode::Unknown,
@@ -142,7 +149,8 @@ impl Conn {
     ///
     /// The buffer grows with the bytes that actually arrive, at most doubling what is
     /// pending, not to the declared length at once: a client that declares a 1 MB value
-    /// and sends a few bytes costs a few kilobytes, not a megabyte.
+    /// and sends a few bytes costs a few kilobytes, not a megabyte. (Most large values
+    /// never come here: they are received into their item, see [`super::recv`].)
     pub fn reserve_read(&mut self, need: usize) {
         let pending = self.rend - self.rstart;
         let free = READ_BUF / 4;

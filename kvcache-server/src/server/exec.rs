@@ -7,9 +7,9 @@ pub(crate) use crate::exec::After;
 use super::stats::Counters;
 use super::Shared;
 use crate::protocol::text::{
-    reply, write_number, write_value, Request, StorageKind, StorageRequest,
+    reply, write_number, write_value, Request, StorageHead, StorageKind, StorageRequest,
 };
-use crate::store::{IncrOutcome, StoreMode, StoreOutcome};
+use crate::store::{IncrOutcome, Pending, StoreMode, StoreOutcome};
 
 /// What execution needs besides the request.
 #[derive(Debug)]
@@ -223,23 +223,85 @@ pub(crate) fn execute(
     After::Continue
 }
 
+/// The store mode of a storage command.
+fn storage_mode(kind: StorageKind, cas: u64) -> StoreMode {
+    match kind {
+        StorageKind::Set => StoreMode::Set,
+        StorageKind::Add => StoreMode::Add,
+        StorageKind::Replace => StoreMode::Replace,
+        StorageKind::Append => StoreMode::Append,
+        StorageKind::Prepend => StoreMode::Prepend,
+        StorageKind::Cas => StoreMode::Cas(cas),
+    }
+}
+
 fn storage(
     c: &mut Counters,
     store: &crate::store::Store,
     s: StorageRequest<'_>,
     out: &mut Vec<u8>,
 ) {
+    let outcome = store.store(
+        storage_mode(s.kind, s.cas),
+        s.key,
+        s.flags,
+        s.exptime,
+        s.data,
+    );
+    storage_reply(c, s.kind, s.noreply, outcome, out);
+}
+
+/// Starts a storage command whose value is received into its item (see
+/// [`super::recv`]): allocates the item, or answers as the buffered path would answer
+/// the same failure (too large, out of memory; counted alike) and returns `None`.
+pub(crate) fn storage_begin(
+    c: &mut Counters,
+    store: &crate::store::Store,
+    h: &StorageHead<'_>,
+    out: &mut Vec<u8>,
+) -> Option<Pending> {
+    debug_assert!(!matches!(
+        h.kind,
+        StorageKind::Append | StorageKind::Prepend
+    ));
+    match store.begin_store(
+        storage_mode(h.kind, h.cas),
+        h.key,
+        h.flags,
+        h.exptime,
+        h.vlen,
+    ) {
+        Ok(p) => Some(p),
+        Err(outcome) => {
+            storage_reply(c, h.kind, h.noreply, outcome, out);
+            None
+        }
+    }
+}
+
+/// Links (or refuses) a storage command's item once its value has arrived, and
+/// answers.
+pub(crate) fn storage_finish(
+    c: &mut Counters,
+    store: &crate::store::Store,
+    h: &StorageHead<'_>,
+    pending: Pending,
+    out: &mut Vec<u8>,
+) {
+    let (outcome, _) = store.finish_store(storage_mode(h.kind, h.cas), h.key, pending);
+    storage_reply(c, h.kind, h.noreply, outcome, out);
+}
+
+/// Counts a storage command's outcome and writes its reply.
+fn storage_reply(
+    c: &mut Counters,
+    kind: StorageKind,
+    noreply: bool,
+    outcome: StoreOutcome,
+    out: &mut Vec<u8>,
+) {
     c.cmd_set += 1;
-    let mode = match s.kind {
-        StorageKind::Set => StoreMode::Set,
-        StorageKind::Add => StoreMode::Add,
-        StorageKind::Replace => StoreMode::Replace,
-        StorageKind::Append => StoreMode::Append,
-        StorageKind::Prepend => StoreMode::Prepend,
-        StorageKind::Cas => StoreMode::Cas(s.cas),
-    };
-    let outcome = store.store(mode, s.key, s.flags, s.exptime, s.data);
-    let is_cas = s.kind == StorageKind::Cas;
+    let is_cas = kind == StorageKind::Cas;
     let line = match outcome {
         StoreOutcome::Stored => {
             if is_cas {
@@ -269,5 +331,5 @@ fn storage(
             reply::NO_MEMORY
         }
     };
-    put(out, line, s.noreply);
+    put(out, line, noreply);
 }

@@ -39,6 +39,7 @@
 pub mod auth;
 mod conn;
 mod exec;
+mod recv;
 mod report;
 pub mod stats;
 mod worker;

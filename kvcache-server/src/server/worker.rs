@@ -24,6 +24,7 @@ use super::conn::{
     STATE_SWALLOW,
 };
 use super::exec::{self, Ctx};
+use super::recv;
 use super::report;
 use super::stats::Counters;
 use super::Shared;
@@ -253,6 +254,8 @@ impl Worker {
 
     fn close(&mut self, i: usize) {
         if let Some(mut conn) = self.conns[i].take() {
+            // A value still arriving: its item's chunks go back.
+            recv::abandon(&self.shared.store, &mut conn);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             let mut list = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
             list.retain(|c| !Arc::ptr_eq(c, &conn.info));
@@ -544,6 +547,18 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
                 return 0;
             }
         }
+        if !conn.after_swallow.is_empty() {
+            conn.out.extend_from_slice(&conn.after_swallow);
+            conn.after_swallow.clear();
+        }
+        if conn.recv.is_some() {
+            if !recv::feed(ctx, conn) {
+                conn.info.state.store(STATE_NREAD, Ordering::Relaxed);
+                return 0;
+            }
+            continue;
+        }
+        let mark = conn.out.len();
         let buf = &conn.rbuf[conn.rstart..conn.rend];
         if buf.is_empty() {
             conn.info.state.store(STATE_PARSE, Ordering::Relaxed);
@@ -627,11 +642,20 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
                     None => conn.rstart += n,
                 }
                 apply_after(conn, after);
+                if conn.swallow > 0 && conn.mode == Mode::Text {
+                    // memcached answers a refused text or meta value after discarding it.
+                    conn.after_swallow.extend_from_slice(&conn.out[mark..]);
+                    conn.out.truncate(mark);
+                }
                 if flushes {
                     conn.sent_mark = conn.out.len();
                 }
             }
             Err(ParseError::Incomplete { need }) => {
+                if need > 0 && recv::start(ctx, conn) {
+                    *commands = true;
+                    continue;
+                }
                 conn.info.state.store(
                     if need > 0 { STATE_NREAD } else { STATE_PARSE },
                     Ordering::Relaxed,

@@ -26,6 +26,11 @@
 //!   evict, which locks other shards), then lock, check the mode (add/replace/cas), link
 //!   the new chunk in place of the old one, unlock, and free the old chunk. A chunk that is
 //!   not linked is freed on every failure path.
+//! * A large value still arriving is received into such a chunk chain (`begin_store`,
+//!   `write_pending`, `finish_store`; the server's `recv.rs`): allocated when the command
+//!   line arrives, linked when the value is complete, so values in flight count against
+//!   `-m` as in memcached. Unlinked, it is invisible to readers and passed over by
+//!   eviction, compaction and slab moves.
 //! * Readers run their closure under the shard lock, so the value cannot be freed or
 //!   overwritten while they copy it out.
 //!
@@ -104,7 +109,8 @@
 //!
 //! The meta protocol's operations live in `meta_ops.rs` as further `impl Store` blocks,
 //! built on the `pub(crate)` primitives here: `Store::hash_key`, `Store::lock_shard`,
-//! `Store::find_live`, `Store::prepare`, `Store::link_locked`,
+//! `Store::find_live`, `Store::prepare`, `Store::begin_store`, `Store::write_pending`,
+//! `Store::finish_store`, `Store::abandon_store`, `Store::link_locked`,
 //! `Store::unlink_locked`, `Store::free_item`, `Store::item`, `Store::next_cas`.
 //!
 //! [`stored_size`]: crate::item::stored_size
@@ -392,6 +398,15 @@ pub(crate) struct Prepared {
     pub(crate) head: u32,
     segs: Vec<u32>,
     vlen: usize,
+}
+
+/// A storage command's item, allocated by [`Store::begin_store`] and not linked yet. It
+/// must end in [`Store::finish_store`] or [`Store::abandon_store`]: dropping it leaks its
+/// chunks.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    prep: Prepared,
+    kh: KeyHash,
 }
 
 /// The store. Share it as `Arc<Store>`; every method takes `&self`.
@@ -1256,19 +1271,49 @@ impl Store {
         if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
             return self.concat(mode == StoreMode::Append, key, value, expect_cas);
         }
+        let pending = match self.begin_store(mode, key, flags, exptime, value.len()) {
+            Ok(p) => p,
+            Err(outcome) => return (outcome, 0),
+        };
+        self.write_value(&pending.prep, &[value]);
+        self.finish_store(mode, key, pending)
+    }
+
+    /// The first half of [`store_checked`](Self::store_checked) for `Set`, `Add`,
+    /// `Replace` and `Cas` (not `Append`/`Prepend`): allocates the item for a value of
+    /// `vlen` bytes, as memcached does when it reads a storage command's line, so that a
+    /// value being received is held inside `-m`. Fails with `TooLarge` or `OutOfMemory`
+    /// (a `Set` then also removes the key's old value), or `NotStored` for a bad key; the
+    /// failure is counted as `store_checked` counts it.
+    ///
+    /// The value is then written with [`write_pending`](Self::write_pending) and the item
+    /// linked by [`finish_store`](Self::finish_store) or freed by
+    /// [`abandon_store`](Self::abandon_store). Until then it is in no index: no reader
+    /// sees it and no eviction or slab move takes it (a slab move counts its chunks busy).
+    pub(crate) fn begin_store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        vlen: usize,
+    ) -> Result<Pending, StoreOutcome> {
+        debug_assert!(!matches!(mode, StoreMode::Append | StoreMode::Prepend));
+        if key.is_empty() || key.len() > KEY_MAX {
+            return Err(StoreOutcome::NotStored);
+        }
         let kh = self.hash_key(key);
-        if self.too_large(key.len(), value.len(), flags) {
+        if self.too_large(key.len(), vlen, flags) {
             if mode == StoreMode::Set {
                 self.remove_quiet(key, &kh);
             }
-            return (StoreOutcome::TooLarge, 0);
+            return Err(StoreOutcome::TooLarge);
         }
         let now = self.now();
         let exp = self.clock.realtime_at(exptime, now);
-        let Some(prep) = self.prepare(key, flags, exp, value.len(), &kh, now) else {
+        let Some(prep) = self.prepare(key, flags, exp, vlen, &kh, now) else {
             if let Some(c) = self.class_for(
-                stored_size(key.len(), value.len(), flags, self.cfg.cas_enabled)
-                    .min(self.max_chunk),
+                stored_size(key.len(), vlen, flags, self.cfg.cas_enabled).min(self.max_chunk),
             ) {
                 bump(&self.per_class[c.index()].outofmemory);
                 bump(&self.per_class[c.index()].cmd_set);
@@ -1276,9 +1321,57 @@ impl Store {
             if mode == StoreMode::Set {
                 self.remove_quiet(key, &kh);
             }
-            return (StoreOutcome::OutOfMemory, 0);
+            return Err(StoreOutcome::OutOfMemory);
         };
-        self.write_value(&prep, &[value]);
+        Ok(Pending { prep, kh })
+    }
+
+    /// Copies `data` into a pending item's value at byte `offset` (`offset + data.len()`
+    /// at most the value length given to [`begin_store`](Self::begin_store)).
+    pub(crate) fn write_pending(&self, p: &Pending, offset: usize, data: &[u8]) {
+        let prep = &p.prep;
+        assert!(offset + data.len() <= prep.vlen, "write past the value");
+        let mut off = offset;
+        let mut src = data;
+        while !src.is_empty() {
+            let (dst, room) = if prep.segs.is_empty() {
+                let it = self.item(prep.head);
+                // SAFETY: the inline value area (`vlen` bytes) follows the key inside the
+                // head chunk.
+                (
+                    unsafe { it.ptr().add(it.body_off() + off) },
+                    prep.vlen - off,
+                )
+            } else {
+                let payload = self.max_chunk - SEGMENT_DATA;
+                let (i, within) = (off / payload, off % payload);
+                let seg_len = (prep.vlen - i * payload).min(payload);
+                // SAFETY: segment `i` holds `seg_len` value bytes from SEGMENT_DATA.
+                let p = unsafe { self.ptr(prep.segs[i]).add(SEGMENT_DATA + within) };
+                (p, seg_len - within)
+            };
+            let k = room.min(src.len());
+            // SAFETY: `dst .. dst + k` lies inside the value area of the pending item,
+            // which this thread owns until it is linked or freed; `src` is caller memory,
+            // not part of any chunk of this item.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr(), k) };
+            off += k;
+            src = &src[k..];
+        }
+    }
+
+    /// The second half of [`store_checked`](Self::store_checked): checks `mode` (add,
+    /// replace, cas) under the key's lock and links the pending item, whose value must
+    /// be complete, or frees it. Returns the outcome and the CAS unique assigned (0
+    /// unless `Stored`).
+    pub(crate) fn finish_store(
+        &self,
+        mode: StoreMode,
+        key: &[u8],
+        pending: Pending,
+    ) -> (StoreOutcome, u64) {
+        let Pending { prep, kh } = pending;
+        let now = self.now();
         let class = self.class_of(prep.head);
         let c = &self.per_class[class.index()];
         bump(&c.cmd_set);
@@ -1310,6 +1403,9 @@ impl Store {
                 bump(&self.per_class[self.class_of(h).index()].cas_hits);
             }
             new_cas = self.next_cas();
+            // As memcached's link: the access time is the store's, also for a value that
+            // took a while to arrive (a `flush_all` meanwhile does not hide it).
+            self.item(prep.head).set_access(now);
             self.link_locked(&mut shard, &kh, prep.head, found, new_cas);
             if let Some(o) = found {
                 garbage.push(o);
@@ -1324,6 +1420,12 @@ impl Store {
         }
         self.free_garbage(garbage);
         (outcome, new_cas)
+    }
+
+    /// Frees a pending item that will not be linked (a bad data chunk, a connection
+    /// closed before its value arrived).
+    pub(crate) fn abandon_store(&self, pending: Pending) {
+        self.discard(pending.prep);
     }
 
     fn remove_quiet(&self, key: &[u8], kh: &KeyHash) {

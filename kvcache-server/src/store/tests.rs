@@ -1271,3 +1271,98 @@ fn readers_see_whole_items_while_a_reclass_migrates_them() {
     assert!(s.stats().items_migrated >= u64::from(n));
     assert_eq!(s.stats().curr_items, u64::from(n) + 3000);
 }
+
+#[test]
+fn pending_items_are_written_in_pieces_and_linked_at_the_end() {
+    let s = small_store();
+    let seg = s.max_chunk - SEGMENT_DATA;
+    for n in [1, 100, seg - 1, seg, seg + 1, 3 * seg + 5] {
+        let v: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
+        let p = s
+            .begin_store(StoreMode::Set, b"new", 9, 0, n)
+            .expect("memory");
+        let q = s
+            .begin_store(StoreMode::Set, b"old", 9, 0, n)
+            .expect("memory");
+        assert_eq!(
+            s.store(StoreMode::Set, b"old", 0, 0, b"before"),
+            StoreOutcome::Stored
+        );
+        // Pieces of uneven sizes, crossing segment boundaries; until it is linked, the
+        // new item is not seen, and the old value of its key still is.
+        let mut off = 0;
+        for piece in v.chunks(997) {
+            s.write_pending(&p, off, piece);
+            s.write_pending(&q, off, piece);
+            off += piece.len();
+            assert_eq!(get_value(&s, b"new"), None);
+            assert_eq!(get_value(&s, b"old").unwrap(), b"before");
+        }
+        assert_eq!(
+            s.finish_store(StoreMode::Set, b"new", p).0,
+            StoreOutcome::Stored
+        );
+        assert_eq!(
+            s.finish_store(StoreMode::Add, b"old", q).0,
+            StoreOutcome::NotStored
+        );
+        assert_eq!(get_value(&s, b"new").unwrap(), v, "length {n}");
+        assert_eq!(get_value(&s, b"old").unwrap(), b"before");
+        assert!(s.delete(b"new") && s.delete(b"old"));
+    }
+    assert_eq!(used_chunks(&s), 0);
+    assert_eq!(s.stats().curr_items, 0);
+}
+
+#[test]
+fn pending_items_survive_eviction_and_count_against_the_limit() {
+    let s = small_store();
+    // Whole segments only: values and fillers take chunks of the largest class (a tail
+    // segment of another class, when that class has no chunk free, makes the store take
+    // a slab from the class holding most slabs, which need not free one).
+    let seg = s.max_chunk - SEGMENT_DATA;
+    let n = 30 * seg;
+    let v: Vec<u8> = (0..n).map(|i| (i % 241) as u8).collect();
+    let p = s
+        .begin_store(StoreMode::Set, b"held", 0, 0, n)
+        .expect("memory");
+    s.write_pending(&p, 0, &v[..n / 2]);
+    // Fill the 8 MB several times over: evictions, but not of the pending item.
+    let filler = vec![b'f'; 2 * seg];
+    for i in 0..1000 {
+        let k = format!("fill{i}");
+        assert_eq!(
+            s.store(StoreMode::Set, k.as_bytes(), 0, 0, &filler),
+            StoreOutcome::Stored
+        );
+    }
+    assert!(s.stats().evictions > 0);
+    // Ten more pending values of 1 MB cannot all have memory beside it.
+    let mut more = Vec::new();
+    let refused = (0..10).any(|i| {
+        match s.begin_store(StoreMode::Set, format!("more{i}").as_bytes(), 0, 0, n) {
+            Ok(q) => {
+                more.push(q);
+                false
+            }
+            Err(o) => {
+                assert_eq!(o, StoreOutcome::OutOfMemory);
+                true
+            }
+        }
+    });
+    assert!(refused, "pending items beyond the limit");
+    s.write_pending(&p, n / 2, &v[n / 2..]);
+    assert_eq!(
+        s.finish_store(StoreMode::Set, b"held", p).0,
+        StoreOutcome::Stored
+    );
+    assert_eq!(get_value(&s, b"held").unwrap(), v);
+    for q in more {
+        s.abandon_store(q);
+    }
+    assert!(s.delete(b"held"));
+    s.flush_all(0);
+    s.maintenance();
+    assert_eq!(used_chunks(&s), 0);
+}
