@@ -105,6 +105,16 @@
 //! 100 B and deleting every other key, RSS settles within a few percent of a fresh server
 //! loaded with only the survivors (`stats`: `slabs_compacted`, `items_moved`).
 //!
+//! # Re-classing
+//!
+//! The engine holds the store's table followed by spare classes on a grid (every multiple
+//! of 8 up to 32 KiB, of 256 above; [`spare_sizes`]), whose state is created on first use.
+//! [`Store::set_classes`] (`slabs classes a-b-c`) points the size lookup at a new list;
+//! classes left out are retired: their items stay readable and each maintenance step moves
+//! up to [`MIGRATE_BUDGET`] of them into the listed classes, the same way compaction moves
+//! an item (`reclass.rs`). An item's class is read from its slab's owner word, not derived
+//! from its size, since the two part after a re-class.
+//!
 //! # Extending
 //!
 //! The meta protocol's operations live in `meta_ops.rs` as further `impl Store` blocks,

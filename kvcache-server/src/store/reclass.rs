@@ -171,7 +171,7 @@ impl Store {
     }
 
     /// `slabs classes <a>-<b>-...`: new items go to classes of these chunk sizes from now on
-    /// (see the [module docs](self)). Sizes are rounded up to multiples of 8 and must then be
+    /// (retired classes migrate in the background). Sizes are rounded up to multiples of 8 and must then be
     /// at least 16, strictly ascending and on the grid; a class of the largest chunk is
     /// appended when the list stops below it. Returns the reason when the list is refused
     /// (nothing changes then).
