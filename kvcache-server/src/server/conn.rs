@@ -17,6 +17,10 @@ pub(crate) const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Buffers grown beyond this are shrunk back when empty.
 const SHRINK_ABOVE: usize = 64 * 1024;
 
+/// A worker keeps an emptied output buffer up to this capacity for the next large reply
+/// (see [`Conn::return_out`]): a value of the default `-I` (1 MB) and its header fit.
+const SPARE_MAX: usize = 4 * 1024 * 1024;
+
 /// What `stats conns` shows of a connection; shared with the stats reader.
 #[derive(Debug)]
 pub struct ConnInfo {
@@ -229,10 +233,34 @@ impl Conn {
         self.out.clear();
         self.out_pos = 0;
         self.sent_mark = 0;
+        Ok((true, written))
+    }
+
+    /// Before the connection runs: an empty output buffer smaller than the worker's
+    /// spare trades places with it, so large replies reuse memory already mapped (a
+    /// megabyte buffer freed and allocated again for every large `get` costs more in page
+    /// faults than copying the value).
+    pub fn borrow_out(&mut self, spare: &mut Vec<u8>) {
+        if self.out.is_empty() && spare.capacity() > self.out.capacity() {
+            std::mem::swap(&mut self.out, spare);
+        }
+    }
+
+    /// After the connection ran: an output buffer grown beyond [`SHRINK_ABOVE`] and now
+    /// empty goes back to the worker's spare (the larger of the two is kept, up to
+    /// [`SPARE_MAX`]) and the
+    /// connection returns to a normal-sized one, so an idle connection holds no large
+    /// buffer. A buffer with replies still unsent stays with its connection.
+    pub fn return_out(&mut self, spare: &mut Vec<u8>) {
+        if !self.out.is_empty() || self.out.capacity() <= SHRINK_ABOVE {
+            return;
+        }
+        if self.out.capacity() > spare.capacity() && self.out.capacity() <= SPARE_MAX {
+            std::mem::swap(&mut self.out, spare);
+        }
         if self.out.capacity() > SHRINK_ABOVE {
             self.out = Vec::with_capacity(READ_BUF);
         }
-        Ok((true, written))
     }
 
     /// Drops the replies memcached would not have sent yet when it closes on a protocol

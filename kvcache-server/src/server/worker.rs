@@ -61,6 +61,9 @@ pub(crate) struct Worker {
     yielded: Vec<usize>,
     /// The store's cache flush requests seen (see `Store::cache_flush_requests`).
     flushes_seen: u64,
+    /// An empty output buffer kept for the next connection that needs a large one (see
+    /// `Conn::borrow_out`).
+    spare_out: Vec<u8>,
 }
 
 /// The channel on which the acceptor hands connections to a worker.
@@ -86,6 +89,7 @@ impl Worker {
                 last_scan: Instant::now(),
                 yielded: Vec::new(),
                 flushes_seen: 0,
+                spare_out: Vec::new(),
             },
             tx,
             waker,
@@ -127,6 +131,7 @@ impl Worker {
                     worker: self.id,
                     resume: None,
                 };
+                conn.borrow_out(&mut self.spare_out);
                 let keep = drive(
                     &mut ctx,
                     conn,
@@ -134,6 +139,7 @@ impl Worker {
                     ev.is_read_closed() || ev.is_error(),
                     ev.is_writable(),
                 );
+                conn.return_out(&mut self.spare_out);
                 if !keep {
                     self.close(i);
                 } else if conn.yielded {
@@ -154,7 +160,9 @@ impl Worker {
                     worker: self.id,
                     resume: None,
                 };
+                conn.borrow_out(&mut self.spare_out);
                 let keep = drive(&mut ctx, conn, true, false, false);
+                conn.return_out(&mut self.spare_out);
                 if !keep {
                     self.close(i);
                 } else if conn.yielded {
