@@ -7,7 +7,7 @@ pub(crate) use crate::exec::After;
 use super::stats::Counters;
 use super::Shared;
 use crate::protocol::text::{
-    reply, write_number, write_value, Request, StorageHead, StorageKind, StorageRequest,
+    reply, write_number, write_value_head, Request, StorageHead, StorageKind, StorageRequest,
 };
 use crate::store::{IncrOutcome, Pending, StoreMode, StoreOutcome};
 
@@ -55,9 +55,12 @@ pub(crate) fn execute(
             while let Some(key) = keys.next() {
                 first.get_or_insert(key.as_ptr() as usize);
                 c.cmd_get += 1;
-                let hit = store.get(key, |it| {
-                    write_value(out, key, it.flags, it.value, cas.then_some(it.cas));
+                let hit = store.get_append(key, None, out, |it, out| {
+                    write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
                 });
+                if hit {
+                    out.extend_from_slice(b"\r\n");
+                }
                 if hit {
                     c.get_hits += 1;
                 } else {
@@ -79,9 +82,12 @@ pub(crate) fn execute(
                 first.get_or_insert(key.as_ptr() as usize);
                 c.cmd_get += 1;
                 c.cmd_touch += 1;
-                let hit = store.get_and_touch(key, exptime, |it| {
-                    write_value(out, key, it.flags, it.value, cas.then_some(it.cas));
+                let hit = store.get_append(key, Some(exptime), out, |it, out| {
+                    write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
                 });
+                if hit {
+                    out.extend_from_slice(b"\r\n");
+                }
                 if hit {
                     c.get_hits += 1;
                     c.touch_hits += 1;

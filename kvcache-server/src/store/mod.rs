@@ -146,7 +146,7 @@ pub use meta_ops::{ItemDebug, MetaDeleteOutcome, MetaGetOptions, MetaGetState};
 pub use reclass::{spare_sizes, COARSE_STEP, FINE_GRID_MAX, MAX_LISTED, MIGRATE_BUDGET};
 pub use stats::{ClassStats, StoreStats};
 
-use std::borrow::Cow;
+use std::cell::Cell;
 use std::hash::BuildHasher;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -334,6 +334,64 @@ pub struct ItemView<'a> {
     pub stale: bool,
     /// Whether a win token was already handed out (meta).
     pub win_token_sent: bool,
+}
+
+/// Assembled chained values up to this capacity keep their buffer for the thread's next
+/// one (the default `-I` of 1 MB fits), so reading a large value does not map, fault in
+/// and unmap a fresh megabyte each time.
+const ASSEMBLED_KEEP: usize = 2 * 1024 * 1024;
+
+thread_local! {
+    /// The buffer [`Store::value_of`] assembles chained values in, between uses.
+    static ASSEMBLED: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// An item's value as [`Store::value_of`] gives it: borrowed from the chunk, or assembled
+/// from the segments of a chained value into a buffer that goes back to the thread when
+/// dropped.
+#[derive(Debug)]
+pub(crate) enum Value<'a> {
+    Inline(&'a [u8]),
+    Assembled(Vec<u8>),
+}
+
+impl std::ops::Deref for Value<'_> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Value::Inline(v) => v,
+            Value::Assembled(v) => v,
+        }
+    }
+}
+
+impl Drop for Value<'_> {
+    fn drop(&mut self) {
+        if let Value::Assembled(v) = self {
+            if v.capacity() <= ASSEMBLED_KEEP {
+                let v = std::mem::take(v);
+                // A nested read may have put a buffer back meanwhile: keep the larger.
+                let old = ASSEMBLED.take();
+                ASSEMBLED.set(if old.capacity() > v.capacity() {
+                    old
+                } else {
+                    v
+                });
+            }
+        }
+    }
+}
+
+/// What [`Store::get_append`] tells of a hit before appending its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValueHead {
+    /// Client flags.
+    pub flags: u32,
+    /// CAS unique (0 with `-C`).
+    pub cas: u64,
+    /// The value's length.
+    pub len: usize,
 }
 
 /// The hash of a key, split into what the store needs.
@@ -1149,15 +1207,28 @@ impl Store {
     }
 
     /// The value of a live item (the caller holds its shard lock): borrowed from the chunk
-    /// when inline, assembled when chained.
-    pub(crate) fn value_of<'a>(&self, it: &ItemRef<'a>) -> Cow<'a, [u8]> {
+    /// when inline, assembled when chained, in this thread's reused buffer (see
+    /// [`Value`]).
+    pub(crate) fn value_of<'a>(&self, it: &ItemRef<'a>) -> Value<'a> {
         if !it.is_chained() {
-            return Cow::Borrowed(it.inline_value());
+            return Value::Inline(it.inline_value());
         }
-        let total = it.chained_len();
+        let mut out = ASSEMBLED.take();
+        out.clear();
+        out.reserve(it.chained_len());
+        self.value_parts(it, |part| out.extend_from_slice(part));
+        Value::Assembled(out)
+    }
+
+    /// Calls `f` with the value of a live item (the caller holds its shard lock) in order:
+    /// the inline value, or each segment's part of a chained one.
+    fn value_parts(&self, it: &ItemRef<'_>, mut f: impl FnMut(&[u8])) {
+        if !it.is_chained() {
+            f(it.inline_value());
+            return;
+        }
         let payload = self.max_chunk - SEGMENT_DATA;
-        let mut out = Vec::with_capacity(total);
-        let mut left = total;
+        let mut left = it.chained_len();
         for i in 0..it.vlen_field() {
             let n = left.min(payload);
             // SAFETY: segment `i` of a live item holds `n` value bytes from SEGMENT_DATA;
@@ -1165,10 +1236,9 @@ impl Store {
             let s = unsafe {
                 std::slice::from_raw_parts(self.ptr(it.segment(i)).as_ptr().add(SEGMENT_DATA), n)
             };
-            out.extend_from_slice(s);
+            f(s);
             left -= n;
         }
-        Cow::Owned(out)
     }
 
     fn view<'a>(&self, it: &ItemRef<'a>, value: &'a [u8], prev_access: u32) -> ItemView<'a> {
@@ -1204,6 +1274,42 @@ impl Store {
     }
 
     fn get_inner(&self, key: &[u8], touch: Option<i64>, f: impl FnOnce(&ItemView<'_>)) -> bool {
+        self.get_item(key, touch, |it, prev| {
+            let value = self.value_of(it);
+            f(&self.view(it, &value, prev));
+        })
+    }
+
+    /// A text `get`/`gets` (`gat`/`gats` with `touch`): looks `key` up as
+    /// [`get`](Self::get) does (the same counters and CLOCK bit); on a hit calls `head`
+    /// with the item's flags, CAS and value length, then appends the value to `out`
+    /// straight from its chunks, without assembling a chained value first.
+    pub fn get_append(
+        &self,
+        key: &[u8],
+        touch: Option<i64>,
+        out: &mut Vec<u8>,
+        head: impl FnOnce(&ValueHead, &mut Vec<u8>),
+    ) -> bool {
+        if touch.is_some() {
+            bump(&self.global.cmd_touch);
+        }
+        self.get_item(key, touch, |it, _| {
+            let h = ValueHead {
+                flags: it.flags(),
+                cas: it.cas(),
+                len: it.value_len(),
+            };
+            head(&h, out);
+            out.reserve(h.len);
+            self.value_parts(it, |part| out.extend_from_slice(part));
+        })
+    }
+
+    /// Looks `key` up, setting the expiration time first with `touch`; on a hit calls `f`
+    /// with the item under the shard lock and the time of its previous access. Counts
+    /// hits, misses and touches (not `cmd_touch`).
+    fn get_item(&self, key: &[u8], touch: Option<i64>, f: impl FnOnce(&ItemRef<'_>, u32)) -> bool {
         let kh = self.hash_key(key);
         let now = self.now();
         let mut garbage = Garbage::default();
@@ -1218,8 +1324,7 @@ impl Store {
                     bump(&c.touch_hits);
                 }
                 let prev = widen_access(now, it.access_low());
-                let value = self.value_of(&it);
-                f(&self.view(&it, &value, prev));
+                f(&it, prev);
                 it.set_access(now);
                 it.set_bits(REF | FETCHED);
                 true

@@ -264,6 +264,50 @@ fn too_large_and_chained() {
 }
 
 #[test]
+fn get_append_matches_get() {
+    let s = small_store();
+    let seg = s.max_chunk - SEGMENT_DATA;
+    // Largest first, so a reused assembly buffer would show stale bytes in a shorter one.
+    for n in [3 * seg + 5, 2 * seg, seg + 1, seg, seg - 1, 100, 0] {
+        let v: Vec<u8> = (0..n).map(|i| (i % 241) as u8).collect();
+        assert_eq!(
+            s.store(StoreMode::Set, b"k", 7, 0, &v),
+            StoreOutcome::Stored
+        );
+        let mut view = None;
+        assert!(s.get(b"k", |it| view =
+            Some((it.flags, it.cas, it.value.to_vec()))));
+        let (flags, cas, value) = view.unwrap();
+        assert_eq!(value, v, "{n}");
+        let before = s.stats();
+        let mut out = b"prefix".to_vec();
+        let mut head = None;
+        assert!(s.get_append(b"k", None, &mut out, |h, out| {
+            head = Some(*h);
+            out.extend_from_slice(b"|");
+        }));
+        assert_eq!(head, Some(ValueHead { flags, cas, len: n }));
+        assert_eq!(&out[..7], b"prefix|");
+        assert_eq!(&out[7..], &v[..], "{n}");
+        assert!(s.get_append(b"k", Some(0), &mut out, |_, _| {}));
+        let after = s.stats();
+        assert_eq!(after.get_hits, before.get_hits + 2);
+        assert_eq!(after.cmd_touch, before.cmd_touch + 1);
+        assert_eq!(after.touch_hits, before.touch_hits + 1);
+    }
+    let before = s.stats();
+    let mut out = Vec::new();
+    assert!(!s.get_append(b"absent", Some(0), &mut out, |_, _| panic!(
+        "a miss has no head"
+    )));
+    assert!(out.is_empty());
+    let after = s.stats();
+    assert_eq!(after.get_misses, before.get_misses + 1);
+    assert_eq!(after.cmd_touch, before.cmd_touch + 1);
+    assert_eq!(after.touch_misses, before.touch_misses + 1);
+}
+
+#[test]
 fn cas_disabled() {
     let mut cfg = StoreConfig::new(8 << 20);
     cfg.cas_enabled = false;
