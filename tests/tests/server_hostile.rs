@@ -263,3 +263,83 @@ fn partial_large_values_stay_within_the_memory_limit() {
         "RSS {rss} KiB (peak {hwm} KiB) after completing 200 1 MB values under -m 64"
     );
 }
+
+/// Sends `bytes` in pieces of irregular sizes with short pauses, so the server reads a
+/// large value in many parts (into its item, across chunk boundaries).
+fn send_in_pieces(c: &mut Client, bytes: &[u8]) {
+    let sizes = [1, 7_000, 40_000, 3, 100_000, 16_384, 65_537];
+    let mut at = 0;
+    for &n in sizes.iter().cycle() {
+        if at == bytes.len() {
+            break;
+        }
+        let end = (at + n).min(bytes.len());
+        c.send(&bytes[at..end]);
+        at = end;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn large_values_arriving_in_pieces_are_stored_whole() {
+    let s = ServerProc::start(&["-t", "2", "-m", "64"]);
+    let value = |n: usize, seed: usize| -> Vec<u8> {
+        (0..n).map(|i| b'a' + ((i * 7 + seed) % 26) as u8).collect()
+    };
+    let mut check = s.connect();
+    let mut read_back = |key: &str, v: &[u8]| {
+        check.send(format!("get {key}\r\n").as_bytes());
+        assert_eq!(
+            check.read_line(),
+            format!("VALUE {key} 0 {}\r\n", v.len()).into_bytes()
+        );
+        assert!(check.read_n(v.len()) == v, "{key}: value differs");
+        check.expect(b"\r\nEND\r\n");
+    };
+    for (i, n) in [20_000, 300_000, 1_000_000].into_iter().enumerate() {
+        // Text.
+        let v = value(n, i);
+        let mut c = s.connect();
+        let mut req = format!("set text:{n} 0 0 {n}\r\n").into_bytes();
+        req.extend_from_slice(&v);
+        req.extend_from_slice(b"\r\nversion\r\n");
+        send_in_pieces(&mut c, &req);
+        c.expect(b"STORED\r\nVERSION 1.6.18-kvcache\r\n");
+        read_back(&format!("text:{n}"), &v);
+        // Meta.
+        let v = value(n, i + 1);
+        let mut req = format!("ms meta:{n} {n} T0\r\n").into_bytes();
+        req.extend_from_slice(&v);
+        req.extend_from_slice(b"\r\nmn\r\n");
+        send_in_pieces(&mut c, &req);
+        c.expect(b"HD\r\nMN\r\n");
+        read_back(&format!("meta:{n}"), &v);
+        // Binary set, then a no-op.
+        let v = value(n, i + 2);
+        let key = format!("bin:{n}");
+        let mut b = s.connect();
+        let mut req = vec![0x80, 0x01];
+        req.extend_from_slice(&(key.len() as u16).to_be_bytes());
+        req.extend_from_slice(&[8, 0, 0, 0]);
+        req.extend_from_slice(&((8 + key.len() + n) as u32).to_be_bytes());
+        req.extend_from_slice(&[0; 12]);
+        req.extend_from_slice(&[0; 8]);
+        req.extend_from_slice(key.as_bytes());
+        req.extend_from_slice(&v);
+        req.extend_from_slice(&[0x80, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        req.extend_from_slice(&[0; 12]);
+        send_in_pieces(&mut b, &req);
+        let set_reply = b.read_n(24);
+        assert_eq!(&set_reply[..2], &[0x81, 0x01]);
+        assert_eq!(&set_reply[6..8], &[0, 0], "binary set status");
+        assert_eq!(&b.read_n(24)[..2], &[0x81, 0x0a]);
+        read_back(&key, &v);
+        // A value not followed by "\r\n" is refused and the old value stays.
+        let mut req = format!("set text:{n} 0 0 {n}\r\n").into_bytes();
+        req.extend_from_slice(&value(n, i + 3));
+        req.extend_from_slice(b"XYversion\r\n");
+        send_in_pieces(&mut c, &req);
+        c.expect(b"CLIENT_ERROR bad data chunk\r\nVERSION 1.6.18-kvcache\r\n");
+        read_back(&format!("text:{n}"), &value(n, i));
+    }
+}

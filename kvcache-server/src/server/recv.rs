@@ -3,9 +3,11 @@
 //! A storage request is normally executed once all of it is in the connection's read
 //! buffer. For a value that has not all arrived and is at least [`STREAM_MIN`] bytes,
 //! the worker instead allocates the item as soon as the command's line (binary: header,
-//! extras and key) is complete, copies the value's bytes into it as they arrive, and
-//! links it when the value is whole, checking the `\r\n` after a text or meta value. The
-//! read buffer then stays at its normal size, and a value in flight takes memory only
+//! extras and key) is complete, puts the value's bytes into it as they arrive, and
+//! links it when the value is whole, checking the `\r\n` after a text or meta value.
+//! Bytes already in the read buffer are copied; while a read buffer's worth or more of
+//! the value is still to come, the socket is read straight into the item's chunks
+//! ([`read_direct`]), as memcached reads into its item. The read buffer then stays at its normal size, and a value in flight takes memory only
 //! inside `-m`, where it counts as memcached counts it: 200 clients that each declare
 //! a 1 MB value and send half of it hold at most `-m`, not 200 half values beyond it.
 //!
@@ -33,9 +35,10 @@
 //! slab moves pass over it (they only take linked items). A connection closed before the
 //! value is complete gives the item's chunks back (`Worker::close`).
 
+use std::io::{self, IoSliceMut, Read};
 use std::sync::atomic::Ordering;
 
-use super::conn::{Conn, Mode, STATE_NREAD};
+use super::conn::{Conn, Mode, ReadResult, READ_BUF, STATE_NREAD};
 use super::exec::{self as text_exec, Ctx};
 use crate::protocol::binary::{self, Header, StoreKind};
 use crate::protocol::meta;
@@ -45,6 +48,9 @@ use crate::store::{Pending, Store};
 /// Values shorter than this are buffered whole (the read buffer holds 16 KiB anyway);
 /// longer ones not yet complete are received into their item.
 pub(crate) const STREAM_MIN: usize = 8 * 1024;
+
+/// Regions of the item one direct read fills at most (see [`read_direct`]).
+const DIRECT_REGIONS: usize = 8;
 
 /// A storage request whose item is allocated and whose value is arriving.
 #[derive(Debug)]
@@ -73,6 +79,47 @@ enum Finish {
         kind: StoreKind,
         key: Vec<u8>,
     },
+}
+
+/// Whether the next read should go straight into the item of the value being received:
+/// the read buffer is empty and at least a read buffer's worth of the value is still to
+/// come (the value's last bytes, its `\r\n` and what follows go through the read buffer).
+pub(crate) fn wants_direct(conn: &Conn) -> bool {
+    conn.rstart == conn.rend
+        && conn
+            .recv
+            .as_ref()
+            .is_some_and(|r| r.vlen - r.got >= READ_BUF)
+}
+
+/// One `read` (a `readv` over up to [`DIRECT_REGIONS`] chunks) from the socket straight
+/// into the item of the value being received, as memcached reads a value into its item:
+/// no copy through the read buffer, and up to a few hundred kilobytes per call. Call
+/// only when [`wants_direct`]; `Data::drained` means the same as for
+/// [`Conn::read_once`].
+pub(crate) fn read_direct(store: &Store, conn: &mut Conn) -> io::Result<ReadResult> {
+    let Some(r) = conn.recv.as_mut() else {
+        return Ok(ReadResult::WouldBlock);
+    };
+    let room = r.vlen - r.got;
+    let rooms = store.pending_rooms(&mut r.pending, r.got, DIRECT_REGIONS);
+    let mut bufs: Vec<IoSliceMut<'_>> = rooms.into_iter().map(IoSliceMut::new).collect();
+    let space: usize = bufs.iter().map(|b| b.len()).sum();
+    debug_assert!(space > 0 && space <= room);
+    let got = loop {
+        match conn.stream.read_vectored(&mut bufs) {
+            Ok(0) => return Ok(ReadResult::Eof),
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadResult::WouldBlock),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    };
+    r.got += got;
+    Ok(ReadResult::Data {
+        n: got,
+        drained: got < space,
+    })
 }
 
 /// If the request at the front of the read buffer is a storage command whose value is

@@ -413,8 +413,13 @@ fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
         if conn.closing || conn.eof || conn.read_paused {
             return true;
         }
-        conn.reserve_read(need);
-        match conn.read_once() {
+        let read = if recv::wants_direct(conn) {
+            recv::read_direct(&ctx.shared.store, conn)
+        } else {
+            conn.reserve_read(need);
+            conn.read_once()
+        };
+        match read {
             Ok(ReadResult::Data { n, drained }) => {
                 ctx.counters.bytes_read += n as u64;
                 need = process(ctx, conn);
@@ -443,7 +448,7 @@ fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
 /// Executes every complete request in the read buffer. Returns the total length of the
 /// incomplete request at the front, when known (so the buffer can grow to hold it).
 fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
-    if conn.rstart == conn.rend {
+    if conn.rstart == conn.rend && conn.recv.is_none() {
         return 0;
     }
     let mut commands = false;

@@ -1475,6 +1475,51 @@ impl Store {
         }
     }
 
+    /// The unwritten part of a pending item's value from byte `offset`, as up to `max`
+    /// regions in order (the inline value area, or what is left of each segment), for a
+    /// caller that reads the value into place instead of copying it with
+    /// [`write_pending`](Self::write_pending). Empty when `offset` is the value length.
+    pub(crate) fn pending_rooms<'a>(
+        &'a self,
+        p: &'a mut Pending,
+        offset: usize,
+        max: usize,
+    ) -> Vec<&'a mut [u8]> {
+        let prep = &p.prep;
+        assert!(offset <= prep.vlen, "offset past the value");
+        let mut rooms = Vec::new();
+        let mut off = offset;
+        while off < prep.vlen && rooms.len() < max {
+            let (dst, room) = if prep.segs.is_empty() {
+                let it = self.item(prep.head);
+                // SAFETY: the inline value area (`vlen` bytes) follows the key inside the
+                // head chunk.
+                (
+                    unsafe { it.ptr().add(it.body_off() + off) },
+                    prep.vlen - off,
+                )
+            } else {
+                let payload = self.max_chunk - SEGMENT_DATA;
+                let (i, within) = (off / payload, off % payload);
+                let seg_len = (prep.vlen - i * payload).min(payload);
+                // SAFETY: segment `i` holds `seg_len` value bytes from SEGMENT_DATA.
+                let p = unsafe { self.ptr(prep.segs[i]).add(SEGMENT_DATA + within) };
+                (p, seg_len - within)
+            };
+            // SAFETY: 1. `dst .. dst + room` lies inside the value area of the pending
+            // item, and successive regions do not overlap (each starts where the last
+            // ended). 2. The item's chunks belong to the holder of the `Pending`, borrowed
+            // exclusively for 'a: no other reference to them exists (unlinked, no reader,
+            // eviction or slab move touches them), and they stay allocated until the
+            // `Pending` is consumed by `finish_store` or `abandon_store`, which the borrow
+            // excludes. 3. Chunk memory is mapped and initialized (zeroed by the OS or
+            // holding old bytes).
+            rooms.push(unsafe { std::slice::from_raw_parts_mut(dst.as_ptr(), room) });
+            off += room;
+        }
+        rooms
+    }
+
     /// The second half of [`store_checked`](Self::store_checked): checks `mode` (add,
     /// replace, cas) under the key's lock and links the pending item, whose value must
     /// be complete, or frees it. Returns the outcome and the CAS unique assigned (0
