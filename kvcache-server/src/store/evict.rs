@@ -29,11 +29,24 @@ impl Store {
     /// reclaimed instead. Returns how many items were removed.
     pub(crate) fn evict(&self, class: ClassId, want: usize) -> usize {
         let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
-        let mut done = self.clock_sweep(class, false, want);
+        // A class with no linked item heads has nothing for its hand to find: skip the
+        // walk (two turns over every chunk). The top class often holds only segments of
+        // chained values, and walking it for each segment allocated cost more than
+        // receiving the value.
+        let has_heads = |c: ClassId| get(&self.gauges[c.index()].number) > 0;
+        let mut done = if has_heads(class) {
+            self.clock_sweep(class, false, want)
+        } else {
+            0
+        };
         if done == 0 && class == self.top_class() {
             // Segments are never linked themselves: free some by evicting a chained item.
             for c in 0..self.engine().classes_in_use() {
-                done += self.clock_sweep(ClassId(c as u16), true, 1);
+                let c = ClassId(c as u16);
+                if !has_heads(c) {
+                    continue;
+                }
+                done += self.clock_sweep(c, true, 1);
                 if done > 0 {
                     break;
                 }
