@@ -33,7 +33,11 @@ impl Store {
         // walk (two turns over every chunk). The top class often holds only segments of
         // chained values, and walking it for each segment allocated cost more than
         // receiving the value.
-        let has_heads = |c: ClassId| get(&self.gauges[c.index()].number) > 0;
+        let has_heads = |c: ClassId| {
+            self.gauges
+                .peek(c.index())
+                .is_some_and(|g| get(&g.number) > 0)
+        };
         let mut done = if has_heads(class) {
             self.clock_sweep(class, false, want)
         } else {
