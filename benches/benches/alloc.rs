@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use benches::{
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use peer_benches::{
     larson, make, mixed, mixed_sizes, pair64, pair64_sharded, prodcons64, prodcons64_sharded,
     Allocator, ALLOCATORS,
 };
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
 /// A workload on `sharded_slab::Slab<[u8; 64]>`: `(slab, iterations) -> elapsed`.
 type ShardedRun<'a> = &'a dyn Fn(&sharded_slab::Slab<[u8; 64]>, u64) -> Duration;

@@ -6,7 +6,7 @@
 //! costs a TLB shootdown interrupt (REFERENCE.md section 2, seed 002).
 //!
 //! ```text
-//! cargo bench -p benches --bench release -- --warm-up-time 1 --measurement-time 5
+//! cargo bench -p peer-benches --bench release -- --warm-up-time 1 --measurement-time 5
 //! ```
 //!
 //! Each iteration maps `SLABS` slabs (untimed), touches every page, frees every chunk so all

@@ -6,8 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use integration_tests::ServerProc;
 use kvcache_server::protocol::binary::{opcode, request};
-use tests::ServerProc;
 
 /// xorshift64*: a fixed, reproducible byte stream.
 struct Rng(u64);

@@ -1,11 +1,11 @@
 //! The binary protocol against the real `kvcache-server` binary: status codes, bodies,
 //! quiet forms and opaque echo as memcached 1.6.18 answers them.
 
+use integration_tests::ServerProc;
 use kvcache_server::protocol::binary::{opcode::*, request};
-use tests::ServerProc;
 
 /// Reads one response: (opcode, status, extras, key, value, opaque, cas).
-fn response(c: &mut tests::Client) -> (u8, u16, Vec<u8>, Vec<u8>, Vec<u8>, u32, u64) {
+fn response(c: &mut integration_tests::Client) -> (u8, u16, Vec<u8>, Vec<u8>, Vec<u8>, u32, u64) {
     let h = c.read_n(24);
     assert_eq!(h[0], 0x81);
     let keylen = usize::from(u16::from_be_bytes([h[2], h[3]]));

@@ -2,7 +2,7 @@
 //! replies memcached 1.6.18 gives to the same bytes (CAS values, which are a server's
 //! own counter, are read back and compared instead of pinned).
 
-use tests::{Client, ServerProc};
+use integration_tests::{Client, ServerProc};
 
 fn server() -> ServerProc {
     ServerProc::start(&["-t", "2", "-m", "64"])

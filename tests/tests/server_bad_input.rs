@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 
-use tests::{Client, ServerProc};
+use integration_tests::{Client, ServerProc};
 
 fn server() -> ServerProc {
     ServerProc::start(&["-t", "2", "-m", "64", "-I", "1m"])

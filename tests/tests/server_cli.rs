@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tests::{run_server_to_exit, ServerProc};
+use integration_tests::{run_server_to_exit, ServerProc};
 
 const SIGINT: i32 = 2;
 const SIGTERM: i32 = 15;

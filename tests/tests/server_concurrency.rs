@@ -1,7 +1,7 @@
 //! Many clients at once on several workers: every reply still matches its request, and
 //! `incr` from all clients adds up.
 
-use tests::ServerProc;
+use integration_tests::ServerProc;
 
 #[test]
 fn concurrent_clients_on_four_workers() {

@@ -9,7 +9,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use tests::{set_linger_zero, stat_u64, Client, ServerProc, READ_TIMEOUT};
+use integration_tests::{set_linger_zero, stat_u64, Client, ServerProc, READ_TIMEOUT};
 
 /// The accounting that must come back to baseline.
 #[derive(Debug, PartialEq, Eq)]
@@ -310,7 +310,7 @@ fn full_socket_buffers() {
     }
     // The server still answers others while the hogs hold full buffers.
     check_preloaded(&mut monitor);
-    let rss = tests::rss_kib(s.pid()).expect("status").0;
+    let rss = integration_tests::rss_kib(s.pid()).expect("status").0;
     assert!(
         rss < 512 * 1024,
         "server RSS {rss} KiB: replies to unread requests are being buffered"

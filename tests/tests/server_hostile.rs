@@ -6,7 +6,7 @@
 use std::io::{Read, Write};
 use std::time::Duration;
 
-use tests::{rss_kib, Client, ServerProc};
+use integration_tests::{rss_kib, Client, ServerProc};
 
 /// Sends `request` on a fresh connection and returns everything the server sends back
 /// within a short wait, with `<closed>` appended if it closed the connection.

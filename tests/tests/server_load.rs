@@ -33,8 +33,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use integration_tests::{
+    env_secs, raise_nofile, rss_kib, stat_u64, Client, ServerProc, READ_TIMEOUT,
+};
 use mio::{Events, Interest, Poll, Token};
-use tests::{env_secs, raise_nofile, rss_kib, stat_u64, Client, ServerProc, READ_TIMEOUT};
 
 /// A small deterministic generator (xorshift64*), so that a failure can be replayed.
 #[derive(Debug, Clone)]

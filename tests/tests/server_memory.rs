@@ -2,7 +2,7 @@
 //! succeeds and old items make room; with `-M` a full cache answers memcached's
 //! out-of-memory error.
 
-use tests::{Client, ServerProc};
+use integration_tests::{Client, ServerProc};
 
 fn stat(c: &mut Client, name: &str) -> u64 {
     c.stats("")
@@ -67,7 +67,7 @@ fn used_chunks(c: &mut Client) -> u64 {
 /// Waits until the server holds at least `more` chunks beyond `base`: a large value's
 /// item has been allocated (its command line read).
 fn wait_for_chunks(c: &mut Client, base: u64, more: u64) {
-    let until = std::time::Instant::now() + tests::READ_TIMEOUT;
+    let until = std::time::Instant::now() + integration_tests::READ_TIMEOUT;
     while used_chunks(c) < base + more {
         assert!(std::time::Instant::now() < until, "no item was allocated");
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tests::{Client, ServerProc};
+use integration_tests::{Client, ServerProc};
 
 fn stats(c: &mut Client) -> Vec<(String, String)> {
     c.stats("")

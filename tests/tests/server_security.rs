@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use tests::{run_server_to_exit, server_bin, Client, ServerProc};
+use integration_tests::{run_server_to_exit, server_bin, Client, ServerProc};
 
 const VERSION: &[u8] = b"VERSION 1.6.18-kvcache\r\n";
 const UNAUTH: &[u8] = b"CLIENT_ERROR unauthenticated\r\n";

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tests::{Client, ServerProc};
+use integration_tests::{Client, ServerProc};
 
 const BIG: usize = 100_000;
 

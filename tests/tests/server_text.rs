@@ -1,7 +1,7 @@
 //! The text protocol against the real `kvcache-server` binary: every command, byte for
 //! byte, with the replies memcached 1.6.18 gives to the same bytes.
 
-use tests::{Client, ServerProc};
+use integration_tests::{Client, ServerProc};
 
 fn server() -> ServerProc {
     ServerProc::start(&["-t", "2", "-m", "64"])

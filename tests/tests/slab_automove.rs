@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tests::{Client, ServerProc};
+use integration_tests::{Client, ServerProc};
 
 fn stat(c: &mut Client, sub: &str, name: &str) -> String {
     c.stats(sub)

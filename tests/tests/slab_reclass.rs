@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use tests::{stat_u64, Client, ServerProc};
+use integration_tests::{stat_u64, Client, ServerProc};
 
 /// Chunk sizes of the classes holding items, from `stats slabs`.
 fn sizes_in_use(c: &mut Client) -> Vec<u64> {

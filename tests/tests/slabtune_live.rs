@@ -3,14 +3,14 @@
 //! `-o slab_sizes=` list slabtune recommends and then stores the same items only in
 //! those classes.
 //!
-//! Needs both binaries built (`cargo build -p kvcache-server -p tools`, or `--release`);
+//! Needs both binaries built (`cargo build -p kvcache-server -p slabtune`, or `--release`);
 //! `SLABTUNE_BIN` overrides where `slabtune` is looked for.
 
 use std::path::PathBuf;
 use std::process::Command;
 
+use integration_tests::{server_bin, Client, ServerProc};
 use kvcache_server::item::stored_size;
-use tests::{server_bin, Client, ServerProc};
 
 fn slabtune_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("SLABTUNE_BIN") {
@@ -19,7 +19,7 @@ fn slabtune_bin() -> PathBuf {
     let bin = server_bin().with_file_name("slabtune");
     assert!(
         bin.exists(),
-        "{} is missing: run `cargo build -p tools` first (or set SLABTUNE_BIN)",
+        "{} is missing: run `cargo build -p slabtune` first (or set SLABTUNE_BIN)",
         bin.display()
     );
     bin

@@ -1,10 +1,10 @@
 //! Trace parsing throughput (lines per second), latest-size-per-key and per-request.
 //!
-//! `cargo bench -p tools --bench trace`; the quick figure without criterion is
+//! `cargo bench -p slabtune --bench trace`; the quick figure without criterion is
 //! `slabtune bench-trace --lines 10000000`.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tools::trace::{synthetic, TraceReader};
+use slabtune::trace::{synthetic, TraceReader};
 
 fn bench(c: &mut Criterion) {
     let lines = 1_000_000;

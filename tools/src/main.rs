@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use tools::hist::Target;
-use tools::issues::Issues;
-use tools::optimize::{memcached_classes, ClassCount, MEMCACHED_CHUNK_MAX};
-use tools::report::{render_text, target_report, Options, Report};
-use tools::{apply, live, pcap, svg, trace};
+use slabtune::hist::Target;
+use slabtune::issues::Issues;
+use slabtune::optimize::{memcached_classes, ClassCount, MEMCACHED_CHUNK_MAX};
+use slabtune::report::{render_text, target_report, Options, Report};
+use slabtune::{apply, live, pcap, svg, trace};
 
 const DEFAULT_KV_SLAB: u64 = kvcache_server::store::DEFAULT_SLAB_SIZE as u64;
 

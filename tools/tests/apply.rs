@@ -486,7 +486,7 @@ fn check_all(s: &mut BufReader<TcpStream>, n: usize) {
 
 /// Chunk sizes of the classes whose `used_chunks` is not zero (`stats slabs`).
 fn chunks_holding_items(addr: &str) -> Vec<u64> {
-    let mut st = tools::live::StatsClient::connect(addr).unwrap();
+    let mut st = slabtune::live::StatsClient::connect(addr).unwrap();
     let stats = st.stats("stats slabs").unwrap().unwrap();
     let get = |id: &str, field: &str| {
         stats

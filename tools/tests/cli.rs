@@ -9,8 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tools::hist::{Hist, Observed, Target};
-use tools::optimize::{evaluate, memcached_classes, MEMCACHED_CHUNK_MAX};
+use slabtune::hist::{Hist, Observed, Target};
+use slabtune::optimize::{evaluate, memcached_classes, MEMCACHED_CHUNK_MAX};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -68,7 +68,7 @@ fn stat_lines(path: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn memcached_stats_sizes_fixture_matches_the_size_formula() {
-    let got = tools::live::parse_sizes(&stat_lines(&data("memcached_stats_sizes.txt"))).unwrap();
+    let got = slabtune::live::parse_sizes(&stat_lines(&data("memcached_stats_sizes.txt"))).unwrap();
     // memcached buckets each item's total size up to a multiple of 32.
     let h = fixture_items().hist(Target::Memcached, true);
     let want = Hist::from_pairs(h.entries().iter().map(|&(s, n)| (s.div_ceil(32) * 32, n)));
@@ -77,7 +77,7 @@ fn memcached_stats_sizes_fixture_matches_the_size_formula() {
 
 #[test]
 fn memcached_stats_slabs_fixture_matches_the_generated_table() {
-    let used = tools::live::parse_slab_chunks(&stat_lines(&data("memcached_stats_slabs.txt")));
+    let used = slabtune::live::parse_slab_chunks(&stat_lines(&data("memcached_stats_slabs.txt")));
     let table = memcached_classes(48, 1.25, MEMCACHED_CHUNK_MAX);
     // The classes memcached used are exactly those our table and size formula predict.
     let ev = evaluate(
@@ -96,9 +96,9 @@ fn memcached_stats_slabs_fixture_matches_the_generated_table() {
 
 fn capture_port(cap: &[u8]) -> u16 {
     let mut port = None;
-    let mut issues = tools::issues::Issues::default();
-    tools::pcap::packets(cap, &mut issues, |_, lt, frame| {
-        if let Ok(Some(s)) = tools::pcap::decode(lt, frame) {
+    let mut issues = slabtune::issues::Issues::default();
+    slabtune::pcap::packets(cap, &mut issues, |_, lt, frame| {
+        if let Ok(Some(s)) = slabtune::pcap::decode(lt, frame) {
             if s.syn && port.is_none() {
                 port = Some(s.dport);
             }
@@ -112,15 +112,15 @@ fn capture_port(cap: &[u8]) -> u16 {
 fn real_capture_gives_the_items_written() {
     let cap = std::fs::read(data("memcached_traffic.pcap")).unwrap();
     let port = capture_port(&cap);
-    let r = tools::pcap::read_capture(&cap, port).unwrap();
+    let r = slabtune::pcap::read_capture(&cap, port).unwrap();
     assert!(r.issues.is_empty(), "{:?}", r.issues);
     // 300 sets and 30 VALUE replies.
     assert_eq!(r.events.len(), 330);
     assert_eq!(
-        tools::pcap::observe(&r.events, false).items,
+        slabtune::pcap::observe(&r.events, false).items,
         fixture_items().items
     );
-    assert_eq!(tools::pcap::observe(&r.events, true).count(), 330);
+    assert_eq!(slabtune::pcap::observe(&r.events, true).count(), 330);
 
     let v = json(&[
         "pcap",
@@ -161,11 +161,11 @@ fn capture_of_kvcache_server_with_pymemcache_matches_its_own_histogram() {
     // must match that histogram.
     let cap = std::fs::read(data("kvcache_traffic.pcap")).unwrap();
     let port = capture_port(&cap);
-    let r = tools::pcap::read_capture(&cap, port).unwrap();
+    let r = slabtune::pcap::read_capture(&cap, port).unwrap();
     assert!(r.issues.is_empty(), "{:?}", r.issues);
-    let h = tools::pcap::observe(&r.events, false).hist(Target::Ours, true);
+    let h = slabtune::pcap::observe(&r.events, false).hist(Target::Ours, true);
     let got = Hist::from_pairs(h.entries().iter().map(|&(s, n)| (s.div_ceil(8) * 8, n)));
-    let want = tools::live::parse_sizes(&stat_lines(&data("kvcache_sizes_fine.txt"))).unwrap();
+    let want = slabtune::live::parse_sizes(&stat_lines(&data("kvcache_sizes_fine.txt"))).unwrap();
     assert_eq!(got, want);
 }
 
@@ -408,8 +408,8 @@ fn live_memcached_recommendation_is_accepted_by_memcached() {
     // memcached takes the list, and stores the same items in those classes only.
     let (_mc2, port2) = start_memcached(&["-o", &format!("slab_sizes={list}")]).unwrap();
     store(port2, &items);
-    let mut c = tools::live::StatsClient::connect(&format!("127.0.0.1:{port2}")).unwrap();
-    let used = tools::live::parse_slab_chunks(&c.stats("stats slabs").unwrap().unwrap());
+    let mut c = slabtune::live::StatsClient::connect(&format!("127.0.0.1:{port2}")).unwrap();
+    let used = slabtune::live::parse_slab_chunks(&c.stats("stats slabs").unwrap().unwrap());
     let chunks: Vec<u64> = t["chunks"]
         .as_array()
         .unwrap()

@@ -302,7 +302,7 @@ def reap_interval(server, default=1.0):
 def check_binary(path, what):
     if not Path(path).exists():
         sys.exit(f"{what} {path} does not exist (build it: cargo build --release -p "
-                 f"kvcache-server -p tools)")
+                 f"kvcache-server -p slabtune)")
 
 
 def machine_load():

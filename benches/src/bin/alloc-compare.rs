@@ -17,7 +17,7 @@ use std::process::Command;
 use std::ptr::NonNull;
 use std::time::Duration;
 
-use benches::{
+use peer_benches::{
     larson, make, mixed, mixed_sizes, pair64, pair64_sharded, prodcons64, prodcons64_sharded,
     rss_bytes, Allocator, Rng, ALLOCATORS,
 };
