@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check of the workspace, from a fresh machine: installs what the tests need,
-# then formatting, lints and docs, a release build of everything (benchmarks included, built but
-# not run), the unit/property/integration tests, the slab-core examples' system-call
-# checks, the loom models, the real-client checks against the release server, and short
-# bounded fuzz runs.
+# then formatting, the layout check (file length, module cycles), lints and docs, a release
+# build of everything (benchmarks included, built but not run), the
+# unit/property/integration tests, the slab-core examples' system-call checks, the loom
+# models, the real-client checks against the release server, and short bounded fuzz runs.
 #
 #   ./scripts/test-all.sh            everything
 #   FUZZ_SECONDS=0 ./scripts/test-all.sh   everything but fuzzing
@@ -18,6 +18,7 @@ step "setup"
 
 step "format and lints"
 cargo fmt --all -- --check
+./scripts/check-layout.sh
 cargo clippy --workspace --all-targets --release -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
 
