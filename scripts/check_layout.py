@@ -407,9 +407,8 @@ class Crate:
         self.root_file = root_file  # relative to root_dir
         self.modules = {}  # path tuple -> Module
         self.notes = []
-        rel = root_file
-        toks = tokenize(read(os.path.join(root_dir, rel)))
-        self.root = self._module((), rel, 1, toks, 0, len(toks), os.path.dirname(rel))
+        toks = tokenize(read(os.path.join(root_dir, root_file)))
+        self.root = self._module((), root_file, 1, toks, 0, len(toks), os.path.dirname(root_file))
 
     def _module(self, path, file, line, toks, start, end, child_dir):
         """Builds the module over toks[start:end]; child files are looked for in child_dir."""
@@ -453,7 +452,6 @@ class Crate:
                                        os.path.join(child_dir, name))
                     if sub is not None:
                         m.children[name] = sub
-                        self.modules[sub.path] = sub
                     pending_path = None
                     i = close + 1
                     self._drop_visibility(m)
