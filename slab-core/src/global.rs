@@ -2,7 +2,7 @@
 //!
 //! Small requests (at most [`SMALL_MAX`] bytes, at an alignment some class's chunks satisfy)
 //! are served from slabs through the calling thread's magazines, with the
-//! [`crate::allocator::general_classes`] table; everything else goes to
+//! [`crate::engine::size_class::general_classes`] table; everything else goes to
 //! [`std::alloc::System`]. `dealloc` routes by address: a pointer inside the engine's
 //! reservation is a slab chunk ([`SlabEngine::contains`](crate::engine::SlabEngine::contains),
 //! one subtraction and compare).
@@ -36,8 +36,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr::{self, NonNull};
 use std::sync::OnceLock;
 
-use crate::allocator::{general_classes, is_busy, BusyGuard, MagazineConfig, SlabAllocator};
+use crate::engine::size_class::general_classes;
 use crate::engine::Config;
+use crate::magazine::{is_busy, BusyGuard, MagazineConfig, SlabAllocator};
 
 /// Requests up to this many bytes are served from slabs.
 pub const SMALL_MAX: usize = 32 << 10;

@@ -2,7 +2,7 @@
 //!
 //! Per-class state (a class's slab lists and lock, its depot) is sized for every class a
 //! table can ever use, including spare classes that a running program may switch to later
-//! ([`SizeClasses::with_spares`](crate::size_class::SizeClasses::with_spares)). A class never
+//! ([`SizeClasses::with_spares`](crate::engine::size_class::SizeClasses::with_spares)). A class never
 //! used should cost next to nothing: here it costs one pointer, and its entry is allocated the
 //! first time it is asked for.
 //!

@@ -154,25 +154,27 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-// ---- engine layer: size classes, OS memory, slabs, release ----
 pub mod engine;
 pub mod error;
+pub mod global;
 pub mod lazy;
-mod os;
-pub mod release;
-pub mod size_class;
-pub mod stats;
+pub mod magazine;
+pub mod pool;
 pub(crate) mod sync;
 
+pub use engine::size_class::{ClassId, SizeClasses};
+pub use engine::SlabEngine;
 pub use error::Error;
+pub use magazine::SlabAllocator;
 
-// ---- magazine layer: per-thread magazines, depot, reaping, embeddable APIs ----
-pub mod allocator;
-mod depot;
-pub mod global;
-mod magazine;
-pub mod pool;
-pub mod reap;
+// Old paths, kept until dependents move.
+pub use engine::{release, size_class, stats};
+pub use magazine::reap;
+/// Old path of the magazine layer: see [`magazine`].
+pub mod allocator {
+    pub use crate::engine::size_class::general_classes;
+    pub use crate::magazine::{AllocatorStats, MagazineConfig, MagazineStats, SlabAllocator};
+}
 
 #[cfg(all(test, loom))]
 mod tests;

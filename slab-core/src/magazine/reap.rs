@@ -7,14 +7,14 @@
 //! magazines likewise are freed. Then the engine's own reap runs, so slabs that became empty go
 //! to its batched release (sorted, coalesced, one `munmap` per contiguous run).
 //!
-//! [`SlabAllocator::reap`](crate::allocator::SlabAllocator::reap) does this on demand (and
+//! [`SlabAllocator::reap`](crate::magazine::SlabAllocator::reap) does this on demand (and
 //! first flushes the calling thread's own magazines);
-//! [`SlabAllocator::start_reaper`](crate::allocator::SlabAllocator::start_reaper) (or
+//! [`SlabAllocator::start_reaper`](crate::magazine::SlabAllocator::start_reaper) (or
 //! `MagazineConfig::reap_interval`) runs it on an interval in a thread of its own.
 
 use std::fmt;
 
-use crate::release::ReleaseReport;
+use crate::engine::release::ReleaseReport;
 
 /// What one reap did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,7 +51,7 @@ mod reaper {
     use std::thread::{self, JoinHandle};
     use std::time::Duration;
 
-    use crate::allocator::Shared;
+    use crate::magazine::Shared;
 
     /// A thread that reaps an allocator every interval until dropped.
     #[derive(Debug)]

@@ -52,6 +52,12 @@
 //! # Ok::<(), slab_core::Error>(())
 //! ```
 
+mod depot;
+// The layer is named after its unit; this file is the unit itself.
+#[allow(clippy::module_inception)]
+mod magazine;
+pub mod reap;
+
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ptr::NonNull;
@@ -59,14 +65,14 @@ use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::depot::{Depot, DepotParams};
+use self::depot::{Depot, DepotParams};
+use self::magazine::{ClassCache, Magazine};
+use self::reap::ReapReport;
+use crate::engine::size_class::{ClassId, SizeClasses};
+use crate::engine::stats::Stats;
 use crate::engine::{Config, SlabEngine};
 use crate::error::Error;
 use crate::lazy::LazyTable;
-use crate::magazine::{ClassCache, Magazine};
-use crate::reap::ReapReport;
-use crate::size_class::{ClassId, SizeClasses};
-use crate::stats::Stats;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 
 /// Settings of the magazine layer. Build with [`MagazineConfig::default`] and the setters.
@@ -164,21 +170,6 @@ impl MagazineConfig {
         }
         Ok(())
     }
-}
-
-/// A general-purpose table of classes for arbitrary small allocations: 16-byte steps up to
-/// 128 B, then four classes per doubling up to 32 KiB, every size a multiple of 16 (so every
-/// chunk is 16-byte aligned), 1 MiB slabs. Used by [`SlabGlobalAlloc`](crate::global::SlabGlobalAlloc).
-pub fn general_classes() -> SizeClasses {
-    let mut sizes: Vec<usize> = (1..=8).map(|i| i * 16).collect();
-    let mut base = 128;
-    while base < 32 << 10 {
-        for q in 1..=4 {
-            sizes.push(base + base * q / 4);
-        }
-        base *= 2;
-    }
-    SizeClasses::from_list(&sizes, 16, 1 << 20).expect("the general-purpose table is valid")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -693,7 +684,7 @@ pub struct SlabAllocator {
     lookup: Box<[u16; LOOKUP_LEN]>,
     shared: Arc<Shared>,
     #[cfg(not(loom))]
-    reaper: std::sync::Mutex<Option<crate::reap::Reaper>>,
+    reaper: std::sync::Mutex<Option<self::reap::Reaper>>,
 }
 
 impl fmt::Debug for SlabAllocator {
@@ -934,7 +925,7 @@ impl SlabAllocator {
     /// Reaps now: flushes this thread's magazines into the depots, gives every depot's
     /// magazines that the last interval did not need back to the engine, then runs the
     /// engine's reap (empty slabs beyond its retention target go to the OS in batched runs).
-    /// See [`reap`](crate::reap).
+    /// See [`reap`].
     pub fn reap(&self) -> ReapReport {
         self.flush_thread_cache();
         let _busy = BusyGuard::enter();
@@ -950,7 +941,7 @@ impl SlabAllocator {
                 "reap interval must not be zero".into(),
             ));
         }
-        let r = crate::reap::Reaper::start(Arc::downgrade(&self.shared), interval)?;
+        let r = self::reap::Reaper::start(Arc::downgrade(&self.shared), interval)?;
         let old = self
             .reaper
             .lock()
@@ -1023,7 +1014,7 @@ impl SlabAllocator {
 
     /// Gives every chunk cached in depots and in this thread's magazines back to the engine,
     /// then returns every empty slab to the OS (the engine's `release_all`).
-    pub fn release_all(&self) -> crate::release::ReleaseReport {
+    pub fn release_all(&self) -> crate::engine::release::ReleaseReport {
         let shared = &*self.shared;
         let _ = self.with_caches(0, |caches| {
             let _busy = BusyGuard::enter();
@@ -1390,7 +1381,7 @@ mod tests {
     #[test]
     fn own_lookup_agrees_with_the_table() {
         for classes in [
-            general_classes(),
+            crate::engine::size_class::general_classes(),
             SizeClasses::memcached_default(),
             SizeClasses::from_list(&[10, 21, 33, 100], 1, 64 << 10).unwrap(),
             SizeClasses::from_list(&[64, 128, 256], 8, 64 << 10).unwrap(),
@@ -1400,14 +1391,5 @@ mod tests {
                 assert_eq!(a.class_for(size), classes.class_for(size), "size {size}");
             }
         }
-    }
-
-    #[test]
-    fn general_classes_are_aligned() {
-        let c = general_classes();
-        assert!(c.sizes().iter().all(|s| s % 16 == 0));
-        assert_eq!(c.max_chunk(), 32 << 10);
-        assert_eq!(c.chunk_size(c.class_for(1).unwrap()), 16);
-        assert_eq!(c.chunk_size(c.class_for(129).unwrap()), 160);
     }
 }

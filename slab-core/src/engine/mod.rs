@@ -5,16 +5,21 @@
 //! OS side, retention). The order is always class, then pool; the pool lock is never held while
 //! taking a class lock, and `munmap` runs with no lock held.
 
+mod os;
+pub mod release;
+pub mod size_class;
+pub mod stats;
+
 use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::ptr::NonNull;
 
+use self::os::{Os, HUGE_PAGE};
+use self::release::{coalesce, ReleaseReport, Run};
+use self::size_class::{ClassId, SizeClasses};
+use self::stats::{ClassStats, Stats};
 use crate::error::Error;
 use crate::lazy::LazyTable;
-use crate::os::{Os, HUGE_PAGE};
-use crate::release::{coalesce, ReleaseReport, Run};
-use crate::size_class::{ClassId, SizeClasses};
-use crate::stats::{ClassStats, Stats};
 use crate::sync::atomic::{AtomicU64, Ordering};
 use crate::sync::Mutex;
 
