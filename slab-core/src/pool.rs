@@ -116,7 +116,8 @@ impl<T> Pool<T> {
     }
 
     /// Objects allocated from the allocator and not freed, counting every class (exact after
-    /// threads flushed their caches; see [`AllocatorStats::live_chunks`](crate::magazine::AllocatorStats::live_chunks)).
+    /// threads flushed their caches; see
+    /// [`AllocatorStats::live_chunks`](crate::magazine::AllocatorStats::live_chunks)).
     pub fn live(&self) -> usize {
         self.alloc.flush_thread_cache();
         self.alloc.stats().live_chunks()

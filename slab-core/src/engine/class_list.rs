@@ -20,7 +20,7 @@ pub(super) mod link {
     /// `chunk` must point to at least 4 bytes of mapped memory of a free chunk that this
     /// engine's class lock protects (no one else reads or writes it).
     #[inline]
-    pub(in crate::engine) unsafe fn read(chunk: NonNull<u8>) -> u32 {
+    pub(crate) unsafe fn read(chunk: NonNull<u8>) -> u32 {
         // SAFETY: by the caller's contract the 4 bytes are mapped and not aliased mutably;
         // chunks need not be 4-aligned (alignment 1 tables), hence `read_unaligned`.
         unsafe { chunk.as_ptr().cast::<u32>().read_unaligned() }
@@ -32,7 +32,7 @@ pub(super) mod link {
     /// `chunk` must point to at least 4 bytes of mapped memory of a chunk that its owner has
     /// given back, under this engine's class lock.
     #[inline]
-    pub(in crate::engine) unsafe fn write(chunk: NonNull<u8>, next: u32) {
+    pub(crate) unsafe fn write(chunk: NonNull<u8>, next: u32) {
         // SAFETY: by the caller's contract nobody else uses these 4 bytes any more.
         unsafe { chunk.as_ptr().cast::<u32>().write_unaligned(next) }
     }

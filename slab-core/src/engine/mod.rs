@@ -3,17 +3,17 @@
 //!
 //! [`SlabEngine`] (this file) puts the parts together; each part is a file of its own:
 //!
-//! | file              | what                                                               |
-//! |-------------------|--------------------------------------------------------------------|
-//! | `config.rs`       | [`Config`]                                                         |
-//! | `reservation.rs`  | the reserved range cut into slots, every slot's state, mapping     |
-//! | `class_list.rs`   | per-class slab lists (partial, spare, owner words), free-list links|
-//! | `empty_slabs.rs`  | the pool of empty slabs and its adaptive retention target          |
-//! | `draining.rs`     | slabs marked draining for a compactor ([`DrainSlab`])              |
-//! | [`release`]       | run coalescing and the release report                              |
-//! | `os.rs`           | the only file that calls `mmap`, `munmap` and `madvise`            |
-//! | [`size_class`]    | the size-class tables and size -> class lookup                     |
-//! | [`stats`]         | the accounting snapshot                                            |
+//! | file             | what                                                                |
+//! |------------------|---------------------------------------------------------------------|
+//! | `config.rs`      | [`Config`]                                                          |
+//! | `reservation.rs` | the reserved range cut into slots, every slot's state, mapping      |
+//! | `class_list.rs`  | per-class slab lists (partial, spare, owner words), free-list links |
+//! | `empty_slabs.rs` | the pool of empty slabs and its adaptive retention target           |
+//! | `draining.rs`    | slabs marked draining for a compactor ([`DrainSlab`])               |
+//! | [`release`]      | run coalescing and the release report                               |
+//! | `os.rs`          | the only file that calls `mmap`, `munmap` and `madvise`             |
+//! | [`size_class`]   | the size-class tables and size -> class lookup                      |
+//! | [`stats`]        | the accounting snapshot                                             |
 //!
 //! Locks: one per class (its slabs and their free lists) and one for the pool (empty slabs, the
 //! slot map, retention). The order is always class, then pool; the pool lock is never held

@@ -367,7 +367,8 @@ impl SizeClasses {
 
 /// A general-purpose table of classes for arbitrary small allocations: 16-byte steps up to
 /// 128 B, then four classes per doubling up to 32 KiB, every size a multiple of 16 (so every
-/// chunk is 16-byte aligned), 1 MiB slabs. Used by [`SlabGlobalAlloc`](crate::global::SlabGlobalAlloc).
+/// chunk is 16-byte aligned), 1 MiB slabs. Used by
+/// [`SlabGlobalAlloc`](crate::global::SlabGlobalAlloc).
 pub fn general_classes() -> SizeClasses {
     let mut sizes: Vec<usize> = (1..=8).map(|i| i * 16).collect();
     let mut base = 128;

@@ -21,6 +21,20 @@
 //! beyond the depot's bound, the chunks back into the engine), so no memory is stranded in the
 //! caches of threads that are gone.
 //!
+//! [`SlabAllocator`] (this file) holds the fast paths; the rest is a file per part:
+//!
+//! | file              | what                                                                   |
+//! |-------------------|------------------------------------------------------------------------|
+//! | `config.rs`       | [`MagazineConfig`] and the depot settings it makes per class           |
+//! | `magazine.rs`     | a magazine (a bounded stack of free chunks); a thread's pair per class |
+//! | `depot.rs`        | per class, the full and empty magazines threads exchange theirs for    |
+//! | `shared.rs`       | the state every thread and the reaper point at; the slow paths         |
+//! | `thread_cache.rs` | a thread's magazines for every allocator; the thread-local; exit flush |
+//! | [`reap`]          | reaping by working set, [`ReapReport`], the background reaper          |
+//! | `stats.rs`        | [`MagazineStats`] and [`AllocatorStats`]                               |
+//!
+//! `shared.rs` uses neither `thread_cache.rs` nor `reap.rs`; both of those use it.
+//!
 //! # Limits
 //!
 //! * A thread that is alive but idle keeps its two magazines per class (at most
@@ -36,9 +50,9 @@
 //! # Example
 //!
 //! ```
-//! use slab_core::allocator::{MagazineConfig, SlabAllocator};
 //! use slab_core::engine::Config;
-//! use slab_core::size_class::SizeClasses;
+//! use slab_core::magazine::{MagazineConfig, SlabAllocator};
+//! use slab_core::SizeClasses;
 //!
 //! let a = SlabAllocator::with_magazines(
 //!     Config::new(SizeClasses::memcached_default()).memory_limit(64 << 20),
@@ -52,613 +66,37 @@
 //! # Ok::<(), slab_core::Error>(())
 //! ```
 
+mod config;
 mod depot;
 // The layer is named after its unit; this file is the unit itself.
 #[allow(clippy::module_inception)]
 mod magazine;
 pub mod reap;
+mod shared;
+mod stats;
+mod thread_cache;
 
-use std::cell::{Cell, RefCell};
+pub use self::config::MagazineConfig;
+pub use self::reap::ReapReport;
+pub use self::stats::{AllocatorStats, MagazineStats};
+pub(crate) use self::thread_cache::{is_busy, BusyGuard};
+
 use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-use self::depot::{Depot, DepotParams};
-use self::magazine::{ClassCache, Magazine};
-use self::reap::ReapReport;
+use self::depot::Depot;
+use self::magazine::ClassCache;
+use self::shared::Shared;
+use self::thread_cache::{ThreadCaches, CACHES};
+use crate::engine::release::ReleaseReport;
 use crate::engine::size_class::{ClassId, SizeClasses};
-use crate::engine::stats::Stats;
 use crate::engine::{Config, SlabEngine};
 use crate::error::Error;
 use crate::lazy::LazyTable;
 use crate::sync::atomic::{AtomicUsize, Ordering};
-
-/// Settings of the magazine layer. Build with [`MagazineConfig::default`] and the setters.
-#[derive(Clone, Debug)]
-pub struct MagazineConfig {
-    /// Rounds per magazine at start (before contention grows it). Default 32.
-    pub initial_rounds: usize,
-    /// Rounds per magazine at most, however contended the depot. Default 256.
-    pub max_rounds: usize,
-    /// Bytes of chunks one magazine may hold: a class's magazine size is capped at
-    /// `max_magazine_bytes / chunk_size`, and classes whose chunk is larger than this bypass
-    /// magazines (every allocation goes to the engine). Default 64 KiB.
-    pub max_magazine_bytes: usize,
-    /// Bytes of chunks one class's depot may hold in full magazines; beyond it, frees that
-    /// overflow a thread's magazines go straight back to the engine. Default 4 MiB.
-    pub max_depot_bytes: usize,
-    /// Contention events on a depot lock (since the last resize or reap) that double the
-    /// class's magazine size. Default 8.
-    pub contention_threshold: u64,
-    /// Start a background reaper with this interval when the allocator is built. Default none.
-    pub reap_interval: Option<Duration>,
-}
-
-impl Default for MagazineConfig {
-    fn default() -> Self {
-        MagazineConfig {
-            initial_rounds: 32,
-            max_rounds: 256,
-            max_magazine_bytes: 64 << 10,
-            max_depot_bytes: 4 << 20,
-            contention_threshold: 8,
-            reap_interval: None,
-        }
-    }
-}
-
-impl MagazineConfig {
-    /// Sets the initial magazine size in rounds (0 disables magazines).
-    pub fn initial_rounds(mut self, rounds: usize) -> Self {
-        self.initial_rounds = rounds;
-        self
-    }
-
-    /// Sets the largest magazine size in rounds.
-    pub fn max_rounds(mut self, rounds: usize) -> Self {
-        self.max_rounds = rounds;
-        self
-    }
-
-    /// Sets the bytes one magazine may hold.
-    pub fn max_magazine_bytes(mut self, bytes: usize) -> Self {
-        self.max_magazine_bytes = bytes;
-        self
-    }
-
-    /// Sets the bytes one class's depot may hold.
-    pub fn max_depot_bytes(mut self, bytes: usize) -> Self {
-        self.max_depot_bytes = bytes;
-        self
-    }
-
-    /// Sets the contention events that grow a magazine.
-    pub fn contention_threshold(mut self, events: u64) -> Self {
-        self.contention_threshold = events;
-        self
-    }
-
-    /// Starts a background reaper with this interval.
-    pub fn reap_interval(mut self, interval: Duration) -> Self {
-        self.reap_interval = Some(interval);
-        self
-    }
-
-    fn params(&self, chunk: usize) -> DepotParams {
-        let by_bytes = self.max_magazine_bytes / chunk;
-        DepotParams {
-            initial_rounds: self.initial_rounds.min(by_bytes),
-            max_rounds: self.max_rounds.min(by_bytes).max(1),
-            max_depot_rounds: self.max_depot_bytes / chunk,
-            contention_threshold: self.contention_threshold.max(1),
-        }
-    }
-
-    fn validate(&self) -> Result<(), Error> {
-        if self.initial_rounds > self.max_rounds {
-            return Err(Error::InvalidConfig(format!(
-                "initial magazine size {} exceeds the maximum {}",
-                self.initial_rounds, self.max_rounds
-            )));
-        }
-        if self.reap_interval == Some(Duration::ZERO) {
-            return Err(Error::InvalidConfig(
-                "reap interval must not be zero".into(),
-            ));
-        }
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Shared state (one per allocator instance).
-// ---------------------------------------------------------------------------------------------
-
-/// What every thread's magazines for one allocator point at: the engine and the depots.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    id: u64,
-    engine: SlabEngine,
-    /// Per class, created on first use (spare classes may never be).
-    depots: LazyTable<Depot>,
-    magazines: MagazineConfig,
-    /// Per class: rounds in threads' magazines, as of each thread's last slow path.
-    thread_rounds: Box<[AtomicUsize]>,
-    /// Threads that hold magazines of this allocator (entries not yet flushed at exit).
-    thread_caches: AtomicUsize,
-}
-
-impl Shared {
-    #[inline]
-    fn depot(&self, class: ClassId) -> &Depot {
-        self.depots.get_with(class.index(), || {
-            Depot::new(
-                self.magazines
-                    .params(self.engine.classes().chunk_size(class)),
-            )
-        })
-    }
-
-    /// Publishes a thread's count of held rounds for `class` (slow paths only).
-    fn publish(&self, class: ClassId, cc: &mut ClassCache) {
-        let held = cc.held();
-        if held != cc.published {
-            self.thread_rounds[class.index()]
-                .fetch_add(held.wrapping_sub(cc.published), Ordering::Relaxed);
-            cc.published = held;
-        }
-    }
-
-    /// Gives a magazine's rounds back to the engine and empties it.
-    fn free_rounds(&self, class: ClassId, m: &mut Magazine) {
-        if !m.is_empty() {
-            // SAFETY: a magazine's rounds are free chunks of its class from this engine, each
-            // held exactly once (a chunk is in one magazine or handed out, never both).
-            unsafe { self.engine.free_batch(class, m.rounds()) };
-            m.clear();
-        }
-    }
-
-    /// Allocation when the loaded magazine is empty: kmem `kmem_cache_alloc`'s slow part,
-    /// then a batch fill from the engine.
-    #[cold]
-    fn alloc_slow(&self, caches: &mut [ClassCache], class: ClassId) -> Result<NonNull<u8>, Error> {
-        let depot = self.depot(class);
-        let size = depot.magazine_size();
-        if size == 0 {
-            return self.alloc_direct(class);
-        }
-        let cc = &mut caches[class.index()];
-        // 1. The previous magazine is full: swap.
-        if let Some(p) = cc.pop_after_swap() {
-            self.publish(class, cc);
-            return Ok(p);
-        }
-        // 2. Both spent: a full magazine from the depot for our empty previous one.
-        let prev = std::mem::replace(&mut cc.previous, Magazine::none());
-        match depot.exchange_for_full(prev) {
-            Ok(full) => {
-                cc.previous = std::mem::replace(&mut cc.loaded, full);
-                let p = cc.loaded.pop().expect("a full magazine has rounds");
-                self.publish(class, cc);
-                return Ok(p);
-            }
-            Err(prev) => cc.previous = prev,
-        }
-        // 3. The depot has none: fill the loaded magazine from the engine in one batch.
-        if cc.loaded.is_none() || cc.loaded.cap() != size {
-            cc.loaded = depot
-                .take_empty()
-                .unwrap_or_else(|| Magazine::with_capacity(size));
-        }
-        let want = cc.loaded.cap() - cc.loaded.len();
-        let filled = match self.engine.alloc_batch(class, cc.loaded.rounds_mut(), want) {
-            Ok(n) => Ok(n),
-            Err(Error::LimitReached { .. }) => {
-                self.reclaim(caches);
-                let cc = &mut caches[class.index()];
-                self.engine.alloc_batch(class, cc.loaded.rounds_mut(), want)
-            }
-            Err(e) => Err(e),
-        };
-        let cc = &mut caches[class.index()];
-        let result = filled.map(|_| cc.loaded.pop().expect("alloc_batch returned at least one"));
-        self.publish(class, cc);
-        result
-    }
-
-    /// Free when the loaded magazine is full: kmem `kmem_cache_free`'s slow part.
-    #[cold]
-    fn free_slow(&self, cc: &mut ClassCache, class: ClassId, chunk: NonNull<u8>) {
-        let depot = self.depot(class);
-        let size = depot.magazine_size();
-        if size == 0 {
-            // SAFETY: forwarded from the caller of `dealloc_class`.
-            unsafe { self.engine.free_batch(class, &[chunk]) };
-            return;
-        }
-        // 1. The previous magazine is empty: swap.
-        let chunk = match cc.push_after_swap(chunk) {
-            Ok(()) => return self.publish(class, cc),
-            Err(c) => c,
-        };
-        if cc.previous.is_none() {
-            // 2a. No previous magazine yet: the loaded one (full or placeholder) becomes it
-            // and an empty one is loaded.
-            let empty = depot
-                .take_empty()
-                .unwrap_or_else(|| Magazine::with_capacity(size));
-            cc.previous = std::mem::replace(&mut cc.loaded, empty);
-        } else {
-            // 2b. Both full: the previous one goes to the depot for an empty one.
-            let prev = std::mem::replace(&mut cc.previous, Magazine::none());
-            match depot.exchange_for_empty(prev) {
-                Ok(empty) => {
-                    let empty = empty.unwrap_or_else(|| Magazine::with_capacity(size));
-                    cc.previous = std::mem::replace(&mut cc.loaded, empty);
-                }
-                Err(mut prev) => {
-                    // The depot is at its bound: the rounds go back to the engine and the
-                    // magazine is reused empty.
-                    self.free_rounds(class, &mut prev);
-                    cc.previous = std::mem::replace(&mut cc.loaded, prev);
-                }
-            }
-        }
-        if cc.loaded.is_full() {
-            // A stale or degenerate magazine: give up caching this chunk.
-            // SAFETY: forwarded from the caller of `dealloc_class`.
-            unsafe { self.engine.free_batch(class, &[chunk]) };
-        } else {
-            cc.loaded.push(chunk);
-        }
-        self.publish(class, cc);
-    }
-
-    /// Allocation without magazines (disabled class, or no thread cache available).
-    fn alloc_direct(&self, class: ClassId) -> Result<NonNull<u8>, Error> {
-        match self.engine.alloc(class) {
-            Err(Error::LimitReached { .. }) => {
-                self.reclaim(&mut []);
-                self.engine.alloc(class)
-            }
-            r => r,
-        }
-    }
-
-    /// Under memory pressure: every depot's full magazines and the calling thread's own
-    /// magazines (`own`) give their chunks back to the engine, so slabs can become empty and
-    /// serve the class that ran out.
-    fn reclaim(&self, own: &mut [ClassCache]) {
-        for (i, cc) in own.iter_mut().enumerate() {
-            let class = ClassId(i as u16);
-            self.free_rounds(class, &mut cc.loaded);
-            self.free_rounds(class, &mut cc.previous);
-            self.publish(class, cc);
-        }
-        for (i, d) in self.depots.iter() {
-            for mut m in d.drain() {
-                self.free_rounds(ClassId(i as u16), &mut m);
-            }
-        }
-    }
-
-    /// Puts a thread's magazines back into the depots (beyond a depot's bound, their chunks
-    /// back into the engine).
-    fn flush(&self, caches: &mut [ClassCache]) {
-        for (i, cc) in caches.iter_mut().enumerate() {
-            let class = ClassId(i as u16);
-            if cc.loaded.is_none() && cc.previous.is_none() && cc.published == 0 {
-                continue; // never used: no depot to make
-            }
-            for m in [
-                std::mem::replace(&mut cc.loaded, Magazine::none()),
-                std::mem::replace(&mut cc.previous, Magazine::none()),
-            ] {
-                if let Err(mut m) = self.depot(class).put(m) {
-                    self.free_rounds(class, &mut m);
-                }
-            }
-            self.publish(class, cc);
-        }
-    }
-
-    /// The depot and engine part of a reap (no thread cache is touched).
-    pub(crate) fn reap_depots(&self) -> ReapReport {
-        let mut report = ReapReport::default();
-        for (i, d) in self.depots.iter() {
-            let class = ClassId(i as u16);
-            let r = d.reap();
-            report.full_magazines += r.full.len();
-            report.empty_magazines += r.empty;
-            for mut m in r.full {
-                report.chunks += m.len();
-                report.bytes += m.len() * self.engine.classes().chunk_size(class);
-                self.free_rounds(class, &mut m);
-            }
-        }
-        report.release = self.engine.reap();
-        report
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Thread-local caches.
-// ---------------------------------------------------------------------------------------------
-
-/// One thread's magazines for one allocator instance: one [`ClassCache`] per class, in a
-/// heap array owned through a raw pointer (so [`ThreadCaches`] can keep a second pointer to
-/// the current entry's array without the two aliasing a `Box`).
-struct Entry {
-    id: u64,
-    shared: Weak<Shared>,
-    classes: NonNull<ClassCache>,
-    len: usize,
-}
-
-impl Entry {
-    /// Caches for the table's classes; spare classes are added by [`Entry::ensure`] when the
-    /// thread first uses one.
-    fn new(shared: &Arc<Shared>) -> Self {
-        let b: Box<[ClassCache]> = (0..shared.engine.classes().base_len())
-            .map(|_| ClassCache::new())
-            .collect();
-        let len = b.len();
-        let classes = NonNull::new(Box::into_raw(b).cast::<ClassCache>()).expect("non-null box");
-        Entry {
-            id: shared.id,
-            shared: Arc::downgrade(shared),
-            classes,
-            len,
-        }
-    }
-
-    /// Grows the array to at least `len` caches (new ones empty); the caller re-points the
-    /// fast path ([`ThreadCaches::set_current`]) afterwards.
-    fn ensure(&mut self, len: usize) {
-        if len <= self.len {
-            return;
-        }
-        let old = std::ptr::slice_from_raw_parts_mut(self.classes.as_ptr(), self.len);
-        // SAFETY: made by `Box::into_raw` of a boxed slice of `len` caches (in `new` or a
-        // previous `ensure`); ownership comes back here and is given up again below.
-        let mut v = unsafe { Box::from_raw(old) }.into_vec();
-        v.resize_with(len, ClassCache::new);
-        let b = v.into_boxed_slice();
-        self.len = b.len();
-        self.classes = NonNull::new(Box::into_raw(b).cast::<ClassCache>()).expect("non-null box");
-    }
-
-    fn classes(&mut self) -> &mut [ClassCache] {
-        // SAFETY: `classes` is the array of `len` caches made in `new` and freed only in
-        // `drop`; `&mut self` makes this the only reference made from the entry, and the
-        // thread's one other pointer to it (`ThreadCaches::cur`) is only used while no
-        // reference from here is live (both are reached through the `RefCell` borrow).
-        unsafe { std::slice::from_raw_parts_mut(self.classes.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        let slice = std::ptr::slice_from_raw_parts_mut(self.classes.as_ptr(), self.len);
-        // SAFETY: made by `Box::into_raw` of a boxed slice of `len` caches in `new`, freed
-        // once here.
-        drop(unsafe { Box::from_raw(slice) });
-    }
-}
-
-/// One thread's magazines for every allocator instance it has used, most recent first, and
-/// a direct pointer to the first entry's caches for the fast path.
-struct ThreadCaches {
-    /// `entries[0].id`, or 0 (no allocator has id 0) when there is no entry.
-    cur_id: u64,
-    /// `entries[0].classes` and its length (dangling and 0 when there is no entry).
-    cur: NonNull<ClassCache>,
-    cur_len: usize,
-    entries: Vec<Entry>,
-}
-
-impl ThreadCaches {
-    const fn new() -> Self {
-        ThreadCaches {
-            cur_id: 0,
-            cur: NonNull::dangling(),
-            cur_len: 0,
-            entries: Vec::new(),
-        }
-    }
-
-    /// Re-points the fast path at `entries[0]`; called after every change of `entries`.
-    fn set_current(&mut self) {
-        match self.entries.first() {
-            Some(e) => {
-                self.cur_id = e.id;
-                self.cur = e.classes;
-                self.cur_len = e.len;
-            }
-            None => {
-                self.cur_id = 0;
-                self.cur = NonNull::dangling();
-                self.cur_len = 0;
-            }
-        }
-    }
-
-    /// The fast path's access: this thread's caches of `class` for allocator `id`, if that
-    /// allocator is the one the thread used last.
-    #[inline(always)]
-    fn current(&mut self, id: u64, class: ClassId) -> Option<&mut ClassCache> {
-        if self.cur_id == id && class.index() < self.cur_len {
-            // SAFETY: `cur` is `entries[0].classes`, an array of `cur_len` caches that lives as
-            // long as that entry (`set_current` runs after every change of `entries`); the
-            // `&mut self` borrow (through the thread-local's `RefCell`) excludes every other
-            // reference into it.
-            Some(unsafe { &mut *self.cur.as_ptr().add(class.index()) })
-        } else {
-            None
-        }
-    }
-
-    /// Removes the entry of allocator `id`; true if there was one.
-    fn remove(&mut self, id: u64) -> bool {
-        let before = self.entries.len();
-        self.entries.retain(|e| e.id != id);
-        self.set_current();
-        self.entries.len() != before
-    }
-
-    /// The entry for `shared` moved to the front, created (after dropping entries of dead
-    /// allocators) if new. `None` if the thread is exiting and can no longer flush a new entry
-    /// at exit.
-    #[cold]
-    fn find_or_insert(&mut self, shared: &Arc<Shared>, need: usize) -> Option<&mut Entry> {
-        // Spare classes: room for the one asked for and its neighbours, not all at once.
-        let need = need.next_multiple_of(64).min(shared.depots.len());
-        if let Some(i) = self.entries.iter().position(|e| e.id == shared.id) {
-            self.entries.swap(0, i);
-            self.entries[0].ensure(need);
-            self.set_current();
-            return self.entries.first_mut();
-        }
-        if !exit_hook_registered() {
-            return None;
-        }
-        // Entries of allocators that are gone hold chunks of unmapped engines: forget them.
-        self.entries.retain(|e| e.shared.strong_count() > 0);
-        shared.thread_caches.fetch_add(1, Ordering::Release);
-        self.entries.push(Entry::new(shared));
-        let last = self.entries.len() - 1;
-        self.entries.swap(0, last);
-        self.entries[0].ensure(need);
-        self.set_current();
-        self.entries.first_mut()
-    }
-
-    /// Thread exit: every entry's magazines go back to its allocator.
-    fn flush_all(&mut self) {
-        let _busy = BusyGuard::enter();
-        let entries = std::mem::take(&mut self.entries);
-        self.set_current();
-        for mut e in entries {
-            if let Some(shared) = e.shared.upgrade() {
-                shared.flush(e.classes());
-                shared.thread_caches.fetch_sub(1, Ordering::Release);
-            }
-        }
-    }
-}
-
-// The thread-local layout. Outside loom, the caches live in a thread-local *without* a
-// destructor (`ManuallyDrop`), so the fast path is a plain `%fs`-relative access with no
-// "registered / destroyed" state check, and a separate zero-sized thread-local (`EXIT`) whose
-// destructor flushes them is registered on the slow path, when a thread first creates an
-// entry. After `EXIT` is destroyed no new entry is created (`exit_hook_registered` fails) and
-// allocations go straight to the engine. Under loom the caches' own destructor flushes them.
-
-#[cfg(not(loom))]
-type CachesCell = RefCell<std::mem::ManuallyDrop<ThreadCaches>>;
-
-#[cfg(not(loom))]
-std::thread_local! {
-    static CACHES: CachesCell =
-        const { RefCell::new(std::mem::ManuallyDrop::new(ThreadCaches::new())) };
-    static EXIT: ExitFlush = const { ExitFlush };
-    static BUSY: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Flushes the thread's caches when the thread exits (see above).
-#[cfg(not(loom))]
-struct ExitFlush;
-
-#[cfg(not(loom))]
-impl Drop for ExitFlush {
-    fn drop(&mut self) {
-        let _ = CACHES.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                c.flush_all();
-            }
-        });
-    }
-}
-
-/// Registers (on first use) the destructor that flushes this thread's caches at exit; false
-/// if it already ran.
-#[cfg(not(loom))]
-fn exit_hook_registered() -> bool {
-    EXIT.try_with(|_| ()).is_ok()
-}
-
-/// The caches, flushed by their own destructor (loom runs it when the model thread ends).
-#[cfg(loom)]
-struct LoomCaches(ThreadCaches);
-
-#[cfg(loom)]
-impl std::ops::Deref for LoomCaches {
-    type Target = ThreadCaches;
-    fn deref(&self) -> &ThreadCaches {
-        &self.0
-    }
-}
-
-#[cfg(loom)]
-impl std::ops::DerefMut for LoomCaches {
-    fn deref_mut(&mut self) -> &mut ThreadCaches {
-        &mut self.0
-    }
-}
-
-#[cfg(loom)]
-impl Drop for LoomCaches {
-    fn drop(&mut self) {
-        self.0.flush_all();
-    }
-}
-
-#[cfg(loom)]
-type CachesCell = RefCell<LoomCaches>;
-
-#[cfg(loom)]
-crate::sync::thread_local! {
-    static CACHES: CachesCell = RefCell::new(LoomCaches(ThreadCaches::new()));
-    static BUSY: Cell<bool> = Cell::new(false);
-}
-
-#[cfg(loom)]
-fn exit_hook_registered() -> bool {
-    true
-}
-
-/// Marks the current thread as inside the allocator's slow paths (engine, depot, thread-cache
-/// bookkeeping), whose own heap allocations must not come back into the slabs. The global
-/// allocator adapter routes allocations made while it is set to the system allocator.
-pub(crate) struct BusyGuard {
-    was: bool,
-}
-
-impl BusyGuard {
-    #[inline]
-    pub(crate) fn enter() -> Self {
-        let was = BUSY.try_with(|b| b.replace(true)).unwrap_or(true);
-        BusyGuard { was }
-    }
-}
-
-impl Drop for BusyGuard {
-    #[inline]
-    fn drop(&mut self) {
-        if !self.was {
-            let _ = BUSY.try_with(|b| b.set(false));
-        }
-    }
-}
-
-/// Whether the current thread is inside the allocator's slow paths (see [`BusyGuard`]).
-#[inline]
-pub(crate) fn is_busy() -> bool {
-    BUSY.try_with(Cell::get).unwrap_or(true)
-}
 
 /// Sizes up to this many bytes find their class in [`SlabAllocator`]'s own lookup table.
 const LOOKUP_MAX: usize = 4096;
@@ -684,7 +122,7 @@ pub struct SlabAllocator {
     lookup: Box<[u16; LOOKUP_LEN]>,
     shared: Arc<Shared>,
     #[cfg(not(loom))]
-    reaper: std::sync::Mutex<Option<self::reap::Reaper>>,
+    reaper: std::sync::Mutex<Option<reap::Reaper>>,
 }
 
 impl fmt::Debug for SlabAllocator {
@@ -929,7 +367,7 @@ impl SlabAllocator {
     pub fn reap(&self) -> ReapReport {
         self.flush_thread_cache();
         let _busy = BusyGuard::enter();
-        self.shared.reap_depots()
+        reap::reap_depots(&self.shared)
     }
 
     /// Starts (or restarts with a new interval) a background thread that reaps every
@@ -941,7 +379,7 @@ impl SlabAllocator {
                 "reap interval must not be zero".into(),
             ));
         }
-        let r = self::reap::Reaper::start(Arc::downgrade(&self.shared), interval)?;
+        let r = reap::Reaper::start(Arc::downgrade(&self.shared), interval)?;
         let old = self
             .reaper
             .lock()
@@ -974,25 +412,7 @@ impl SlabAllocator {
     pub fn shrink(&self) -> ReapReport {
         self.flush_thread_cache();
         let _busy = BusyGuard::enter();
-        let shared = &*self.shared;
-        let mut report = ReapReport::default();
-        for (i, d) in shared.depots.iter() {
-            let class = ClassId(i as u16);
-            for mut m in d.drain() {
-                report.full_magazines += 1;
-                report.chunks += m.len();
-                report.bytes += m.len() * shared.engine.classes().chunk_size(class);
-                shared.free_rounds(class, &mut m);
-            }
-        }
-        shared.engine.demand_dropped();
-        let rest = shared.reap_depots();
-        report.full_magazines += rest.full_magazines;
-        report.empty_magazines += rest.empty_magazines;
-        report.chunks += rest.chunks;
-        report.bytes += rest.bytes;
-        report.release = rest.release;
-        report
+        reap::shrink(&self.shared)
     }
 
     /// Gives every full magazine in the depots and this thread's own magazines back to the
@@ -1014,7 +434,7 @@ impl SlabAllocator {
 
     /// Gives every chunk cached in depots and in this thread's magazines back to the engine,
     /// then returns every empty slab to the OS (the engine's `release_all`).
-    pub fn release_all(&self) -> crate::engine::release::ReleaseReport {
+    pub fn release_all(&self) -> ReleaseReport {
         let shared = &*self.shared;
         let _ = self.with_caches(0, |caches| {
             let _busy = BusyGuard::enter();
@@ -1080,114 +500,6 @@ impl Drop for SlabAllocator {
                 }
             }
         });
-    }
-}
-
-/// The magazine layer's figures for one class.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct MagazineStats {
-    /// The class.
-    pub class: ClassId,
-    /// Its chunk size.
-    pub chunk_size: usize,
-    /// Current magazine size in rounds (grows under depot contention; 0 = magazines off).
-    pub magazine_size: usize,
-    /// Full magazines in the depot.
-    pub depot_full: usize,
-    /// Empty magazines in the depot.
-    pub depot_empty: usize,
-    /// Chunks in the depot's full magazines (exact).
-    pub depot_chunks: usize,
-    /// Chunks in threads' magazines, as of each thread's last magazine exchange (the fast
-    /// path does not update it; exact once threads have flushed or exited).
-    pub thread_chunks: usize,
-    /// Times a thread found the depot lock busy.
-    pub contention: u64,
-    /// Depot lock acquisitions.
-    pub exchanges: u64,
-    /// Times contention grew the magazine size.
-    pub resizes: u64,
-}
-
-/// The engine's accounting plus the magazine layer's, per class.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AllocatorStats {
-    /// The engine's figures: chunks in magazines count as used there.
-    pub engine: Stats,
-    /// One entry per class.
-    pub classes: Vec<MagazineStats>,
-    /// Threads holding magazines of this allocator (those that used it and have not exited).
-    pub threads: usize,
-}
-
-impl AllocatorStats {
-    /// Chunks held in magazines (depots and threads).
-    pub fn magazine_chunks(&self) -> usize {
-        self.classes
-            .iter()
-            .map(|c| c.depot_chunks + c.thread_chunks)
-            .sum()
-    }
-
-    /// Bytes of chunks held in magazines (depots and threads).
-    pub fn magazine_bytes(&self) -> usize {
-        self.classes
-            .iter()
-            .map(|c| (c.depot_chunks + c.thread_chunks) * c.chunk_size)
-            .sum()
-    }
-
-    /// Chunks handed out to the program: the engine's used chunks minus those in magazines
-    /// (exact when every thread's published count is current, e.g. after flushes).
-    pub fn live_chunks(&self) -> usize {
-        self.engine
-            .classes
-            .iter()
-            .map(|c| c.used_chunks)
-            .sum::<usize>()
-            .saturating_sub(self.magazine_chunks())
-    }
-}
-
-impl fmt::Display for AllocatorStats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.engine)?;
-        writeln!(
-            f,
-            "magazines hold {} chunks ({} bytes); {} threads hold magazines",
-            self.magazine_chunks(),
-            self.magazine_bytes(),
-            self.threads
-        )?;
-        writeln!(
-            f,
-            "{:>5} {:>8} {:>6} {:>6} {:>6} {:>9} {:>9} {:>10} {:>10}",
-            "class",
-            "chunk",
-            "magsz",
-            "full",
-            "empty",
-            "depot",
-            "threads",
-            "contended",
-            "exchanges"
-        )?;
-        for c in self.classes.iter().filter(|c| c.exchanges > 0) {
-            writeln!(
-                f,
-                "{:>5} {:>8} {:>6} {:>6} {:>6} {:>9} {:>9} {:>10} {:>10}",
-                c.class.display_id(),
-                c.chunk_size,
-                c.magazine_size,
-                c.depot_full,
-                c.depot_empty,
-                c.depot_chunks,
-                c.thread_chunks,
-                c.contention,
-                c.exchanges
-            )?;
-        }
-        Ok(())
     }
 }
 
