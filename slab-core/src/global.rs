@@ -24,7 +24,7 @@
 //! The allocator's own bookkeeping (the engine's slab lists, magazines' buffers, the
 //! thread-local cache list) allocates through the global allocator, i.e. through this type.
 //! While a thread is inside the allocator's slow paths a thread-local flag is set (see
-//! `allocator::BusyGuard`), and every allocation made meanwhile goes to `System`; so the engine
+//! `magazine::BusyGuard`), and every allocation made meanwhile goes to `System`; so the engine
 //! never re-enters itself, and its metadata never lives in its own slabs. The flag is a
 //! `thread_local!` with `const` initialisation and no destructor, so it stays readable while
 //! other thread-locals are being destroyed; the thread-cache list is reached with `try_with`,

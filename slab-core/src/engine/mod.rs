@@ -524,7 +524,7 @@ impl SlabEngine {
     }
 
     // -----------------------------------------------------------------------------------------
-    // Pool side.
+    // The empty-slab pool: taking slabs, mapping more, reaping and releasing.
     // -----------------------------------------------------------------------------------------
 
     /// An empty mapped slab from the pool, mapping more if needed.
