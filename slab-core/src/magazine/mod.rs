@@ -85,6 +85,7 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU64 as StdAtomicU64;
 use std::sync::Arc;
+#[cfg(not(loom))]
 use std::time::Duration;
 
 use self::depot::Depot;
@@ -143,6 +144,7 @@ impl SlabAllocator {
     /// An allocator over a new engine, with the given magazine settings.
     pub fn with_magazines(config: Config, magazines: MagazineConfig) -> Result<Self, Error> {
         magazines.validate()?;
+        #[cfg(not(loom))]
         let reap_interval = magazines.reap_interval;
         let engine = SlabEngine::new(config)?;
         let depots = LazyTable::new(engine.classes().len());

@@ -219,7 +219,7 @@ fn exit_hook_registered() -> bool {
 
 /// The caches, flushed by their own destructor (loom runs it when the model thread ends).
 #[cfg(loom)]
-struct LoomCaches(ThreadCaches);
+pub(super) struct LoomCaches(ThreadCaches);
 
 #[cfg(loom)]
 impl std::ops::Deref for LoomCaches {
