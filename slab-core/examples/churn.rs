@@ -10,8 +10,8 @@
 
 use std::ptr::NonNull;
 
+use slab_core::engine::size_class::{ClassId, SizeClasses};
 use slab_core::engine::{Config, SlabEngine};
-use slab_core::size_class::{ClassId, SizeClasses};
 
 fn main() -> Result<(), slab_core::Error> {
     let rounds: usize = std::env::args()

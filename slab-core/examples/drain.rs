@@ -13,8 +13,8 @@
 
 use std::ptr::NonNull;
 
+use slab_core::engine::size_class::{ClassId, SizeClasses};
 use slab_core::engine::{Config, SlabEngine};
-use slab_core::size_class::{ClassId, SizeClasses};
 
 /// Minor page faults of this process so far (`/proc/self/stat` field 10).
 fn minor_faults() -> u64 {

@@ -2,7 +2,7 @@
 //!
 //! Small requests (at most [`SMALL_MAX`] bytes, at an alignment some class's chunks satisfy)
 //! are served from slabs through the calling thread's magazines, with the
-//! [`crate::allocator::general_classes`] table; everything else goes to
+//! [`crate::engine::size_class::general_classes`] table; everything else goes to
 //! [`std::alloc::System`]. `dealloc` routes by address: a pointer inside the engine's
 //! reservation is a slab chunk ([`SlabEngine::contains`](crate::engine::SlabEngine::contains),
 //! one subtraction and compare).
@@ -24,7 +24,7 @@
 //! The allocator's own bookkeeping (the engine's slab lists, magazines' buffers, the
 //! thread-local cache list) allocates through the global allocator, i.e. through this type.
 //! While a thread is inside the allocator's slow paths a thread-local flag is set (see
-//! `allocator::BusyGuard`), and every allocation made meanwhile goes to `System`; so the engine
+//! `magazine::BusyGuard`), and every allocation made meanwhile goes to `System`; so the engine
 //! never re-enters itself, and its metadata never lives in its own slabs. The flag is a
 //! `thread_local!` with `const` initialisation and no destructor, so it stays readable while
 //! other thread-locals are being destroyed; the thread-cache list is reached with `try_with`,
@@ -36,8 +36,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::ptr::{self, NonNull};
 use std::sync::OnceLock;
 
-use crate::allocator::{general_classes, is_busy, BusyGuard, MagazineConfig, SlabAllocator};
+use crate::engine::size_class::general_classes;
 use crate::engine::Config;
+use crate::magazine::{is_busy, BusyGuard, MagazineConfig, SlabAllocator};
 
 /// Requests up to this many bytes are served from slabs.
 pub const SMALL_MAX: usize = 32 << 10;

@@ -2,9 +2,9 @@
 //!
 //! Per-class state (a class's slab lists and lock, its depot) is sized for every class a
 //! table can ever use, including spare classes that a running program may switch to later
-//! ([`SizeClasses::with_spares`](crate::size_class::SizeClasses::with_spares)). A class never
-//! used should cost next to nothing: here it costs one pointer, and its entry is allocated the
-//! first time it is asked for.
+//! ([`SizeClasses::with_spares`](crate::SizeClasses::with_spares)). A class never used should
+//! cost next to nothing: here it costs one pointer, and its entry is allocated the first time
+//! it is asked for.
 //!
 //! An entry is published with one compare-and-swap of its pointer: two threads that race to
 //! create the same entry both build one, the loser frees its own and uses the winner's. Once

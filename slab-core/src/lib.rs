@@ -2,13 +2,45 @@
 //!
 //! # Design
 //!
-//! The crate has two layers.
+//! The crate has two layers, one folder each:
+//!
+//! ```text
+//!  src/
+//!  |- lib.rs            these docs; re-exports of the main types
+//!  |- engine/           the engine, which owns memory (SlabEngine, in engine/mod.rs)
+//!  |   |- config.rs        Config
+//!  |   |- reservation.rs   the reserved range cut into slots; every slot's state; mapping
+//!  |   |- class_list.rs    per-class slab lists; the free-list links inside free chunks
+//!  |   |- empty_slabs.rs   the pool of empty slabs and its adaptive retention
+//!  |   |- draining.rs      slabs marked draining for a compactor
+//!  |   |- release.rs       run coalescing, ReleaseReport
+//!  |   |- os.rs            the only file that calls mmap / munmap / madvise
+//!  |   |- size_class.rs    size-class tables, size -> class lookup
+//!  |   `- stats.rs         the engine's accounting
+//!  |- magazine/         per-thread caches in front of it (SlabAllocator, in magazine/mod.rs)
+//!  |   |- config.rs        MagazineConfig
+//!  |   |- magazine.rs      a magazine, and a thread's loaded / previous pair for one class
+//!  |   |- depot.rs         per class, the full and empty magazines threads exchange
+//!  |   |- shared.rs        what every thread's caches and the reaper point at; slow paths
+//!  |   |- thread_cache.rs  a thread's caches, the thread-local, the flush at thread exit
+//!  |   |- reap.rs          reaping by working set, the background reaper
+//!  |   `- stats.rs         the magazine layer's accounting
+//!  |- pool.rs           Pool<T>: a typed object pool on a SlabAllocator
+//!  |- global.rs         SlabGlobalAlloc: the allocator as #[global_allocator]
+//!  |- lazy.rs           LazyTable: per-class state created on first use
+//!  |- error.rs          Error
+//!  |- sync.rs           std or loom atomics, locks and thread-locals
+//!  `- tests/            loom models (cfg(loom))
+//! ```
+//!
+//! Imports go one way: `magazine` uses `engine`, never the reverse; inside each folder,
+//! `mod.rs` uses the files next to it and none of them uses `mod.rs` or each other in a circle.
 //!
 //! **The engine** ([`engine::SlabEngine`]) owns memory. At start it reserves one large range of
 //! address space (`PROT_NONE`, `MAP_NORESERVE`, 2 MiB aligned) and maps parts of it read-write
 //! on demand, one granule (default 2 MiB, 2 MiB aligned, so transparent huge pages can back it)
 //! per `mmap`. The reservation is cut into fixed-size *slots* of one slab each (default 1 MiB,
-//! any power of two). A slab belongs to one size class ([`size_class::SizeClasses`]) and is a
+//! any power of two). A slab belongs to one size class ([`SizeClasses`]) and is a
 //! contiguous run of that class's chunks, carved lazily with a bump index so untouched chunks
 //! cost no RSS; freed chunks go on an intrusive free list inside the slab.
 //!
@@ -18,7 +50,7 @@
 //!   first. Slabs that become empty go to a shared *pool*, where any class can take them.
 //! * A hard memory limit caps the bytes mapped; past it allocation fails with
 //!   [`Error::LimitReached`] and the caller evicts.
-//! * Release is batched ([`release`]): the empty slabs to return are sorted by address, adjacent
+//! * Release is batched ([`engine::release`]): the empty slabs to return are sorted by address, adjacent
 //!   ones merged into runs, and each run unmapped with exactly one `munmap`, outside every lock,
 //!   so the kernel does one TLB shootdown per run instead of one per page or slab.
 //! * Retention adapts to demand, like glibc's dynamic mmap threshold: [`engine::SlabEngine::reap`]
@@ -27,7 +59,7 @@
 //!   slabs that stay unused for whole intervals make it decay. A one-off spike goes back to the
 //!   OS at the next reap, and a program that frees and refills the same amount stops calling
 //!   `mmap`/`munmap` after its first cycle.
-//! * Accounting ([`stats::Stats`]) is exact: mapped bytes, per-class slabs and chunks, and every
+//! * Accounting ([`engine::stats::Stats`]) is exact: mapped bytes, per-class slabs and chunks, and every
 //!   `mmap`/`munmap`/`madvise` call, counted by the one module that makes them (`os.rs`).
 //!
 //! ```text
@@ -68,8 +100,8 @@
 //! # Example
 //!
 //! ```
-//! use slab_core::engine::{Config, SlabEngine};
-//! use slab_core::size_class::SizeClasses;
+//! use slab_core::engine::Config;
+//! use slab_core::{SizeClasses, SlabEngine};
 //!
 //! let engine = SlabEngine::new(Config::new(SizeClasses::memcached_default()).memory_limit(64 << 20))?;
 //! let class = engine.classes().class_for(100).unwrap(); // the 120-byte class
@@ -85,7 +117,7 @@
 //!
 //! # Magazine layer
 //!
-//! [`allocator::SlabAllocator`] puts Bonwick & Adams' magazines (Solaris kmem, 2001) in front of
+//! [`SlabAllocator`] puts Bonwick & Adams' magazines (Solaris kmem, 2001) in front of
 //! the engine:
 //!
 //! ```text
@@ -100,7 +132,7 @@
 //!  SlabEngine: class c's slabs -> empty slabs -> pool -> batched munmap at reap
 //! ```
 //!
-//! * **Magazines** ([`allocator`]): per thread and per class, a *loaded* and a *previous*
+//! * **Magazines** ([`magazine`]): per thread and per class, a *loaded* and a *previous*
 //!   magazine (stacks of free chunk pointers). The fast paths touch only thread-local state;
 //!   when both magazines are spent the thread exchanges one with the class's *depot* (kmem's
 //!   `magazine_alloc`/`magazine_free` logic). With no full magazine in the depot, a magazine is
@@ -108,21 +140,21 @@
 //! * **Depot** (per class, a `Mutex`; lock-free would need epoch reclamation for a structure
 //!   visited once per magazine, see `depot.rs`). A busy depot lock is a contention event;
 //!   enough of them double the class's magazine size (bounded by rounds and by bytes per
-//!   magazine). [`allocator::AllocatorStats`] shows every class's current size.
+//!   magazine). [`magazine::AllocatorStats`] shows every class's current size.
 //! * **Bounded memory**: a magazine holds at most `max_magazine_bytes`, a depot at most
 //!   `max_depot_bytes` of chunks; beyond, frees go straight back to the engine. Classes with
 //!   chunks larger than a magazine bypass the magazines. Stats report chunks held in depots
 //!   (exact) and in threads' magazines (as of each thread's last exchange).
-//! * **Reaping by working set** ([`reap`]): on demand ([`allocator::SlabAllocator::reap`]) or
+//! * **Reaping by working set** ([`magazine::reap`]): on demand ([`SlabAllocator::reap`]) or
 //!   every interval (a background reaper), each depot gives back the full magazines the last
 //!   interval did not need, their chunks go back to the engine, and the engine's reap returns
 //!   empty slabs to the OS in batched runs.
 //! * **No stranded memory**: a thread's magazines go back to the depot when it exits (the
-//!   thread-local's destructor) or calls [`allocator::SlabAllocator::flush_thread_cache`]. Any
-//!   thread may free any chunk. When the engine reports [`Error::LimitReached`], the allocator
+//!   thread-local's destructor) or calls [`SlabAllocator::flush_thread_cache`]. Any thread
+//!   may free any chunk. When the engine reports [`Error::LimitReached`], the allocator
 //!   first drains every depot and the calling thread's magazines into the engine and retries.
-//! * **Embeddable**: the raw API ([`allocator::SlabAllocator::alloc`] / `dealloc` with the
-//!   size), a safe typed [`pool::Pool`] with an RAII [`pool::PoolBox`], and
+//! * **Embeddable**: the raw API ([`SlabAllocator::alloc`] / `dealloc` with the size), a
+//!   safe typed [`pool::Pool`] with an RAII [`pool::PoolBox`], and
 //!   [`global::SlabGlobalAlloc`] for `#[global_allocator]` (small sizes from slabs, the rest
 //!   from the system; the allocator's own bookkeeping never recurses into its slabs).
 //! * **Checked**: loom models (`src/tests/loom_*.rs`, run by `scripts/loom.sh`) of depot
@@ -132,9 +164,8 @@
 //!   test binary's global allocator) that count every chunk.
 //!
 //! ```
-//! use slab_core::allocator::SlabAllocator;
 //! use slab_core::engine::Config;
-//! use slab_core::size_class::SizeClasses;
+//! use slab_core::{SizeClasses, SlabAllocator};
 //!
 //! let a = SlabAllocator::new(Config::new(SizeClasses::memcached_default()))?;
 //! let p = a.alloc(64)?.as_ptr() as usize;
@@ -154,25 +185,27 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
-// ---- engine layer: size classes, OS memory, slabs, release ----
 pub mod engine;
 pub mod error;
+pub mod global;
 pub mod lazy;
-mod os;
-pub mod release;
-pub mod size_class;
-pub mod stats;
+pub mod magazine;
+pub mod pool;
 pub(crate) mod sync;
 
+pub use engine::size_class::{ClassId, SizeClasses};
+pub use engine::SlabEngine;
 pub use error::Error;
+pub use magazine::SlabAllocator;
 
-// ---- magazine layer: per-thread magazines, depot, reaping, embeddable APIs ----
-pub mod allocator;
-mod depot;
-pub mod global;
-mod magazine;
-pub mod pool;
-pub mod reap;
+// Old paths, kept until dependents move.
+pub use engine::{release, size_class, stats};
+pub use magazine::reap;
+/// Old path of the magazine layer: see [`magazine`].
+pub mod allocator {
+    pub use crate::engine::size_class::general_classes;
+    pub use crate::magazine::{AllocatorStats, MagazineConfig, MagazineStats, SlabAllocator};
+}
 
 #[cfg(all(test, loom))]
 mod tests;

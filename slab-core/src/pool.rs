@@ -28,10 +28,10 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use crate::allocator::{MagazineConfig, SlabAllocator};
+use crate::engine::size_class::{ClassId, SizeClasses};
 use crate::engine::Config;
 use crate::error::Error;
-use crate::size_class::{ClassId, SizeClasses};
+use crate::magazine::{MagazineConfig, SlabAllocator};
 
 /// A pool of `T`s in slab chunks of one class. See the [module docs](self).
 pub struct Pool<T> {
@@ -116,7 +116,8 @@ impl<T> Pool<T> {
     }
 
     /// Objects allocated from the allocator and not freed, counting every class (exact after
-    /// threads flushed their caches; see [`AllocatorStats::live_chunks`](crate::allocator::AllocatorStats::live_chunks)).
+    /// threads flushed their caches; see
+    /// [`AllocatorStats::live_chunks`](crate::magazine::AllocatorStats::live_chunks)).
     pub fn live(&self) -> usize {
         self.alloc.flush_thread_cache();
         self.alloc.stats().live_chunks()

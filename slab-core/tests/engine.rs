@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use std::ptr::NonNull;
 
 use proptest::prelude::*;
+use slab_core::engine::size_class::{ClassId, SizeClasses};
+use slab_core::engine::stats::Stats;
 use slab_core::engine::{Config, SlabEngine};
-use slab_core::size_class::{ClassId, SizeClasses};
-use slab_core::stats::Stats;
 use slab_core::Error;
 
 const MIB: usize = 1 << 20;

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use slab_core::size_class::{ClassId, SizeClasses};
+use slab_core::engine::size_class::{ClassId, SizeClasses};
 
 const CHUNK_MAX: usize = 524_288;
 

@@ -5,8 +5,8 @@
 
 use std::ptr::NonNull;
 
+use slab_core::engine::size_class::SizeClasses;
 use slab_core::engine::{Config, SlabEngine};
-use slab_core::size_class::SizeClasses;
 
 const MIB: usize = 1 << 20;
 

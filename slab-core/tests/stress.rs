@@ -8,9 +8,9 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use slab_core::allocator::{MagazineConfig, SlabAllocator};
+use slab_core::engine::size_class::SizeClasses;
 use slab_core::engine::Config;
-use slab_core::size_class::SizeClasses;
+use slab_core::magazine::{MagazineConfig, SlabAllocator};
 use slab_core::Error;
 
 const THREADS: usize = 2;

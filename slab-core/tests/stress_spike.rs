@@ -5,8 +5,9 @@
 
 use std::ptr::NonNull;
 
-use slab_core::allocator::{general_classes, MagazineConfig, SlabAllocator};
+use slab_core::engine::size_class::general_classes;
 use slab_core::engine::Config;
+use slab_core::magazine::{MagazineConfig, SlabAllocator};
 
 fn rss_bytes() -> usize {
     let s = std::fs::read_to_string("/proc/self/statm").unwrap();

@@ -11,9 +11,9 @@ use std::ptr::NonNull;
 use loom::sync::Arc;
 use loom::thread;
 
-use crate::allocator::{MagazineConfig, SlabAllocator};
+use crate::engine::size_class::SizeClasses;
 use crate::engine::Config;
-use crate::size_class::SizeClasses;
+use crate::magazine::{MagazineConfig, SlabAllocator};
 
 /// A tiny allocator: two classes, 256 KiB slabs, a 4 MiB limit (the engine maps 2 MiB at a
 /// time, so a second mapping fits while a reap is still unmapping), 8 MiB reserved, magazines

@@ -365,6 +365,22 @@ impl SizeClasses {
     }
 }
 
+/// A general-purpose table of classes for arbitrary small allocations: 16-byte steps up to
+/// 128 B, then four classes per doubling up to 32 KiB, every size a multiple of 16 (so every
+/// chunk is 16-byte aligned), 1 MiB slabs. Used by
+/// [`SlabGlobalAlloc`](crate::global::SlabGlobalAlloc).
+pub fn general_classes() -> SizeClasses {
+    let mut sizes: Vec<usize> = (1..=8).map(|i| i * 16).collect();
+    let mut base = 128;
+    while base < 32 << 10 {
+        for q in 1..=4 {
+            sizes.push(base + base * q / 4);
+        }
+        base *= 2;
+    }
+    SizeClasses::from_list(&sizes, 16, 1 << 20).expect("the general-purpose table is valid")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,5 +566,14 @@ mod tests {
                 prop_assert!(want.windows(2).any(|w| w[0] >= w[1]));
             }
         }
+    }
+
+    #[test]
+    fn general_classes_are_aligned() {
+        let c = general_classes();
+        assert!(c.sizes().iter().all(|s| s % 16 == 0));
+        assert_eq!(c.max_chunk(), 32 << 10);
+        assert_eq!(c.chunk_size(c.class_for(1).unwrap()), 16);
+        assert_eq!(c.chunk_size(c.class_for(129).unwrap()), 160);
     }
 }

@@ -45,6 +45,17 @@ impl fmt::Display for ReleaseReport {
     }
 }
 
+/// How a release unmaps: the real path, and two naive ones kept for comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unmap {
+    /// One `munmap` per run of adjacent slabs.
+    Runs,
+    /// One `munmap` per slab.
+    Slabs,
+    /// One `munmap` per 4 KiB page.
+    Pages,
+}
+
 /// A run of adjacent slab slots: `start..start + len`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Run {

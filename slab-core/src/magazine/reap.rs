@@ -7,14 +7,16 @@
 //! magazines likewise are freed. Then the engine's own reap runs, so slabs that became empty go
 //! to its batched release (sorted, coalesced, one `munmap` per contiguous run).
 //!
-//! [`SlabAllocator::reap`](crate::allocator::SlabAllocator::reap) does this on demand (and
+//! [`SlabAllocator::reap`](crate::magazine::SlabAllocator::reap) does this on demand (and
 //! first flushes the calling thread's own magazines);
-//! [`SlabAllocator::start_reaper`](crate::allocator::SlabAllocator::start_reaper) (or
+//! [`SlabAllocator::start_reaper`](crate::magazine::SlabAllocator::start_reaper) (or
 //! `MagazineConfig::reap_interval`) runs it on an interval in a thread of its own.
 
 use std::fmt;
 
-use crate::release::ReleaseReport;
+use super::shared::Shared;
+use crate::engine::release::ReleaseReport;
+use crate::engine::size_class::ClassId;
 
 /// What one reap did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -41,8 +43,50 @@ impl fmt::Display for ReapReport {
     }
 }
 
+/// The depot and engine part of a reap (no thread cache is touched).
+pub(super) fn reap_depots(shared: &Shared) -> ReapReport {
+    let mut report = ReapReport::default();
+    for (i, d) in shared.depots.iter() {
+        let class = ClassId(i as u16);
+        let r = d.reap();
+        report.full_magazines += r.full.len();
+        report.empty_magazines += r.empty;
+        for mut m in r.full {
+            report.chunks += m.len();
+            report.bytes += m.len() * shared.engine.classes().chunk_size(class);
+            shared.free_rounds(class, &mut m);
+        }
+    }
+    report.release = shared.engine.reap();
+    report
+}
+
+/// Like [`reap_depots`], after demand fell: every depot first gives *all* its full
+/// magazines back to the engine, and the engine's retention target drops to its floor (see
+/// [`SlabAllocator::shrink`](super::SlabAllocator::shrink)).
+pub(super) fn shrink(shared: &Shared) -> ReapReport {
+    let mut report = ReapReport::default();
+    for (i, d) in shared.depots.iter() {
+        let class = ClassId(i as u16);
+        for mut m in d.drain() {
+            report.full_magazines += 1;
+            report.chunks += m.len();
+            report.bytes += m.len() * shared.engine.classes().chunk_size(class);
+            shared.free_rounds(class, &mut m);
+        }
+    }
+    shared.engine.demand_dropped();
+    let rest = reap_depots(shared);
+    report.full_magazines += rest.full_magazines;
+    report.empty_magazines += rest.empty_magazines;
+    report.chunks += rest.chunks;
+    report.bytes += rest.bytes;
+    report.release = rest.release;
+    report
+}
+
 #[cfg(not(loom))]
-pub(crate) use reaper::Reaper;
+pub(super) use reaper::Reaper;
 
 #[cfg(not(loom))]
 mod reaper {
@@ -51,7 +95,8 @@ mod reaper {
     use std::thread::{self, JoinHandle};
     use std::time::Duration;
 
-    use crate::allocator::Shared;
+    use crate::magazine::reap::reap_depots;
+    use crate::magazine::shared::Shared;
 
     /// A thread that reaps an allocator every interval until dropped.
     #[derive(Debug)]
@@ -73,7 +118,7 @@ mod reaper {
                         _ => return,
                     }
                     let Some(s) = shared.upgrade() else { return };
-                    s.reap_depots();
+                    reap_depots(&s);
                 })?;
             Ok(Reaper {
                 stop: Some(tx),

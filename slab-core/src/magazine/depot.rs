@@ -14,7 +14,7 @@
 //! a contention event, and enough of them grow the class's magazine size so that threads come
 //! back less often.
 
-use crate::magazine::Magazine;
+use super::magazine::Magazine;
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Mutex, MutexGuard};
 

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::size_class::ClassId;
+use super::size_class::ClassId;
 
 /// A snapshot of the engine's accounting.
 ///
