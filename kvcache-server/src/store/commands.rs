@@ -150,22 +150,16 @@ impl Store {
                 bump(&self.counters.class(class).outofmemory);
                 return (StoreOutcome::OutOfMemory, 0);
             };
-            let mut garbage = Garbage::default();
-            let mut shard = self.index.lock(kh.shard);
-            let same = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
-                // The same item, unchanged: a chunk reused by a newer item of the same
-                // length has another CAS.
-                Lookup::Hit(h) => {
-                    h == old && self.item(h).value_len() == old_len && self.item(h).cas() == old_cas
-                }
-                _ => false,
+            // The same item, unchanged: a chunk reused by a newer item of the same length
+            // has another CAS.
+            let same = |h: u32| {
+                h == old && self.item(h).value_len() == old_len && self.item(h).cas() == old_cas
             };
-            if !same {
-                drop(shard);
-                self.discard(prep);
-                self.free_garbage(garbage);
+            let Some((mut shard, mut garbage, prep)) =
+                self.relock_unchanged(key, &kh, now, prep, same)
+            else {
                 continue;
-            }
+            };
             {
                 let it = self.item(old);
                 let v = self.value_of(&it);
@@ -256,21 +250,17 @@ impl Store {
             let Some(prep) = self.prepare(key, flags, exptime, digits.len(), &kh, now) else {
                 return IncrOutcome::OutOfMemory;
             };
-            let mut garbage = Garbage::default();
-            let mut shard = self.index.lock(kh.shard);
-            let still = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
-                Lookup::Hit(h2) if h2 == h => {
+            let still = |h2: u32| {
+                h2 == h && {
                     let it = self.item(h);
                     !it.is_chained() && parse_counter(it.inline_value()) == Some(v)
                 }
-                _ => false,
             };
-            if !still {
-                drop(shard);
-                self.discard(prep);
-                self.free_garbage(garbage);
+            let Some((mut shard, mut garbage, prep)) =
+                self.relock_unchanged(key, &kh, now, prep, still)
+            else {
                 continue;
-            }
+            };
             self.write_value(&prep, &[digits]);
             bump(if incr { &c.incr_hits } else { &c.decr_hits });
             let cas = self.expiry.next_cas();

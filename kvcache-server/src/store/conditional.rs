@@ -243,18 +243,12 @@ impl Store {
                 return StoreOutcome::OutOfMemory;
             };
             self.write_value(&prep, &[value]);
-            let mut garbage = Garbage::default();
-            let mut shard = self.index.lock(kh.shard);
-            let still = matches!(
-                self.find_live(&mut shard, &kh, key, now, &mut garbage),
-                Lookup::Hit(h) if h == old && cas < self.item(h).cas()
-            );
-            if !still {
-                drop(shard);
-                self.discard(prep);
-                self.free_garbage(garbage);
+            let still = |h: u32| h == old && cas < self.item(h).cas();
+            let Some((mut shard, mut garbage, prep)) =
+                self.relock_unchanged(key, &kh, now, prep, still)
+            else {
                 continue;
-            }
+            };
             let sent = self.item(old).bits() & WIN_SENT;
             let head = prep.head;
             let new_cas = self.expiry.next_cas();

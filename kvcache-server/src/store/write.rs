@@ -10,12 +10,13 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
 
 use slab_core::size_class::ClassId;
 
 use super::index::{FreeTo, Garbage, KeyHash, Lookup};
 use super::stats::bump;
-use super::{Store, StoreMode, StoreOutcome};
+use super::{Shard, Store, StoreMode, StoreOutcome};
 use crate::item::{
     self, key_offset, stored_size, tag_atomic, ItemRef, NewHeader, CHAINED, KEY_MAX, REF, SEGMENT,
     SEGMENT_DATA,
@@ -223,6 +224,32 @@ impl Store {
                 unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr().add(done), k) };
                 done += k;
                 src = &src[k..];
+            }
+        }
+    }
+
+    /// The second lock of a command that read an item, let the lock go to prepare its
+    /// replacement `prep` (allocation may evict), and replaces it only if it is unchanged:
+    /// locks `kh`'s shard and looks `key` up; if the live item passes `same`, returns the
+    /// locked shard, the lookup's garbage and `prep`. Else frees `prep` and what the
+    /// lookup unlinked and returns `None`: the caller starts over.
+    pub(super) fn relock_unchanged(
+        &self,
+        key: &[u8],
+        kh: &KeyHash,
+        now: u32,
+        prep: Prepared,
+        same: impl FnOnce(u32) -> bool,
+    ) -> Option<(MutexGuard<'_, Shard>, Garbage, Prepared)> {
+        let mut garbage = Garbage::default();
+        let mut shard = self.index.lock(kh.shard);
+        match self.find_live(&mut shard, kh, key, now, &mut garbage) {
+            Lookup::Hit(h) if same(h) => Some((shard, garbage, prep)),
+            _ => {
+                drop(shard);
+                self.discard(prep);
+                self.free_garbage(garbage);
+                None
             }
         }
     }
