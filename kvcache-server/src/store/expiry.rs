@@ -92,7 +92,7 @@ impl Expiry {
     }
 
     /// Moves the flush horizon for `flush_all [delay]` at `now`, with memcached 1.6's
-    /// semantics (see [`Store::flush_all`](super::Store::flush_all)). Returns whether
+    /// semantics (see `Store::flush_all`). Returns whether
     /// the flush takes effect now (the caller then reclaims the flushed items).
     pub(super) fn flush(&self, delay: i64, now: u32) -> bool {
         let new_oldest = if delay > 0 {

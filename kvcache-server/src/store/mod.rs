@@ -115,13 +115,52 @@
 //! an item (`reclass.rs`). An item's class is read from its slab's owner word, not derived
 //! from its size, since the two part after a re-class.
 //!
+//! # Layout
+//!
+//! This file holds the [`Store`] and its parts, one per concern (the index, chunk memory,
+//! expiry, counters, placement, eviction hands, slab moves), with the configuration,
+//! errors and outcomes. The operations live in the modules named for what they do, as
+//! further `impl Store` blocks (and `impl` blocks of the parts):
+//!
+//! | module | what |
+//! | --- | --- |
+//! | `index.rs` | hashing, shards, handles and pointers, lookup, link, unlink, freeing |
+//! | `write.rs` | preparing an item, the value region iterator, the two-step store |
+//! | `read.rs` | value views, the per-thread assembly buffer, `get` and friends |
+//! | `commands.rs` | storage, concat, `incr`/`decr`, `touch`, `delete`, `flush_all` |
+//! | `conditional.rs` | gets that win recache tokens, invalidating deletes and stores, peeks |
+//! | `maintenance.rs` | the crawl, expiry reclaim, shrink, heap trim, the background thread |
+//! | `evict.rs` | CLOCK eviction, on-demand rebalance, emptying a slab for a move |
+//! | `automove.rs` | `slabs reassign` and the automove policy |
+//! | `compact.rs` | moving items out of sparse slabs |
+//! | `reclass.rs` | `slabs classes` and migrating items out of retired classes |
+//! | `expiry.rs` | the clock, CAS uniques, the flush horizon (leaf) |
+//! | `stats.rs` | counters, gauges, the histogram and the `stats` snapshot (leaf) |
+//! | `classes.rs` | the default classes, the spare grid, where new items go (leaf) |
+//! | `clock.rs`, `histogram.rs` | the server clock, the size histogram (leaves) |
+//!
+//! Imports run one way, with no cycle: the leaves import nothing from the store but other
+//! leaves; this file imports only from leaves (besides its `pub use` re-exports); the
+//! other modules import from this file, from leaves and from siblings lower down
+//! (`index.rs` below `write.rs` and `read.rs`, which are below `commands.rs` and
+//! `conditional.rs`; `automove.rs` below `evict.rs`; `compact.rs` and `reclass.rs`
+//! below `maintenance.rs`). Calls between `impl Store` blocks are method calls, not
+//! imports.
+//!
 //! # Extending
 //!
-//! The meta protocol's operations live in `meta_ops.rs` as further `impl Store` blocks,
-//! built on the `pub(crate)` primitives here: `Store::hash_key`, `Store::lock_shard`,
-//! `Store::find_live`, `Store::prepare`, `Store::begin_store`, `Store::write_pending`,
-//! `Store::finish_store`, `Store::abandon_store`, `Store::link_locked`,
-//! `Store::unlink_locked`, `Store::free_item`, `Store::item`, `Store::next_cas`.
+//! A new operation is a further `impl Store` block in the module of its concern (or a
+//! new one), built on the store-internal (`pub(super)`) primitives: `Index::hash_key`
+//! and `Index::lock` to find and lock a key's shard, `Store::find_live` or
+//! `Store::with_live` to look it up, `Store::item` to read and change it in place under
+//! the lock; `Store::prepare`, `Store::write_value` (or `Store::regions`) and
+//! `Store::relock_unchanged` to build a replacement outside the lock and link it with
+//! `Store::link_locked`; `Store::unlink_locked` or `Store::unlink_in`, then
+//! `Store::free_garbage` or `Store::free_item` once the lock is released. Counters go
+//! through `Counters`, fresh CAS uniques and liveness through `Expiry`. The server
+//! receives large values through the crate-visible `Store::begin_store`,
+//! `Store::write_pending` (or `Store::pending_rooms`), `Store::finish_store` and
+//! `Store::abandon_store`.
 //!
 //! [`stored_size`]: crate::item::stored_size
 
@@ -574,7 +613,7 @@ impl Store {
 
     /// `(stored size rounded up to a multiple of 8, item count)` for every nonempty
     /// bucket: the basis of `stats sizes` and `stats sizes_fine`. Sizes are
-    /// [`stored_size`] (our layout).
+    /// [`stored_size`](crate::item::stored_size) (our layout).
     pub fn size_histogram(&self) -> Vec<(usize, u64)> {
         self.counters.histogram()
     }

@@ -3,18 +3,19 @@
 //! # Spares
 //!
 //! The engine is built with the store's table (the default classes, or `-o slab_sizes`)
-//! followed by *spare* classes: every multiple of 8 from 16 bytes to
-//! [`FINE_GRID_MAX`], then every multiple of [`COARSE_STEP`] up to the largest chunk, minus
-//! the sizes the table already has ([`spare_sizes`]). A spare costs a few bytes until it is
-//! used: the engine, the depots and the store create a class's state on first use (see
-//! `slab_core::lazy`). A list given to [`Store::set_classes`] picks its classes from the
-//! table and the spares; sizes off that grid are refused.
+//! followed by *spare* classes: every multiple of 8 from 16 bytes to [`FINE_GRID_MAX`],
+//! then every multiple of [`COARSE_STEP`] up to the largest chunk, minus the sizes the
+//! table already has ([`spare_sizes`](super::spare_sizes), in `classes.rs`). A spare
+//! costs a few bytes until it is used: the engine, the depots and the store create a
+//! class's state on first use (see `slab_core::lazy`). A list given to
+//! [`Store::set_classes`] picks its classes from the table and the spares; sizes off
+//! that grid are refused.
 //!
 //! # What a re-class does
 //!
-//! * The size lookup ([`Store::class_for`]) is rewritten entry by entry: a store that runs
-//!   meanwhile gets the old class or the new one for its size, and either holds it. New
-//!   items go to the listed classes from then on. The largest class always stays: chained
+//! * The size lookup (`Placement` in `classes.rs`) is rewritten entry by entry: a store
+//!   that runs meanwhile gets the old class or the new one for its size, and either holds
+//!   it. New items go to the listed classes from then on. The largest class always stays: chained
 //!   values take their segments from it.
 //! * Classes left out are *retired*. Their items stay readable and are freed as usual when
 //!   they are replaced, deleted, expire or are evicted. Each maintenance step also

@@ -406,7 +406,7 @@ pub struct ClassStats {
     pub crawler_reclaimed: u64,
 }
 
-/// A snapshot of the store's counters; see [`crate::store::Store::stats`].
+/// A snapshot of the store's counters; see `Store::stats`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
     /// Items linked now.
