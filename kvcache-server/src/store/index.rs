@@ -359,6 +359,7 @@ impl Store {
     }
 
     /// Frees an unlinked item's chunks, segments first, then the head.
+    #[inline]
     pub(super) fn free_item_to(&self, handle: u32, to: FreeTo) {
         let it = self.item(handle);
         debug_assert_eq!(it.bits() & LIVE, 0);
