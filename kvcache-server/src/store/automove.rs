@@ -46,8 +46,8 @@ use std::sync::Mutex;
 
 use slab_core::size_class::ClassId;
 
-use super::stats::get;
-use super::Store;
+use super::stats::{bump, ClassSample};
+use super::{Planner, SlabMoves, Store};
 
 /// Most slabs the background policy moves per tick.
 pub const MOVES_PER_TICK: usize = 64;
@@ -57,25 +57,6 @@ pub const ITEMS_PER_TICK: usize = 64 << 10;
 
 /// memcached's default `slab_automove_ratio`.
 pub const DEFAULT_RATIO: f64 = 0.8;
-
-/// What one size class looked like at a tick, as the policy sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ClassSample {
-    /// Slabs the class holds.
-    pub slabs: usize,
-    /// Chunks per slab.
-    pub chunks_per_slab: usize,
-    /// Chunks of its slabs the store does not hold (free, or cached in magazines).
-    pub free_chunks: usize,
-    /// Items evicted so far (cumulative).
-    pub evicted: u64,
-    /// Stores failed for lack of memory so far (cumulative).
-    pub outofmemory: u64,
-    /// Idle seconds of the last evicted item.
-    pub evicted_time: u32,
-    /// Idle seconds of the oldest item, as of the last full crawl (0: unknown).
-    pub age: u32,
-}
 
 /// One slab to move: from class index `src` to class index `dst`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,81 +186,36 @@ impl ReassignOutcome {
     }
 }
 
-/// The policy's memory between ticks.
-#[derive(Debug, Default)]
-pub(crate) struct Planner {
-    prev: Vec<ClassSample>,
-    /// Server clock of each class's last eviction seen (0: none yet).
-    last_evict: Vec<u32>,
-    /// Server clock when sampling started.
-    since: u32,
-}
-
-/// Settings and counters of slab moves, kept by the store.
-#[derive(Debug)]
-pub(crate) struct Automove {
-    pub(crate) reassign: AtomicBool,
-    pub(crate) mode: AtomicU8,
-    /// `f64` bits of the age ratio.
-    ratio: AtomicU64,
-    /// Held while a move runs (`BUSY` for a second one).
-    pub(crate) planner: Mutex<Planner>,
-    /// Rotates `-1`'s pick of a source class.
-    pick_any: AtomicU64,
-    pub(crate) rescues: AtomicU64,
-    pub(crate) evictions_nomem: AtomicU64,
-    pub(crate) inline_reclaim: AtomicU64,
-    pub(crate) busy_items: AtomicU64,
-    pub(crate) running: AtomicBool,
-    /// Slabs moved by the background policy.
-    pub(crate) automoves: AtomicU64,
-}
-
-impl Automove {
-    pub(crate) fn new(reassign: bool, mode: u8) -> Self {
-        Automove {
+impl SlabMoves {
+    /// Reassignment on or off, automove mode `mode` (above 2 counts as 2), the default
+    /// ratio, no move running.
+    pub(super) fn new(reassign: bool, mode: u8) -> Self {
+        SlabMoves {
             reassign: AtomicBool::new(reassign),
             mode: AtomicU8::new(mode.min(2)),
             ratio: AtomicU64::new(DEFAULT_RATIO.to_bits()),
             planner: Mutex::new(Planner::default()),
             pick_any: AtomicU64::new(0),
-            rescues: AtomicU64::new(0),
-            evictions_nomem: AtomicU64::new(0),
-            inline_reclaim: AtomicU64::new(0),
-            busy_items: AtomicU64::new(0),
             running: AtomicBool::new(false),
-            automoves: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn reset(&self) {
-        for c in [
-            &self.rescues,
-            &self.evictions_nomem,
-            &self.inline_reclaim,
-            &self.busy_items,
-            &self.automoves,
-        ] {
-            c.store(0, Ordering::Relaxed);
         }
     }
 }
 
 /// What emptying one slab did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Emptied {
+pub(super) struct Emptied {
     /// Items moved to other chunks of the class.
-    pub(crate) rescued: usize,
+    pub(super) rescued: usize,
     /// Items evicted.
-    pub(crate) evicted: usize,
+    pub(super) evicted: usize,
     /// Expired or flushed items reclaimed.
-    pub(crate) reclaimed: usize,
+    pub(super) reclaimed: usize,
     /// Live-looking chunks that could not be confirmed (being replaced meanwhile).
-    pub(crate) busy: usize,
+    pub(super) busy: usize,
 }
 
 impl Emptied {
-    pub(crate) fn items(&self) -> usize {
+    pub(super) fn items(&self) -> usize {
         self.rescued + self.evicted + self.reclaimed
     }
 }
@@ -288,32 +224,30 @@ impl Store {
     /// Whether `slabs reassign` and the automove policy are on (`-o no_slab_reassign`
     /// turns them off).
     pub fn slab_reassign_enabled(&self) -> bool {
-        self.automove.reassign.load(Ordering::Relaxed)
+        self.moves.reassign.load(Ordering::Relaxed)
     }
 
     /// The automove mode (0, 1 or 2).
     pub fn automove_mode(&self) -> u8 {
-        self.automove.mode.load(Ordering::Relaxed)
+        self.moves.mode.load(Ordering::Relaxed)
     }
 
     /// `slabs automove <mode>`: values above 2 are ignored.
     pub fn set_automove_mode(&self, mode: u8) {
         if mode <= 2 {
-            self.automove.mode.store(mode, Ordering::Relaxed);
+            self.moves.mode.store(mode, Ordering::Relaxed);
         }
     }
 
     /// The age ratio of mode 1 (`slabs automove ratio <r>`; memcached's
     /// `slab_automove_ratio`).
     pub fn automove_ratio(&self) -> f64 {
-        f64::from_bits(self.automove.ratio.load(Ordering::Relaxed))
+        f64::from_bits(self.moves.ratio.load(Ordering::Relaxed))
     }
 
     /// Sets the age ratio.
     pub fn set_automove_ratio(&self, ratio: f64) {
-        self.automove
-            .ratio
-            .store(ratio.to_bits(), Ordering::Relaxed);
+        self.moves.ratio.store(ratio.to_bits(), Ordering::Relaxed);
     }
 
     /// `slabs reassign <src> <dst>` with memcached's ids (1-based, as `stats slabs` shows
@@ -324,7 +258,7 @@ impl Store {
         if !self.slab_reassign_enabled() {
             return ReassignOutcome::Disabled;
         }
-        let Ok(_planner) = self.automove.planner.try_lock() else {
+        let Ok(_planner) = self.moves.planner.try_lock() else {
             return ReassignOutcome::Busy;
         };
         if src == dst {
@@ -343,7 +277,7 @@ impl Store {
         if src == -1 {
             // memcached's `slabs_reassign_pick_any`: a rotating start, the first class
             // other than dst with two slabs or more.
-            let start = self.automove.pick_any.fetch_add(1, Ordering::Relaxed) as i32;
+            let start = self.moves.pick_any.fetch_add(1, Ordering::Relaxed) as i32;
             src = (0..n)
                 .map(|i| (start + i).rem_euclid(n) + 1)
                 .find(|&c| c != dst && slabs_of(c) >= 2)
@@ -364,12 +298,12 @@ impl Store {
 
     /// One tick of the background policy (called by [`Store::maintenance`]): samples the
     /// classes, plans with [`plan`] and moves the slabs. Returns how many slabs moved.
-    pub(crate) fn automove_tick(&self) -> usize {
+    pub(super) fn automove_tick(&self) -> usize {
         let mode = self.automove_mode();
         if !self.slab_reassign_enabled() {
             return 0;
         }
-        let Ok(mut planner) = self.automove.planner.try_lock() else {
+        let Ok(mut planner) = self.moves.planner.try_lock() else {
             return 0;
         };
         let now = self.now();
@@ -379,24 +313,7 @@ impl Store {
             .map(|i| {
                 let class = ClassId(i as u16);
                 let cps = self.classes().chunks_per_slab(class);
-                let slabs = es.classes[i].slabs;
-                let g = &self.gauges[i];
-                let held = (get(&g.chunks) as usize).min(slabs * cps);
-                let number = get(&g.number);
-                let oldest = g.oldest_access.load(Ordering::Relaxed);
-                ClassSample {
-                    slabs,
-                    chunks_per_slab: cps,
-                    free_chunks: slabs * cps - held,
-                    evicted: get(&self.per_class[i].evicted),
-                    outofmemory: get(&self.per_class[i].outofmemory),
-                    evicted_time: g.evicted_time.load(Ordering::Relaxed),
-                    age: if number > 0 && oldest != 0 {
-                        now.saturating_sub(oldest)
-                    } else {
-                        0
-                    },
-                }
+                self.counters.sample(class, es.classes[i].slabs, cps, now)
             })
             .collect();
         if planner.prev.len() != n {
@@ -439,7 +356,8 @@ impl Store {
                 None => continue,
             }
         }
-        self.automove
+        self.counters
+            .global
             .automoves
             .fetch_add(moved as u64, Ordering::Relaxed);
         moved
@@ -449,18 +367,19 @@ impl Store {
     /// (`usize::MAX`: whoever allocates next) and counts it; `None` if `src` has fewer than
     /// two slabs.
     fn move_slab(&self, src: ClassId, _dst: usize) -> Option<Emptied> {
-        self.automove.running.store(true, Ordering::Relaxed);
+        self.moves.running.store(true, Ordering::Relaxed);
         let r = self.empty_one_slab(src);
-        self.automove.running.store(false, Ordering::Relaxed);
+        self.moves.running.store(false, Ordering::Relaxed);
         let e = r?;
-        let a = &self.automove;
-        a.rescues.fetch_add(e.rescued as u64, Ordering::Relaxed);
-        a.evictions_nomem
+        let g = &self.counters.global;
+        g.reassign_rescues
+            .fetch_add(e.rescued as u64, Ordering::Relaxed);
+        g.reassign_evictions
             .fetch_add(e.evicted as u64, Ordering::Relaxed);
-        a.inline_reclaim
+        g.reassign_reclaims
             .fetch_add(e.reclaimed as u64, Ordering::Relaxed);
-        a.busy_items.fetch_add(e.busy as u64, Ordering::Relaxed);
-        super::stats::bump(&self.global.slabs_moved);
+        g.reassign_busy.fetch_add(e.busy as u64, Ordering::Relaxed);
+        bump(&self.counters.global.slabs_moved);
         Some(e)
     }
 }
@@ -663,7 +582,7 @@ mod tests {
         assert_eq!(s.slabs_reassign(0, 1), ReassignOutcome::NoSpare);
         // While a move runs, another is refused.
         {
-            let _busy = s.automove.planner.lock().unwrap();
+            let _busy = s.moves.planner.lock().unwrap();
             assert_eq!(s.slabs_reassign(1, 1), ReassignOutcome::Busy);
         }
         for k in 0..20_000 {

@@ -41,7 +41,7 @@ use std::sync::atomic::Ordering;
 use slab_core::size_class::ClassId;
 
 use super::stats::bump;
-use super::{table_hash, Store};
+use super::Store;
 use crate::item::{tag_atomic, CHAINED, LIVE};
 
 /// A class is compacted only when it holds at least this many slabs.
@@ -76,8 +76,8 @@ impl Store {
     /// (chained items stay put). [`maintenance`](Store::maintenance) runs one step with
     /// [`COMPACT_BUDGET`]; the store module's docs describe how an item moves.
     pub fn compact(&self, budget: usize) -> CompactReport {
-        let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
-        let engine = self.alloc.engine();
+        let _walk = self.mem.walk();
+        let engine = self.mem.alloc.engine();
         let mut report = CompactReport::default();
         let mut left = budget;
         // Which classes are sparse (one snapshot): the caches are drained only if some is.
@@ -94,7 +94,7 @@ impl Store {
             .map(|cls| cls.class)
             .collect();
         if !sparse.is_empty() {
-            self.alloc.drain_depots();
+            self.mem.alloc.drain_depots();
         }
         for class in sparse {
             if left == 0 {
@@ -139,9 +139,10 @@ impl Store {
             }
         }
         for _ in 0..report.slabs {
-            bump(&self.global.slabs_compacted);
+            bump(&self.counters.global.slabs_compacted);
         }
-        self.global
+        self.counters
+            .global
             .items_moved
             .fetch_add(report.items, Ordering::Relaxed);
         report
@@ -156,8 +157,8 @@ impl Store {
         }
         let h24 = tag >> 8;
         let handle = self.handle_of(p);
-        let mut shard = self.lock_shard(self.shard_of(h24));
-        let Some(slot) = shard.table.find_mut(table_hash(h24), |&h| h == handle) else {
+        let mut shard = self.index.lock_tag(h24);
+        let Some(slot) = shard.slot(h24, handle) else {
             return Move::Skipped;
         };
         // Now `handle` is linked in this shard and we hold its lock: nobody else reads or
@@ -167,23 +168,14 @@ impl Store {
         if self.item(handle).bits() & CHAINED != 0 || self.class_of(handle) != class {
             return Move::Skipped;
         }
-        let Some(dest) = self.alloc.engine().alloc_in_place(class) else {
+        let Some(dest) = self.mem.alloc.engine().alloc_in_place(class) else {
             return Move::NoRoom;
         };
         let cs = self.classes().chunk_size(class);
         // SAFETY: 1. `p` and `dest` are distinct chunks of `cs` bytes of `class` in mapped
-        // slabs (the walk lock keeps them mapped); 2. the item at `p` is linked and its
-        // shard is locked, so its bytes are stable, and `dest` was just handed to us by the
-        // engine and is reachable by nobody; 3. the tag word (bytes 8..12) is skipped here:
-        // the eviction hand may read either tag at any time, so it is written atomically
-        // below.
-        unsafe {
-            std::ptr::copy_nonoverlapping(p.as_ptr(), dest.as_ptr(), 8);
-            std::ptr::copy_nonoverlapping(p.as_ptr().add(12), dest.as_ptr().add(12), cs - 12);
-        }
-        tag_atomic(dest).store(tag_atomic(p).load(Ordering::Acquire), Ordering::Release);
-        *slot = self.handle_of(dest);
-        self.item(handle).clear_bits(LIVE);
+        // slabs (the walk lock keeps them mapped); 2. `slot` is the item's, its shard is
+        // locked, and `dest` was just handed to us by the engine and is reachable by nobody.
+        unsafe { self.relocate(slot, p, dest, cs) };
         Move::Moved
     }
 }

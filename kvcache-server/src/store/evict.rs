@@ -14,30 +14,41 @@
 //! A stale or racing tag can therefore cost a lock round trip but never a wrong eviction.
 
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use slab_core::size_class::ClassId;
 
 use super::automove::Emptied;
+use super::index::{table_hash, FreeTo};
 use super::stats::{bump, get};
-use super::{table_hash, Garbage, Store};
+use super::{Hands, Shard, Store};
 use crate::item::{tag_atomic, widen_access, ItemRef, CHAINED, FETCHED, LIVE, REF, SEGMENT};
+
+impl Hands {
+    /// The CLOCK hand of `class`.
+    #[inline]
+    fn hand(&self, class: ClassId) -> &AtomicU64 {
+        &self.hands[class.index()]
+    }
+
+    /// A new start for a rotating pick of slabs or classes.
+    #[inline]
+    fn rotate(&self) -> u64 {
+        self.rebalance.fetch_add(1, Ordering::Relaxed)
+    }
+}
 
 impl Store {
     /// Evicts up to `want` items whose head is in `class` (or, for the class segments
     /// come from, chained items from any class). Expired items found on the way are
     /// reclaimed instead. Returns how many items were removed.
-    pub(crate) fn evict(&self, class: ClassId, want: usize) -> usize {
-        let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
+    pub(super) fn evict(&self, class: ClassId, want: usize) -> usize {
+        let _walk = self.mem.walk();
         // A class with no linked item heads has nothing for its hand to find: skip the
         // walk (two turns over every chunk). The top class often holds only segments of
         // chained values, and walking it for each segment allocated cost more than
         // receiving the value.
-        let has_heads = |c: ClassId| {
-            self.gauges
-                .peek(c.index())
-                .is_some_and(|g| get(&g.number) > 0)
-        };
+        let has_heads = |c: ClassId| self.counters.has_heads(c);
         let mut done = if has_heads(class) {
             self.clock_sweep(class, false, want)
         } else {
@@ -71,7 +82,7 @@ impl Store {
         let cs = self.classes().chunk_size(class);
         let cps = self.classes().chunks_per_slab(class);
         let total = (slabs.len() * cps) as u64;
-        let hand = &self.hands[class.index()];
+        let hand = self.hands.hand(class);
         let mut pos = hand.load(Ordering::Relaxed) % total;
         let mut done = 0;
         for _ in 0..2 * total {
@@ -117,15 +128,15 @@ impl Store {
     /// one whose eviction removes the fewest bytes wins. Its chunks go straight back to
     /// the engine, past every magazine, so the slab empties at once; if it becomes its
     /// class's spare, the spare goes to the pool.
-    pub(crate) fn rebalance(&self, class: ClassId) -> bool {
-        let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
+    pub(super) fn rebalance(&self, class: ClassId) -> bool {
+        let _walk = self.mem.walk();
         // An empty slab kept as a class's spare costs nothing to take.
         let n = self.engine().classes_in_use();
-        let start = self.rebalance_hand.fetch_add(1, Ordering::Relaxed) as usize;
+        let start = self.hands.rotate() as usize;
         for i in 0..n {
             let c = ClassId(((start + i) % n) as u16);
             if c != class && self.engine().release_spare(c) {
-                bump(&self.global.slabs_moved);
+                bump(&self.counters.global.slabs_moved);
                 return true;
             }
         }
@@ -133,7 +144,7 @@ impl Store {
         for v in victims {
             if self.all_held_by_items(&v) && self.empty_for_rebalance(&v) {
                 self.engine().release_spare(v.class);
-                bump(&self.global.slabs_moved);
+                bump(&self.counters.global.slabs_moved);
                 return true;
             }
         }
@@ -144,7 +155,7 @@ impl Store {
     fn rebalance_victims(&self, class: ClassId) -> Vec<RebalanceVictim> {
         let n = self.engine().classes_in_use();
         // Chained items cost their whole value; a typical one spans several segments.
-        let chain_cost = CHAIN_COST_SEGMENTS * self.max_chunk;
+        let chain_cost = CHAIN_COST_SEGMENTS * self.mem.max_chunk;
         let mut budget = REBALANCE_SCAN;
         let mut best: Vec<RebalanceVictim> = Vec::with_capacity(REBALANCE_PICKS + 1);
         let mut slabs: Vec<(NonNull<u8>, usize, usize)> = Vec::new();
@@ -212,7 +223,7 @@ impl Store {
                 continue;
             }
             let h24 = tag >> 8;
-            let shard = self.lock_shard(self.shard_of(h24));
+            let shard = self.index.lock_tag(h24);
             if self.holder(&shard, p, tag).is_none() {
                 return false;
             }
@@ -238,7 +249,7 @@ impl Store {
 
     /// The linked item of the locked `shard` whose head is the chunk at `p` (tag `tag`)
     /// or, for a segment tag, one of whose segments is.
-    fn holder(&self, shard: &super::Shard, p: NonNull<u8>, tag: u32) -> Option<u32> {
+    fn holder(&self, shard: &Shard, p: NonNull<u8>, tag: u32) -> Option<u32> {
         let th = table_hash(tag >> 8);
         let chunk = self.handle_of(p);
         if tag & SEGMENT != 0 {
@@ -263,29 +274,18 @@ impl Store {
     fn evict_to_engine(&self, p: NonNull<u8>, tag: u32) -> bool {
         let h24 = tag >> 8;
         let th = table_hash(h24);
-        let mut shard = self.lock_shard(self.shard_of(h24));
+        let mut shard = self.index.lock_tag(h24);
         let Some(handle) = self.holder(&shard, p, tag) else {
             return false;
         };
         // Now `handle` is linked in this shard, and we hold its lock.
         let it = self.item(handle);
         let now = self.now();
-        let class = self.class_of(handle).index();
-        self.count_removal(&it, class, self.is_dead(&it, now).is_some(), now);
+        let class = self.class_of(handle);
+        self.count_removal(&it, class, self.expiry.is_dead(&it, now).is_some(), now);
         self.unlink_locked(&mut shard, th, handle);
         drop(shard);
-        let it = self.item(handle);
-        if it.is_chained() {
-            for i in 0..it.vlen_field() {
-                let seg = self.ptr(it.segment(i));
-                tag_atomic(seg).store(0, Ordering::Release);
-                // SAFETY: the segment belongs to the item just unlinked under its shard
-                // lock, which nobody else reaches any more; it is freed once, here.
-                unsafe { self.free_chunk_to_engine(seg) };
-            }
-        }
-        // SAFETY: as above, for the head chunk.
-        unsafe { self.free_chunk_to_engine(it.ptr()) };
+        self.free_item_to(handle, FreeTo::Engine);
         true
     }
 
@@ -294,8 +294,8 @@ impl Store {
         let h24 = tag >> 8;
         let th = table_hash(h24);
         let handle = self.handle_of(p);
-        let mut shard = self.lock_shard(self.shard_of(h24));
-        if shard.table.find(th, |&h| h == handle).is_none() {
+        let mut shard = self.index.lock_tag(h24);
+        if !shard.holds(h24, handle) {
             return false;
         }
         // Now `handle` is linked in this shard, and we hold its lock.
@@ -305,13 +305,11 @@ impl Store {
             return false;
         }
         let now = self.now();
-        let class = self.class_of(handle).index();
-        self.count_removal(&it, class, self.is_dead(&it, now).is_some(), now);
+        let class = self.class_of(handle);
+        self.count_removal(&it, class, self.expiry.is_dead(&it, now).is_some(), now);
         self.unlink_locked(&mut shard, th, handle);
         drop(shard);
-        let mut g = Garbage::default();
-        g.push(handle);
-        self.free_garbage(g);
+        self.free_item(handle);
         true
     }
 }
@@ -348,8 +346,8 @@ impl Store {
     /// evicted (expired ones reclaimed). The chunks go straight back to the engine, so the
     /// slab returns to the pool as soon as chunks of it cached in magazines come back too.
     /// `None` if the class holds fewer than two slabs, or none with live items.
-    pub(crate) fn empty_one_slab(&self, class: ClassId) -> Option<Emptied> {
-        let _walk = self.walk_lock.read().unwrap_or_else(|e| e.into_inner());
+    pub(super) fn empty_one_slab(&self, class: ClassId) -> Option<Emptied> {
+        let _walk = self.mem.walk();
         let mut slabs: Vec<(NonNull<u8>, usize)> = Vec::new();
         self.engine()
             .for_each_slab(class, |base, carved| slabs.push((base, carved)));
@@ -368,7 +366,7 @@ impl Store {
         };
         // Slabs without live items are emptied already (an empty spare, or a slab whose
         // last free chunks are still cached in magazines): moving them frees nothing.
-        let start = self.rebalance_hand.fetch_add(1, Ordering::Relaxed) as usize;
+        let start = self.hands.rotate() as usize;
         let mut looked = 0;
         let mut best: Option<((NonNull<u8>, usize), usize)> = None;
         for i in 0..slabs.len() {
@@ -392,7 +390,7 @@ impl Store {
         // emptied by an earlier move whose chunks are still on their way back, not an empty
         // spare or a slab taken from the pool meanwhile): anything else frees nothing. The
         // scan over the class runs only when the store's counts say there is room.
-        let held = get(&self.gauges[class.index()].chunks) as usize;
+        let held = get(&self.counters.gauge(class).chunks) as usize;
         let free_outside = (slabs.len() * cps)
             .saturating_sub(held)
             .saturating_sub(cps - live);
@@ -422,9 +420,10 @@ impl Store {
             }
             let mut dest = None;
             while room > 0 && stash.len() <= cps {
-                match self.alloc.alloc_class(class) {
+                match self.mem.alloc.alloc_class(class) {
                     Ok(q) => {
-                        self.gauges[class.index()]
+                        self.counters
+                            .gauge(class)
                             .chunks
                             .fetch_add(1, Ordering::Relaxed);
                         if !usable(q) {
@@ -457,9 +456,9 @@ impl Store {
         }
         for q in stash {
             // SAFETY: allocated above and never published.
-            unsafe { self.free_chunk_to_engine(q) };
+            unsafe { self.free_chunk(q, FreeTo::Engine) };
         }
-        self.alloc.flush_thread_cache();
+        self.mem.alloc.flush_thread_cache();
         Some(e)
     }
 
@@ -474,11 +473,11 @@ impl Store {
             if let Some(d) = d {
                 tag_atomic(d).store(0, Ordering::Release);
                 // SAFETY: allocated by the caller for this item and never published.
-                unsafe { self.free_chunk_to_engine(d) };
+                unsafe { self.free_chunk(d, FreeTo::Engine) };
             }
         };
-        let mut shard = self.lock_shard(self.shard_of(h24));
-        if shard.table.find(th, |&h| h == handle).is_none() {
+        let mut shard = self.index.lock_tag(h24);
+        if !shard.holds(h24, handle) {
             drop(shard);
             free_dest(dest);
             return Vacated::Gone;
@@ -486,29 +485,19 @@ impl Store {
         // `handle` is linked in this shard and we hold its lock.
         let it = self.item(handle);
         let now = self.now();
-        let class = self.class_of(handle).index();
-        let dead = self.is_dead(&it, now).is_some();
+        let class = self.class_of(handle);
+        let dead = self.expiry.is_dead(&it, now).is_some();
         if let (Some(d), false) = (dest, dead) {
-            let n = it.head_size();
-            // SAFETY: `d` is a free chunk of the same class (at least `n` bytes) that only
-            // this thread uses; `p` is the linked item, which the shard lock protects. The
-            // tag word (bytes 8..12) is copied atomically, every other byte plainly.
-            unsafe {
-                std::ptr::copy_nonoverlapping(p.as_ptr(), d.as_ptr(), 8);
-                std::ptr::copy_nonoverlapping(p.as_ptr().add(12), d.as_ptr().add(12), n - 12);
-            }
-            tag_atomic(d).store(tag_atomic(p).load(Ordering::Acquire), Ordering::Release);
-            let new = self.handle_of(d);
-            *shard
-                .table
-                .find_mut(th, |&h| h == handle)
-                .expect("found above") = new;
-            tag_atomic(p).fetch_and(!LIVE, Ordering::AcqRel);
+            let slot = shard.slot(h24, handle).expect("found above");
+            // SAFETY: `d` is a free chunk of the same class (at least the head's bytes)
+            // that only this thread uses; `p` is the linked item, whose shard lock we
+            // hold and whose slot this is; the walk lock keeps both mapped.
+            unsafe { self.relocate(slot, p, d, it.head_size()) };
             drop(shard);
             // The chain's segments (if any) now belong to the copy: free the head only.
             tag_atomic(p).store(0, Ordering::Release);
             // SAFETY: the old head left the index under the lock; nobody reaches it.
-            unsafe { self.free_chunk_to_engine(p) };
+            unsafe { self.free_chunk(p, FreeTo::Engine) };
             return Vacated::Moved;
         }
         self.count_removal(&it, class, dead, now);
@@ -526,15 +515,15 @@ impl Store {
             self.free_item(handle);
         } else {
             // SAFETY: unlinked above under the lock; nobody else reaches it.
-            unsafe { self.free_chunk_to_engine(p) };
+            unsafe { self.free_chunk(p, FreeTo::Engine) };
         }
         out
     }
 
     /// Counts the removal of a linked item of `class` that is not being replaced: a
     /// reclaim if it is `dead` (expired or flushed), else an eviction with its idle time.
-    fn count_removal(&self, it: &ItemRef<'_>, class: usize, dead: bool, now: u32) {
-        let c = &self.per_class[class];
+    fn count_removal(&self, it: &ItemRef<'_>, class: ClassId, dead: bool, now: u32) {
+        let c = self.counters.class(class);
         let fetched = it.bits() & FETCHED != 0;
         if dead {
             bump(&c.reclaimed);
@@ -550,26 +539,11 @@ impl Store {
                 bump(&c.evicted_unfetched);
             }
             let idle = now.saturating_sub(widen_access(now, it.access_low()));
-            self.gauges[class]
+            self.counters
+                .gauge(class)
                 .evicted_time
                 .store(idle, Ordering::Relaxed);
         }
-    }
-
-    /// Gives a chunk straight back to the engine (not to a magazine).
-    ///
-    /// # Safety
-    /// As for `free_chunk`: a chunk of this store nobody uses any more, freed once.
-    unsafe fn free_chunk_to_engine(&self, p: NonNull<u8>) {
-        let class = self
-            .engine()
-            .class_of(p.as_ptr())
-            .expect("a chunk of the engine");
-        self.gauges[class.index()]
-            .chunks
-            .fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: forwarded from the caller; `class` is the chunk's class.
-        unsafe { self.engine().free_batch(class, &[p]) };
     }
 }
 

@@ -1,5 +1,12 @@
 //! Store tests: semantics, memory accounting, concurrency.
+
 use super::*;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::index::shard_map;
+use super::maintenance::ACCESS_CAP;
+use crate::item::stored_size;
 
 fn small_store() -> Store {
     Store::new(StoreConfig::new(8 << 20)).unwrap()
@@ -235,7 +242,7 @@ fn too_large_and_chained() {
     );
     assert_eq!(get_value(&s, b"big").unwrap(), v);
     // Chained values at segment boundaries, and appends that cross them.
-    let seg = s.max_chunk - SEGMENT_DATA;
+    let seg = s.mem.payload();
     for n in [seg - 1, seg, seg + 1, 2 * seg, 3 * seg + 5] {
         let v: Vec<u8> = (0..n).map(|i| (i % 253) as u8).collect();
         assert_eq!(
@@ -266,7 +273,7 @@ fn too_large_and_chained() {
 #[test]
 fn get_append_matches_get() {
     let s = small_store();
-    let seg = s.max_chunk - SEGMENT_DATA;
+    let seg = s.mem.payload();
     // Largest first, so a reused assembly buffer would show stale bytes in a shorter one.
     for n in [3 * seg + 5, 2 * seg, seg + 1, seg, seg - 1, 100, 0] {
         let v: Vec<u8> = (0..n).map(|i| (i % 241) as u8).collect();
@@ -419,7 +426,7 @@ fn a_class_without_memory_takes_a_slab_held_by_segments() {
     // only get memory by emptying a slab of segments, evicting the items they belong to.
     let limit = 2 << 20;
     let s = Store::new(StoreConfig::new(limit)).unwrap();
-    let seg = s.max_chunk - SEGMENT_DATA;
+    let seg = s.mem.payload();
     let value = |i: u32| vec![(i % 251) as u8; seg + 30_000];
     let n = 200u32;
     for i in 0..n {
@@ -437,7 +444,7 @@ fn a_class_without_memory_takes_a_slab_held_by_segments() {
     // tags of the segments they held before, which must not be taken for items).
     let filler = s.cfg.classes.class_for(3000).unwrap();
     let mut held = Vec::new();
-    while let Ok(p) = s.alloc.alloc_class(filler) {
+    while let Ok(p) = s.mem.alloc.alloc_class(filler) {
         held.push(p);
     }
     assert_eq!(engine.stats().pooled_slabs, 0);
@@ -468,7 +475,7 @@ fn a_class_without_memory_takes_a_slab_held_by_segments() {
     assert_eq!(left as u64 + 3, after.curr_items);
     for p in held {
         // SAFETY: allocated above from this class and never used.
-        unsafe { s.alloc.dealloc_class(p, filler) };
+        unsafe { s.mem.alloc.dealloc_class(p, filler) };
     }
 }
 
@@ -621,7 +628,7 @@ mod model {
                         let key = vec![b'k', k];
                         let want = match m.get_mut(&key) {
                             None => IncrOutcome::NotFound,
-                            Some(e) => match parse_counter(&e.0).filter(|_| !e.0.is_empty() && e.0.len() + stored_size(2, 0, e.1, true) <= s.max_chunk) {
+                            Some(e) => match parse_counter(&e.0).filter(|_| !e.0.is_empty() && e.0.len() + stored_size(2, 0, e.1, true) <= s.mem.max_chunk) {
                                 None => IncrOutcome::NonNumeric,
                                 Some(n) => {
                                     let new = if incr { n.wrapping_add(d) } else { n.saturating_sub(d) };
@@ -929,8 +936,8 @@ fn concat_with_cas_races_one_winner() {
 }
 
 fn index_capacity(s: &Store) -> usize {
-    (0..s.shards.len())
-        .map(|i| s.lock_shard(i).table.capacity())
+    (0..s.index.len())
+        .map(|i| s.index.lock(i).table.capacity())
         .sum()
 }
 
@@ -1319,7 +1326,7 @@ fn readers_see_whole_items_while_a_reclass_migrates_them() {
 #[test]
 fn pending_items_are_written_in_pieces_and_linked_at_the_end() {
     let s = small_store();
-    let seg = s.max_chunk - SEGMENT_DATA;
+    let seg = s.mem.payload();
     for n in [1, 100, seg - 1, seg, seg + 1, 3 * seg + 5] {
         let v: Vec<u8> = (0..n).map(|i| (i * 7 % 251) as u8).collect();
         let p = s
@@ -1364,7 +1371,7 @@ fn pending_items_survive_eviction_and_count_against_the_limit() {
     // Whole segments only: values and fillers take chunks of the largest class (a tail
     // segment of another class, when that class has no chunk free, makes the store take
     // a slab from the class holding most slabs, which need not free one).
-    let seg = s.max_chunk - SEGMENT_DATA;
+    let seg = s.mem.payload();
     let n = 30 * seg;
     let v: Vec<u8> = (0..n).map(|i| (i % 241) as u8).collect();
     let p = s

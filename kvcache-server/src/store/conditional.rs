@@ -1,11 +1,18 @@
-//! Store operations the meta protocol needs beyond the classic commands: `mg` with TTL
-//! update, vivify-on-miss, recache wins and stale items; `md` with CAS compare and
-//! invalidation; CAS-returning stores; `me`'s item dump.
+//! Conditional operations beyond the classic commands: a get that may change the
+//! expiration, create the item on a miss and hand out a recache token (a *win*) when the
+//! item is stale or about to expire; a delete that compares the CAS unique or marks the
+//! item stale instead; a CAS store that an older unique may still replace (marking the
+//! value stale); and peeks that read an item without touching it. The meta protocol is
+//! built on them.
 //!
 //! Each runs under the key's shard lock like the classic operations; allocation (which
 //! may evict and so lock other shards) happens with no lock held.
 
-use super::{bump, Garbage, Lookup, Store, StoreMode, StoreOutcome};
+use super::index::{Garbage, Lookup};
+use super::read::ItemView;
+use super::stats::bump;
+use super::write::Prepared;
+use super::{Store, StoreMode, StoreOutcome};
 use crate::item::{widen_access, FETCHED, REF, STALE, WIN_SENT};
 
 /// What `mg` asks of the store besides the lookup.
@@ -72,14 +79,14 @@ impl Store {
         &self,
         key: &[u8],
         opts: MetaGetOptions,
-        f: impl FnOnce(&super::ItemView<'_>, MetaGetState),
+        f: impl FnOnce(&ItemView<'_>, MetaGetState),
     ) -> bool {
-        let kh = self.hash_key(key);
+        let kh = self.index.hash_key(key);
         let now = self.now();
-        let mut prepared: Option<super::Prepared> = None;
+        let mut prepared: Option<Prepared> = None;
         loop {
             let mut garbage = Garbage::default();
-            let mut shard = self.lock_shard(kh.shard);
+            let mut shard = self.index.lock(kh.shard);
             let mut created = false;
             let h = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
                 Lookup::Hit(h) => Some(h),
@@ -88,7 +95,7 @@ impl Store {
                         // Linking hands the chunk to the index; `Prepared` owns nothing
                         // else for an empty value.
                         let head = prep.head;
-                        let cas = self.next_cas();
+                        let cas = self.expiry.next_cas();
                         self.link_locked(&mut shard, &kh, head, None, cas);
                         created = true;
                         Some(head)
@@ -100,28 +107,28 @@ impl Store {
                 if let Some(exp) = opts.vivify {
                     drop(shard);
                     self.free_garbage(garbage);
-                    let exp = self.clock.realtime_at(exp, now);
+                    let exp = self.clock().realtime_at(exp, now);
                     match self.prepare(key, 0, exp, 0, &kh, now) {
                         Some(p) => {
                             prepared = Some(p);
                             continue;
                         }
                         None => {
-                            bump(&self.global.get_misses);
+                            bump(&self.counters.global.get_misses);
                             return false;
                         }
                     }
                 }
-                bump(&self.global.get_misses);
+                bump(&self.counters.global.get_misses);
                 drop(shard);
                 self.free_garbage(garbage);
                 return false;
             };
             let it = self.item(h);
-            let c = &self.per_class[self.class_of(h).index()];
+            let c = self.counters.class(self.class_of(h));
             let old_exptime = it.exptime();
             if let Some(t) = opts.ttl {
-                it.set_exptime(self.clock.realtime_at(t, now));
+                it.set_exptime(self.clock().realtime_at(t, now));
                 bump(&c.touch_hits);
             } else {
                 bump(&c.get_hits);
@@ -137,7 +144,7 @@ impl Store {
             };
             if let Some(r) = opts.recache {
                 let exp = it.exptime();
-                if !sent && !created && exp != 0 && exp < self.clock.realtime_at(r, now) {
+                if !sent && !created && exp != 0 && exp < self.clock().realtime_at(r, now) {
                     st.won = true;
                 }
             }
@@ -174,23 +181,23 @@ impl Store {
     ) -> MetaDeleteOutcome {
         self.with_live(key, |l, found| {
             let Some(h) = found else {
-                bump(&self.global.delete_misses);
+                bump(&self.counters.global.delete_misses);
                 return MetaDeleteOutcome::NotFound;
             };
             let it = self.item(h);
             if cas.is_some_and(|c| c != it.cas()) {
-                bump(&self.global.delete_misses);
+                bump(&self.counters.global.delete_misses);
                 MetaDeleteOutcome::Exists
             } else if invalidate {
                 if let Some(t) = ttl {
-                    it.set_exptime(self.clock.realtime_at(t, l.now));
+                    it.set_exptime(self.clock().realtime_at(t, l.now));
                 }
                 it.set_bits(STALE);
                 it.clear_bits(WIN_SENT);
-                it.set_cas(self.next_cas());
+                it.set_cas(self.expiry.next_cas());
                 MetaDeleteOutcome::Deleted
             } else {
-                bump(&self.per_class[self.class_of(h).index()].delete_hits);
+                bump(&self.counters.class(self.class_of(h)).delete_hits);
                 self.unlink_in(l, h);
                 MetaDeleteOutcome::Deleted
             }
@@ -209,12 +216,12 @@ impl Store {
         value: &[u8],
         cas: u64,
     ) -> StoreOutcome {
-        let kh = self.hash_key(key);
+        let kh = self.index.hash_key(key);
         loop {
             let now = self.now();
             let (old, old_exptime) = {
                 let mut garbage = Garbage::default();
-                let mut shard = self.lock_shard(kh.shard);
+                let mut shard = self.index.lock(kh.shard);
                 let found = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
                     Lookup::Hit(h) => Some((h, self.item(h).cas(), self.item(h).exptime())),
                     _ => None,
@@ -236,21 +243,15 @@ impl Store {
                 return StoreOutcome::OutOfMemory;
             };
             self.write_value(&prep, &[value]);
-            let mut garbage = Garbage::default();
-            let mut shard = self.lock_shard(kh.shard);
-            let still = matches!(
-                self.find_live(&mut shard, &kh, key, now, &mut garbage),
-                Lookup::Hit(h) if h == old && cas < self.item(h).cas()
-            );
-            if !still {
-                drop(shard);
-                self.discard(prep);
-                self.free_garbage(garbage);
+            let still = |h: u32| h == old && cas < self.item(h).cas();
+            let Some((mut shard, mut garbage, prep)) =
+                self.relock_unchanged(key, &kh, now, prep, still)
+            else {
                 continue;
-            }
+            };
             let sent = self.item(old).bits() & WIN_SENT;
             let head = prep.head;
-            let new_cas = self.next_cas();
+            let new_cas = self.expiry.next_cas();
             self.link_locked(&mut shard, &kh, head, Some(old), new_cas);
             self.item(head).set_bits(STALE | sent);
             garbage.push(old);
@@ -294,7 +295,7 @@ impl Store {
             found
                 .inspect(|&h| {
                     self.item(h)
-                        .set_exptime(self.clock.realtime_at(exptime, l.now));
+                        .set_exptime(self.clock().realtime_at(exptime, l.now));
                 })
                 .is_some()
         })
