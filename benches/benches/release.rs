@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use slab_core::engine::size_class::{ClassId, SizeClasses};
 use slab_core::engine::{Config, SlabEngine};
-use slab_core::size_class::{ClassId, SizeClasses};
 
 /// 64 MiB of 1 MiB slabs per release.
 const SLABS: usize = 64;

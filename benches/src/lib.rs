@@ -23,8 +23,9 @@ use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use mimalloc::MiMalloc;
-use slab_core::allocator::{general_classes, SlabAllocator};
+use slab_core::engine::size_class::general_classes;
 use slab_core::engine::Config;
+use slab_core::magazine::SlabAllocator;
 use tikv_jemallocator::Jemalloc;
 
 /// Alignment requested from every allocator (what `malloc` guarantees on x86-64 Linux).

@@ -44,7 +44,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
-use slab_core::size_class::ClassId;
+use slab_core::engine::size_class::ClassId;
 
 use super::stats::{bump, ClassSample};
 use super::{Planner, SlabMoves, Store};

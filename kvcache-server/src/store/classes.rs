@@ -21,7 +21,7 @@
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use slab_core::size_class::{ClassId, SizeClasses};
+use slab_core::engine::size_class::{ClassId, SizeClasses};
 
 /// The default slab size of the store.
 pub const DEFAULT_SLAB_SIZE: usize = 64 << 10;

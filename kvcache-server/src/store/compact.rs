@@ -38,7 +38,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
-use slab_core::size_class::ClassId;
+use slab_core::engine::size_class::ClassId;
 
 use super::stats::bump;
 use super::Store;

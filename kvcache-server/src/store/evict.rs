@@ -16,7 +16,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use slab_core::size_class::ClassId;
+use slab_core::engine::size_class::ClassId;
 
 use super::automove::Emptied;
 use super::index::{table_hash, FreeTo};

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use slab_core::size_class::ClassId;
+use slab_core::engine::size_class::ClassId;
 
 use super::compact::COMPACT_BUDGET;
 use super::index::table_hash;

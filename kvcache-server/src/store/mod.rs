@@ -201,10 +201,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
-use slab_core::allocator::{AllocatorStats, MagazineConfig, SlabAllocator};
+use slab_core::engine::size_class::{ClassId, SizeClasses};
 use slab_core::engine::{Config as EngineConfig, SlabEngine};
 use slab_core::lazy::LazyTable;
-use slab_core::size_class::{ClassId, SizeClasses};
+use slab_core::magazine::{AllocatorStats, MagazineConfig, SlabAllocator};
 
 use crate::item::{self, key_offset, memcached_stored_size, KEY_MAX, SEGMENT_DATA};
 use classes::Placement;

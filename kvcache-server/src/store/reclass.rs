@@ -31,7 +31,7 @@
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
-use slab_core::size_class::ClassId;
+use slab_core::engine::size_class::ClassId;
 
 use super::classes::{on_grid, COARSE_STEP, FINE_GRID_MAX};
 use super::stats::bump;

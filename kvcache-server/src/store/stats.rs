@@ -4,9 +4,9 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use slab_core::engine::size_class::ClassId;
 use slab_core::engine::SlabEngine;
 use slab_core::lazy::LazyTable;
-use slab_core::size_class::ClassId;
 
 use super::histogram::SizeHistogram;
 

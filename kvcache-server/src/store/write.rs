@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 
-use slab_core::size_class::ClassId;
+use slab_core::engine::size_class::ClassId;
 
 use super::index::{FreeTo, Garbage, KeyHash, Lookup};
 use super::stats::bump;
