@@ -142,7 +142,7 @@ fn run(
                 }
                 IncrOutcome::NotFound if exptime != u32::MAX => {
                     let mut digits = Vec::with_capacity(20);
-                    crate::protocol::text::push_u64(&mut digits, initial);
+                    crate::protocol::lex::push_u64(&mut digits, initial);
                     match store.store(StoreMode::Add, key, 0, i64::from(exptime), &digits) {
                         StoreOutcome::Stored => {
                             if !quiet {

@@ -2,10 +2,10 @@
 //! semantics and reply bytes.
 
 use super::{ttl_left, After};
+use crate::protocol::lex::push_u64;
 use crate::protocol::meta::{
     self, reply, ArithResult, DebugInfo, ItemInfo, MetaArgs, MetaRequest, SetMode, Status, WinFlags,
 };
-use crate::protocol::text::push_u64;
 use crate::store::{
     IncrOutcome, MetaDeleteOutcome, MetaGetOptions, Pending, Store, StoreMode, StoreOutcome,
 };

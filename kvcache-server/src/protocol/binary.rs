@@ -19,7 +19,7 @@
 //! Lengths are checked before anything is buffered: apart from storage values (bounded
 //! by the item size limit), a packet's body is at most 255 + 250 bytes.
 
-use super::text::{ParseError, KEY_MAX_LENGTH};
+use super::lex::{ParseError, KEY_MAX_LENGTH};
 
 /// Request magic byte.
 pub const REQ_MAGIC: u8 = 0x80;
