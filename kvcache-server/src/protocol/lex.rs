@@ -72,6 +72,39 @@ impl std::fmt::Debug for OwnedKey {
     }
 }
 
+/// Where a part of a request lies in the request's bytes, counted from its first byte:
+/// what a request head keeps instead of a borrowed slice, so that it outlives a read
+/// buffer that moves (the bytes move with the request).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// The span of `part`, which lies inside `request`.
+    pub fn of(part: &[u8], request: &[u8]) -> Span {
+        let start = (part.as_ptr() as usize).wrapping_sub(request.as_ptr() as usize);
+        debug_assert!(part.is_empty() || start + part.len() <= request.len());
+        if part.is_empty() {
+            return Span::default();
+        }
+        Span {
+            start: start as u32,
+            len: part.len() as u32,
+        }
+    }
+
+    /// The bytes of this span in `request` (empty if `request` is too short).
+    #[inline]
+    pub fn get<'a>(&self, request: &'a [u8]) -> &'a [u8] {
+        let start = self.start as usize;
+        request
+            .get(start..start + self.len as usize)
+            .unwrap_or_default()
+    }
+}
+
 /// Finds the end of the first line: `(line without "\r\n", bytes up to and including
 /// "\n")`. Only a `\r` just before the `\n` is dropped.
 #[inline]
@@ -287,5 +320,9 @@ mod tests {
         let long = [b'k'; KEY_MAX_LENGTH + 1];
         assert!(key_fits(&long[1..]) && !key_fits(&long));
         assert_eq!(OwnedKey::new(b"key\x01").as_bytes(), b"key\x01");
+        let req = b"set key 0 0 1\r\n";
+        let span = Span::of(&req[4..7], req);
+        assert_eq!(span.get(req), b"key");
+        assert_eq!(span.get(&req[..5]), b"");
     }
 }

@@ -38,6 +38,16 @@ impl<'a> Key<'a> {
         }
     }
 
+    /// This key with its wire bytes (`raw`) elsewhere.
+    pub(super) fn with_raw<'b>(&self, raw: &'b [u8]) -> Key<'b> {
+        Key {
+            raw,
+            decoded: self.decoded,
+            decoded_len: self.decoded_len,
+            base64: self.base64,
+        }
+    }
+
     /// The key as stored (decoded when the request had `b`).
     pub fn bytes(&self) -> &[u8] {
         if self.base64 {

@@ -26,6 +26,7 @@
 //! a value larger than the item limit is answered before its data arrives
 //! ([`MetaRequest::TooLarge`]) and the data is discarded as it comes.
 
+mod detach;
 mod key;
 mod parse;
 pub mod reply;
@@ -33,8 +34,9 @@ pub mod reply;
 mod tests;
 mod write;
 
+pub use detach::DetachedSetHead;
 pub use key::Key;
-pub use parse::{parse, set_head};
+pub use parse::parse;
 pub use write::{
     push_key, push_opaque_and_key, write_arith_reply, write_debug, write_delete_reply,
     write_get_hit, write_get_miss, write_set_reply, ArithResult, DebugInfo, ItemInfo, Status,
@@ -131,6 +133,26 @@ impl<'a> MetaFlags<'a> {
         }
     }
 
+    /// These flags with their tokens elsewhere.
+    fn with_tokens<'b>(&self, tokens: [&'b [u8]; MAX_FLAGS]) -> MetaFlags<'b> {
+        MetaFlags {
+            tokens,
+            n: self.n,
+            noreply: self.noreply,
+            value: self.value,
+            no_update: self.no_update,
+            invalidate: self.invalidate,
+            vivify: self.vivify,
+            ttl: self.ttl,
+            recache: self.recache,
+            client_flags: self.client_flags,
+            compare_cas: self.compare_cas,
+            mode: self.mode,
+            initial: self.initial,
+            delta: self.delta,
+        }
+    }
+
     /// The flag tokens, in request order (each starts with its flag character).
     pub fn tokens(&self) -> &[&'a [u8]] {
         &self.tokens[..usize::from(self.n)]
@@ -190,6 +212,10 @@ pub enum MetaRequest<'a> {
         /// The key.
         key: Key<'a>,
     },
+    /// `ms` whose line is complete and valid and whose data block has not all arrived:
+    /// the returned length is the line's. The data block ([`SetHead::vlen`] bytes and
+    /// `\r\n`) follows; keep the head ([`SetHead::detach`]) until it is there.
+    Value(SetHead<'a>),
     /// An error: send `line` (always, `q` does not hide errors), then discard `swallow`
     /// bytes after the request (an `ms` data block; they may not have arrived yet).
     Error {
@@ -200,7 +226,7 @@ pub enum MetaRequest<'a> {
     },
 }
 
-/// An `ms` line, checked, with the data block still to come.
+/// An `ms` line, checked, with the data block still to come ([`MetaRequest::Value`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SetHead<'a> {
     /// Key and flags.

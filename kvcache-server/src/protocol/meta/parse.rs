@@ -118,8 +118,9 @@ fn partial_line(buf: &[u8]) -> ParseError {
 /// Parses one meta request from the start of `buf`.
 ///
 /// `max_data` is the item size limit (`-I`): an `ms` with a larger data block yields
-/// [`MetaRequest::TooLarge`] as soon as its line has arrived. Returns the request and the
-/// number of bytes it used (line and, for `ms`, data block).
+/// [`MetaRequest::TooLarge`] as soon as its line has arrived, and one whose block has not
+/// all arrived yields its head ([`MetaRequest::Value`]). Returns the request and the
+/// number of bytes it used (line and, for a complete `ms`, data block).
 pub fn parse(buf: &[u8], max_data: usize) -> Result<(MetaRequest<'_>, usize), ParseError> {
     let Some((line, line_len)) = split_line(buf) else {
         return Err(partial_line(buf));
@@ -180,21 +181,6 @@ pub fn parse(buf: &[u8], max_data: usize) -> Result<(MetaRequest<'_>, usize), Pa
         return Ok((err(reply::OPAQUE_TOO_LONG), line_len));
     }
     Ok((req, line_len))
-}
-
-/// The `ms` at the start of `buf` when its line is complete and valid, its data block (at
-/// most `max_data` bytes) not all there yet: what a receiver that stores the block as it
-/// arrives needs. `None` for anything else ([`parse`] deals with it).
-pub fn set_head(buf: &[u8], max_data: usize) -> Option<SetHead<'_>> {
-    let (line, line_len) = split_line(buf)?;
-    let t = LineTokens::new(line);
-    if t.n < 2 || t.t[0] != b"ms" || !key_fits(t.t[1]) {
-        return None;
-    }
-    match set_line(&t, Key::plain(t.t[1]), line_len, max_data) {
-        SetLine::Head(head) => (buf.len() < line_len + head.vlen + 2).then_some(head),
-        SetLine::Answer(_) => None,
-    }
 }
 
 /// What an `ms` line says.
@@ -264,7 +250,7 @@ fn parse_set<'a>(
     };
     let total = line_len + h.vlen + 2;
     if buf.len() < total {
-        return Err(ParseError::Incomplete { need: total });
+        return Ok((MetaRequest::Value(h), line_len));
     }
     if &buf[total - 2..total] != b"\r\n" {
         return Ok((err(reply::BAD_CHUNK), total));

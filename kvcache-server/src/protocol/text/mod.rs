@@ -29,10 +29,10 @@ mod tests;
 mod write;
 
 pub use super::lex::{ParseError, KEY_MAX_LENGTH, MAX_LINE};
-pub use parse::{parse, parse_class_list, storage_head};
+pub use parse::{is_meta, parse, parse_class_list};
 pub use write::{write_number, write_stat, write_value, write_value_head};
 
-use super::lex::next_token;
+use super::lex::{next_token, Span};
 
 /// The longest `get`/`gets` line we buffer before giving up on the connection.
 pub const MAX_GET_LINE: usize = 4 << 20;
@@ -241,8 +241,15 @@ pub enum Request<'a> {
         /// `noreply` was given.
         noreply: bool,
     },
-    /// A meta command (`mg`, `ms`, `md`, `ma`, `mn`, `me`): nothing was consumed (the
-    /// returned length is 0); the meta parser takes over from the start of the buffer.
+    /// A storage command whose line is complete and valid and whose data block has not
+    /// all arrived: the returned length is the line's. The data block
+    /// ([`StorageHead::vlen`] bytes and `\r\n`) follows; [`StorageHead::request`] makes
+    /// the request once it is there, without parsing the line again.
+    Value(StorageHead),
+    /// A meta command line (`mg`, `ms`, `md`, `ma`, `mn`, `me`), which [`parse`] leaves
+    /// to [`crate::protocol::meta::parse`]: nothing was consumed (the returned length is
+    /// 0). A text connection dispatches with [`is_meta`] before parsing, so that a meta
+    /// line is parsed once, by the meta parser.
     Meta,
     /// A `get`/`gets`/`gat`/`gats` with a key over 250 bytes. memcached 1.6.18 then drops
     /// every reply of the connection not yet sent (its `conn_release_items`) and answers
@@ -258,13 +265,15 @@ pub enum Request<'a> {
     },
 }
 
-/// A storage command line, checked, with the data block still to come.
+/// A storage command line, checked, with the data block still to come
+/// ([`Request::Value`]). It borrows nothing: the key is found again in the request's
+/// bytes, wherever they are by then.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StorageHead<'a> {
+pub struct StorageHead {
     /// Which command.
     pub kind: StorageKind,
-    /// The key (1 to 250 bytes).
-    pub key: &'a [u8],
+    /// The key (1 to 250 bytes) in the request's bytes.
+    pub key: Span,
     /// The client flags.
     pub flags: u32,
     /// The raw exptime argument.
@@ -277,4 +286,25 @@ pub struct StorageHead<'a> {
     pub noreply: bool,
     /// The line's length, `\n` included.
     pub line_len: usize,
+}
+
+impl StorageHead {
+    /// The request's length: line, data block and its `\r\n`.
+    pub fn total_len(&self) -> usize {
+        self.line_len + self.vlen + 2
+    }
+
+    /// The complete request, from its bytes (line and data block, at least
+    /// [`StorageHead::total_len`] of them; the data block's `\r\n` is not checked).
+    pub fn request<'a>(&self, request: &'a [u8]) -> StorageRequest<'a> {
+        StorageRequest {
+            kind: self.kind,
+            key: self.key.get(request),
+            flags: self.flags,
+            exptime: self.exptime,
+            data: &request[self.line_len..self.line_len + self.vlen],
+            cas: self.cas,
+            noreply: self.noreply,
+        }
+    }
 }

@@ -1,11 +1,10 @@
 //! The text-protocol request parser.
 
 use super::{
-    reply, Keys, Request, ShutdownMode, StatsKind, StorageHead, StorageKind, StorageRequest,
-    MAX_GET_LINE,
+    reply, Keys, Request, ShutdownMode, StatsKind, StorageHead, StorageKind, MAX_GET_LINE,
 };
 use crate::protocol::lex::{
-    key_fits, next_token, parse_f64, parse_i32, parse_u32, parse_u64, split_line, ParseError,
+    key_fits, next_token, parse_f64, parse_i32, parse_u32, parse_u64, split_line, ParseError, Span,
     Tokens, MAX_LINE,
 };
 
@@ -38,11 +37,35 @@ fn partial_line(buf: &[u8]) -> ParseError {
     }
 }
 
+/// Whether the request at the start of `buf` is a meta command line, for the meta parser
+/// ([`crate::protocol::meta::parse`]): the front dispatch of a text connection, decided
+/// on the first bytes exactly as [`parse`] decides (the first token of the line, which
+/// ends at a NUL, is `mg`, `ms`, `md`, `ma`, `mn` or `me`). False while the bytes that
+/// decide have not arrived: no line is complete then, and [`parse`] asks for more.
+#[inline]
+pub fn is_meta(buf: &[u8]) -> bool {
+    let mut i = 0;
+    while i < buf.len() && buf[i] == b' ' {
+        i += 1;
+    }
+    let b = &buf[i..];
+    b.len() >= 3
+        && b[0] == b'm'
+        && matches!(b[1], b'g' | b's' | b'd' | b'a' | b'n' | b'e')
+        && match b[2] {
+            b' ' | b'\n' | 0 => true,
+            b'\r' => b.get(3) == Some(&b'\n'),
+            _ => false,
+        }
+}
+
 /// Parses one request from the start of `buf`.
 ///
 /// `max_data` is the item size limit (`-I`): a storage command with a larger data block
-/// yields [`Request::TooLarge`] without waiting for the block. On success, returns the
-/// request and the number of bytes it took (0 for [`Request::Meta`]).
+/// yields [`Request::TooLarge`] without waiting for the block, and one whose block has not
+/// all arrived yields its head ([`Request::Value`]) once the line has. On success,
+/// returns the request and the number of bytes it took (the line's for a
+/// [`Request::Value`], 0 for [`Request::Meta`]).
 pub fn parse(buf: &[u8], max_data: usize) -> Result<(Request<'_>, usize), ParseError> {
     let Some((line, line_len)) = split_line(buf) else {
         return Err(partial_line(buf));
@@ -162,35 +185,14 @@ fn parse_gat(cas: bool, args: &[u8]) -> Request<'_> {
     }
 }
 
-/// The storage command at the start of `buf` when its line is complete and valid, its
-/// data block (at most `max_data` bytes) not all there yet: what a receiver that stores
-/// the block as it arrives needs. `None` for anything else ([`parse`] deals with it).
-pub fn storage_head(buf: &[u8], max_data: usize) -> Option<StorageHead<'_>> {
-    let (line, line_len) = split_line(buf)?;
-    let line = match memchr::memchr(0, line) {
-        Some(nul) => &line[..nul],
-        None => line,
-    };
-    let kind = match next_token(line).0? {
-        b"set" => StorageKind::Set,
-        b"add" => StorageKind::Add,
-        b"replace" => StorageKind::Replace,
-        b"append" => StorageKind::Append,
-        b"prepend" => StorageKind::Prepend,
-        b"cas" => StorageKind::Cas,
-        _ => return None,
-    };
-    let head = storage_line(kind, line, line_len, max_data).ok()?;
-    (buf.len() < line_len + head.vlen + 2).then_some(head)
-}
-
 /// Checks a storage command line: its fields, or the request memcached answers instead.
-fn storage_line(
+fn storage_line<'a>(
     kind: StorageKind,
-    line: &[u8],
+    line: &'a [u8],
+    buf: &'a [u8],
     line_len: usize,
     max_data: usize,
-) -> Result<StorageHead<'_>, Request<'_>> {
+) -> Result<StorageHead, Request<'a>> {
     let t = LineTokens::new(line);
     let is_cas = kind == StorageKind::Cas;
     // memcached's token counts include a terminating null token: set wants 6 or 7, cas
@@ -231,7 +233,7 @@ fn storage_line(
     }
     Ok(StorageHead {
         kind,
-        key,
+        key: Span::of(key, buf),
         flags,
         exptime: i64::from(exptime),
         vlen,
@@ -248,29 +250,18 @@ fn parse_storage<'a>(
     line_len: usize,
     max_data: usize,
 ) -> Result<(Request<'a>, usize), ParseError> {
-    let h = match storage_line(kind, line, line_len, max_data) {
+    let h = match storage_line(kind, line, buf, line_len, max_data) {
         Ok(h) => h,
         Err(req) => return Ok((req, line_len)),
     };
-    let total = line_len + h.vlen + 2;
+    let total = h.total_len();
     if buf.len() < total {
-        return Err(ParseError::Incomplete { need: total });
+        return Ok((Request::Value(h), line_len));
     }
     if &buf[total - 2..total] != b"\r\n" {
         return Ok((reply(reply::BAD_CHUNK, h.noreply), total));
     }
-    Ok((
-        Request::Storage(StorageRequest {
-            kind,
-            key: h.key,
-            flags: h.flags,
-            exptime: h.exptime,
-            data: &buf[line_len..total - 2],
-            cas: h.cas,
-            noreply: h.noreply,
-        }),
-        total,
-    ))
+    Ok((Request::Storage(h.request(buf)), total))
 }
 
 fn parse_simple<'a>(cmd: &'a [u8], line: &'a [u8]) -> Request<'a> {
