@@ -2,10 +2,16 @@
 //! place on the read buffer, and the writers of its replies.
 //!
 //! [`parse`] takes the unconsumed bytes of a connection, which start with a meta command
-//! line (the text parser recognised the command name), and returns one [`MetaRequest`]
-//! and the number of bytes it used, or a [`ParseError`]: `Incomplete` (wait for more
-//! bytes) or `Close` (a line over 2048 bytes without a newline). Protocol errors are not
+//! line (a text connection dispatches on the first bytes, see
+//! [`crate::protocol::text::is_meta`]), and returns one [`MetaRequest`] and the number
+//! of bytes it used, or a [`ParseError`](crate::protocol::lex::ParseError): `Incomplete`
+//! (wait for more bytes) or `Close` (a line over 2048 bytes without a newline). An `ms`
+//! whose data block has not all arrived yields its head ([`MetaRequest::Value`]), which
+//! [`SetHead::detach`] turns into one that outlives the buffer. Protocol errors are not
 //! parse errors: they are requests ([`MetaRequest::Error`]) whose reply memcached sends.
+//!
+//! The files: `parse.rs` (the parser), `key.rs` (keys and base64), `detach.rs` (heads
+//! kept across reads), `write.rs` (reply writers), [`reply`] (error lines).
 //!
 //! The checks run in memcached 1.6.18's order, with its strings:
 //!

@@ -5,7 +5,13 @@
 //! complete [`Request`] (borrowing its key, keys and data block from the buffer) together
 //! with the number of bytes it used, or a [`ParseError`]: [`ParseError::Incomplete`]
 //! (wait for more bytes) or [`ParseError::Close`] (memcached would close the connection).
-//! Nothing is allocated per request.
+//! A storage command whose data block has not all arrived yields its head
+//! ([`Request::Value`]), which borrows nothing, so that the line is parsed once however
+//! the block arrives. Nothing is allocated per request. Meta lines belong to the meta
+//! parser: a text connection sends them there on their first bytes ([`is_meta`]).
+//!
+//! The files: `parse.rs` (the parser), `write.rs` (reply writers), [`reply`] (fixed
+//! replies); lexing comes from [`crate::protocol::lex`].
 //!
 //! The parser reproduces memcached 1.6.18's `proto_text.c` wherever a client can see the
 //! difference:
