@@ -43,16 +43,23 @@ fn push_ttl(out: &mut Vec<u8>, ttl: Option<u32>) {
     }
 }
 
+/// Appends one echoed flag: ` O<opaque>` for an `O` token, the key for `k`.
+#[inline]
+fn push_echo(out: &mut Vec<u8>, args: &MetaArgs<'_>, tok: &[u8]) {
+    if tok[0] == b'k' {
+        push_key(out, &args.key);
+    } else {
+        out.push(b' ');
+        out.extend_from_slice(tok);
+    }
+}
+
 /// Appends the echoed `O` and `k` flags in request order (what every meta reply
 /// carries, hit or miss).
 pub fn push_opaque_and_key(out: &mut Vec<u8>, args: &MetaArgs<'_>) {
     for tok in args.flags.tokens() {
         match tok[0] {
-            b'O' => {
-                out.push(b' ');
-                out.extend_from_slice(tok);
-            }
-            b'k' => push_key(out, &args.key),
+            b'O' | b'k' => push_echo(out, args, tok),
             _ => {}
         }
     }
@@ -110,11 +117,7 @@ pub fn write_get_hit(
                 push_u64(out, u64::from(info.last_access));
             }
             b'h' => out.extend_from_slice(if info.fetched { b" h1" } else { b" h0" }),
-            b'O' => {
-                out.push(b' ');
-                out.extend_from_slice(tok);
-            }
-            b'k' => push_key(out, &args.key),
+            b'O' | b'k' => push_echo(out, args, tok),
             _ => {}
         }
     }
@@ -177,11 +180,7 @@ pub fn write_set_reply(out: &mut Vec<u8>, args: &MetaArgs<'_>, status: Status, c
     out.extend_from_slice(status.code());
     for tok in args.flags.tokens() {
         match tok[0] {
-            b'O' => {
-                out.push(b' ');
-                out.extend_from_slice(tok);
-            }
-            b'k' => push_key(out, &args.key),
+            b'O' | b'k' => push_echo(out, args, tok),
             b'c' => {
                 out.extend_from_slice(b" c");
                 push_u64(out, if status == Status::Stored { cas } else { 0 });
@@ -248,11 +247,7 @@ pub fn write_arith_reply(
                 out.extend_from_slice(b" t");
                 push_ttl(out, r.ttl);
             }
-            b'O' => {
-                out.push(b' ');
-                out.extend_from_slice(tok);
-            }
-            b'k' => push_key(out, &args.key),
+            b'O' | b'k' => push_echo(out, args, tok),
             _ => {}
         }
     }
