@@ -12,25 +12,40 @@
 //! ```text
 //!   clients --TCP--> acceptor (main thread) --round robin--> worker 0 .. worker t-1
 //!                                                            | own mio Poll (epoll, edge)
-//!                                                            | per connection:
-//!                                                            |   read buffer (16 KiB, grows
-//!                                                            |   only for one large value)
-//!                                                            |   parse in place -> execute
-//!                                                            |   -> output buffer -> 1 write
+//!                                                            | per connection: bytes in,
+//!                                                            | bytes out (read buffer of
+//!                                                            | 16 KiB, output buffer,
+//!                                                            | 1 write per batch)
 //!                                                            v
-//!   protocol::text / meta / binary    exec (meta, binary)    server::exec (text)
-//!        (bytes -> requests,              \                  /
-//!         no I/O, no store)                +--> store::Store (Arc, shared by all workers)
-//!                                                | sharded index of 4-byte handles
-//!                                                v
-//!                                   slab_core: SlabAllocator / SlabEngine (slabs in one
-//!                                   reservation, size classes, -m hard limit)
+//!   server (sockets, connections) --bytes--> exec::run --> protocol::text / meta / binary
+//!                                             |    ^         (bytes -> one request or one
+//!                                             |    |          value head; no I/O, no store)
+//!                                             v    |
+//!                              exec::text / meta / binary (one Ctx: store, settings,
+//!                                             |             counters, server Control)
+//!                                             v
+//!                                  store::Store (Arc, shared by all workers)
+//!                                             | sharded index of 4-byte handles
+//!                                             v
+//!                      slab_core: SlabAllocator / SlabEngine (slabs in one
+//!                      reservation, size classes, -m hard limit)
 //! ```
 //!
+//! Imports go down the diagram only: [`protocol`] imports neither [`exec`], [`server`]
+//! nor [`store`]; [`exec`] imports [`protocol`] and [`store`], never [`server`]; the store
+//! imports neither.
+//!
 //! - [`config`] parses memcached's command line.
-//! - [`protocol`] holds the parsers and reply writers; they borrow from the read buffer
-//!   and return `Incomplete` distinct from invalid input, so a request is parsed once,
-//!   when it is whole, with no allocation.
+//! - [`protocol`] holds the parsers and reply writers, over one shared lexer
+//!   ([`protocol::lex`]: key rules, memcached's number parsing and formatting). They
+//!   borrow from the read buffer and return `Incomplete` distinct from invalid input, so
+//!   a request is parsed once, when its line is whole, with no allocation; a storage
+//!   request whose value has not all arrived comes back as a head that borrows nothing.
+//! - [`exec`] runs requests of the three protocols against the store: its front
+//!   ([`exec::run`]) sends each request to the parser of its protocol (a text
+//!   connection's meta lines straight to the meta parser) and executes it, or keeps its
+//!   value's head while the value arrives ([`exec::Receiving`]), into its item for a
+//!   large value. What the connection does next comes back as an [`exec::After`].
 //! - [`server`] owns the sockets: per worker one `mio::Poll`; a readable connection is
 //!   read until a short read (the socket is then empty), everything parsed from the
 //!   batch is executed, and the replies leave in one `write`. Over `-c` connections a
@@ -41,7 +56,6 @@
 //!   `-Y` requires memcached's text-protocol authentication (see the crate's README).
 //! - [`store`] keeps the items: CAS, expiry, CLOCK eviction per size class, `flush_all`,
 //!   the counters behind `stats`, and the item-size histogram behind `stats sizes`.
-//! - [`exec`] runs meta and binary requests against the store.
 //! - [`item`] is the layout of an item inside its chunk.
 //!
 //! # Safety and correctness

@@ -4,7 +4,7 @@
 #![no_main]
 
 use kvcache_server::protocol::binary::{self, Command, Packet, HEADER_LEN};
-use kvcache_server::protocol::text::{ParseError, KEY_MAX_LENGTH};
+use kvcache_server::protocol::lex::{ParseError, KEY_MAX_LENGTH};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_DATA: usize = 4096;
@@ -13,19 +13,25 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = data;
     while !buf.is_empty() {
         match binary::parse(buf, MAX_DATA) {
+            Ok((Packet::Value(h), used)) => {
+                // Only while the value is incomplete.
+                assert_eq!(used, h.head_len);
+                assert!(buf.len() < h.head_len + h.vlen && h.vlen <= MAX_DATA);
+                assert_eq!(
+                    h.head_len,
+                    HEADER_LEN + usize::from(h.header.extlen) + usize::from(h.header.keylen)
+                );
+                let key = h.key.get(buf);
+                assert!(!key.is_empty() && key.len() <= KEY_MAX_LENGTH);
+                break;
+            }
             Ok((pkt, used)) => {
                 assert!(used >= HEADER_LEN && used <= buf.len());
-                // Only a packet still waiting for its value may be received.
-                assert!(binary::store_head(buf, MAX_DATA).is_none());
                 check(&pkt, used);
                 buf = &buf[used..];
             }
             Err(ParseError::Incomplete { need }) => {
                 assert!(need > buf.len());
-                if let Some(h) = binary::store_head(buf, MAX_DATA) {
-                    assert_eq!(need, h.head_len + h.vlen);
-                    assert!(h.key.len() <= KEY_MAX_LENGTH && h.vlen <= MAX_DATA);
-                }
                 break;
             }
             Err(ParseError::Close) => {
@@ -64,6 +70,7 @@ fn check(pkt: &Packet<'_>, used: usize) {
             assert!(*swallow > MAX_DATA && key.len() <= KEY_MAX_LENGTH);
         }
         Packet::Error { header, status, .. } => binary::write_error(&mut out, header, *status),
+        Packet::Value(_) => unreachable!("checked by the caller"),
     }
     // Every response is header + exactly bodylen bytes.
     let mut rest = &out[..];

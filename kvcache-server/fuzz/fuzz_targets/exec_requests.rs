@@ -1,15 +1,15 @@
 //! Parses arbitrary bytes as meta requests (or binary packets when the first byte is
-//! 0x80) and executes them against a small store, as a connection would: no panic, no
-//! leak (ASan), every reply is complete (meta replies end in `\r\n`, binary responses
-//! are header + exactly their body length), and swallow counts stay within the input
-//! limits.
+//! 0x80) and executes them against a small store, as a connection would, values in
+//! flight included: no panic, no leak (ASan), every reply is complete (meta replies end
+//! in `\r\n`, binary responses are header + exactly their body length), and swallow
+//! counts stay within the input limits.
 #![no_main]
 
 use std::sync::OnceLock;
 
-use kvcache_server::exec::{self, After};
-use kvcache_server::protocol::text::ParseError;
-use kvcache_server::protocol::{binary, meta};
+use kvcache_server::exec::context::testing::with_ctx;
+use kvcache_server::exec::{self, After, Protocol, Receiving, Step};
+use kvcache_server::protocol::{binary, text};
 use kvcache_server::store::{Store, StoreConfig};
 use libfuzzer_sys::fuzz_target;
 
@@ -26,48 +26,63 @@ fn store() -> &'static Store {
 
 fuzz_target!(|data: &[u8]| {
     let s = store();
-    let mut buf = data;
-    let is_binary = data.first() == Some(&binary::REQ_MAGIC);
+    let mut input = data.to_vec();
+    let proto = Protocol::of_first_byte(data.first().copied().unwrap_or(0));
+    let is_binary = proto == Protocol::Binary;
     let mut out = Vec::new();
-    while !buf.is_empty() {
-        let before = out.len();
-        let (after, used) = if is_binary {
-            match binary::parse(buf, MAX_DATA) {
-                Ok((pkt, n)) => {
-                    let mut stats = |_: &[u8], o: &mut Vec<u8>| {
-                        o.extend_from_slice(b"STAT pid 1\r\n");
-                        true
-                    };
-                    (exec::binary::execute(s, &pkt, &mut out, &mut stats), n)
+    let mut recv = None;
+    let mut at = 0;
+    with_ctx(s, MAX_DATA, |ctx| {
+        while at < input.len() {
+            let buf = &mut input[at..];
+            // Text mode runs the meta commands only: the text protocol's `slabs`,
+            // `flush_all` and `verbosity` would change the store the runs share.
+            if !is_binary && recv.is_none() && !text::is_meta(buf) {
+                break;
+            }
+            let before = out.len();
+            let step = if recv.is_some() {
+                Receiving::feed(ctx, &mut recv, buf, &mut out)
+            } else {
+                exec::run(ctx, proto, buf, &mut out, 0, &mut recv)
+            };
+            let reply = &out[before..];
+            if is_binary {
+                let mut rest = reply;
+                while !rest.is_empty() {
+                    assert!(rest.len() >= binary::HEADER_LEN && rest[0] == binary::RES_MAGIC);
+                    let body = u32::from_be_bytes(rest[8..12].try_into().unwrap()) as usize;
+                    assert!(rest.len() >= binary::HEADER_LEN + body);
+                    rest = &rest[binary::HEADER_LEN + body..];
                 }
-                Err(ParseError::Incomplete { .. }) | Err(ParseError::Close) => break,
+            } else {
+                assert!(reply.is_empty() || reply.ends_with(b"\r\n"));
             }
-        } else {
-            match meta::parse(buf, MAX_DATA) {
-                Ok((req, n)) => (exec::meta::execute(s, &req, &mut out), n),
-                Err(_) => break,
+            match step {
+                Step::Done { used, after } => {
+                    at += used;
+                    match after {
+                        After::Continue | After::Sent => {}
+                        After::Swallow(n) | After::SwallowThenReply(n) => {
+                            assert!(n <= u32::MAX as usize + 2);
+                            at += n.min(input.len() - at);
+                        }
+                        After::Close | After::Abort => break,
+                    }
+                }
+                Step::Incomplete { used, need } => {
+                    at += used;
+                    assert!(need == 0 || need > input.len() - at);
+                    if used == 0 {
+                        break;
+                    }
+                }
+                Step::Close => break,
             }
-        };
-        let reply = &out[before..];
-        if is_binary {
-            let mut rest = reply;
-            while !rest.is_empty() {
-                assert!(rest.len() >= binary::HEADER_LEN && rest[0] == binary::RES_MAGIC);
-                let body = u32::from_be_bytes(rest[8..12].try_into().unwrap()) as usize;
-                assert!(rest.len() >= binary::HEADER_LEN + body);
-                rest = &rest[binary::HEADER_LEN + body..];
-            }
-        } else {
-            assert!(reply.is_empty() || reply.ends_with(b"\r\n"));
         }
-        buf = &buf[used..];
-        match after {
-            After::Continue => {}
-            After::Swallow(n) => {
-                assert!(n <= u32::MAX as usize + 2);
-                buf = &buf[n.min(buf.len())..];
-            }
-            After::Close => break,
-        }
+    });
+    // A value still arriving gives its item back, as a closing connection does.
+    if let Some(r) = recv {
+        r.abandon(s);
     }
 });

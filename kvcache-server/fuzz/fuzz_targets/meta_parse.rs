@@ -3,8 +3,8 @@
 //! `Incomplete` on every prefix, limits hold, replies are well-formed lines.
 #![no_main]
 
+use kvcache_server::protocol::lex::{ParseError, KEY_MAX_LENGTH, MAX_LINE};
 use kvcache_server::protocol::meta::{self, MetaRequest};
-use kvcache_server::protocol::text::{ParseError, KEY_MAX_LENGTH, MAX_LINE};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_DATA: usize = 4096;
@@ -56,6 +56,15 @@ fn check(req: &MetaRequest<'_>, consumed: &[u8]) {
             assert!(data.len() <= MAX_DATA);
             assert!(consumed.ends_with(b"\r\n"));
             Some(args)
+        }
+        MetaRequest::Value(h) => {
+            // Only while the data block is incomplete; the head is the same once detached
+            // from the buffer and attached to a copy.
+            assert_eq!(consumed.len(), h.line_len);
+            assert!(h.vlen <= MAX_DATA);
+            let copy = consumed.to_vec();
+            assert_eq!(h.detach(consumed).attach(&copy), *h);
+            Some(&h.args)
         }
         MetaRequest::TooLarge { args, swallow } => {
             assert!(*swallow > MAX_DATA + 2);

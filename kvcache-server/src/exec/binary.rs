@@ -2,26 +2,26 @@
 //! forms (success unanswered, errors always answered, quiet get misses unanswered),
 //! opaque echo and CAS in the response header.
 
-use super::After;
+use super::context::{After, Ctx};
 use crate::protocol::binary::{self, Command, Header, Packet, Status, StoreHead, StoreKind};
+use crate::protocol::lex::format_u64;
+use crate::protocol::text::StatsKind;
 use crate::store::{IncrOutcome, MetaDeleteOutcome, Pending, Store, StoreMode, StoreOutcome};
 
 /// The version string `version` answers.
 pub const VERSION: &[u8] = b"1.6.18";
 
 /// Executes one parsed packet, appending the response(s) to `out`.
-///
-/// `stats` writes the text-protocol form of `stats <group>` (`STAT <name> <value>\r\n`
-/// lines) for a group name (empty: general stats) and returns false for an unknown
-/// group; its lines become binary stat packets.
-pub fn execute(
-    store: &Store,
-    pkt: &Packet<'_>,
-    out: &mut Vec<u8>,
-    stats: &mut dyn FnMut(&[u8], &mut Vec<u8>) -> bool,
-) -> After {
+pub fn execute(ctx: &mut Ctx<'_>, pkt: &Packet<'_>, out: &mut Vec<u8>) -> After {
+    ctx.counters.cmd_binary += 1;
+    let store = ctx.store;
     match pkt {
-        Packet::Request { header, command } => run(store, header, command, out, stats),
+        Packet::Request { header, command } => run(ctx, header, command, out),
+        // Routed before execution (see `super::step`); answered as unknown if not.
+        Packet::Value(head) => {
+            binary::write_error(out, &head.header, Status::UnknownCommand);
+            After::Continue
+        }
         Packet::TooLarge {
             header,
             key,
@@ -52,13 +52,9 @@ pub fn execute(
     }
 }
 
-fn run(
-    store: &Store,
-    h: &Header,
-    cmd: &Command<'_>,
-    out: &mut Vec<u8>,
-    stats: &mut dyn FnMut(&[u8], &mut Vec<u8>) -> bool,
-) -> After {
+/// Executes one request (a complete packet's command).
+pub(crate) fn run(ctx: &Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Vec<u8>) -> After {
+    let store = ctx.store;
     let quiet = h.quiet();
     let ok = |out: &mut Vec<u8>, cas: u64| {
         if !quiet {
@@ -141,9 +137,9 @@ fn run(
                     }
                 }
                 IncrOutcome::NotFound if exptime != u32::MAX => {
-                    let mut digits = Vec::with_capacity(20);
-                    crate::protocol::text::push_u64(&mut digits, initial);
-                    match store.store(StoreMode::Add, key, 0, i64::from(exptime), &digits) {
+                    let mut buf = [0; 20];
+                    let digits = format_u64(initial, &mut buf);
+                    match store.store(StoreMode::Add, key, 0, i64::from(exptime), digits) {
                         StoreOutcome::Stored => {
                             if !quiet {
                                 let cas = store.peek_cas(key).unwrap_or(0);
@@ -172,11 +168,12 @@ fn run(
         Command::Noop => binary::write_ok(out, h, 0),
         Command::Version => binary::write_body(out, h, VERSION),
         Command::Stat { group } => {
-            let mut text = Vec::new();
-            if !stats(group, &mut text) {
+            let Some(kind) = stats_group(group) else {
                 binary::write_error(out, h, Status::KeyNotFound);
                 return After::Continue;
-            }
+            };
+            let mut text = Vec::new();
+            ctx.control.stats(kind, &mut text);
             for line in text.split(|&b| b == b'\n') {
                 let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let Some(rest) = line.strip_prefix(b"STAT ") else {
@@ -190,6 +187,22 @@ fn run(
         }
     }
     After::Continue
+}
+
+/// The `stats` group a binary `stat` key names (memcached's prefixes), if any.
+fn stats_group(group: &[u8]) -> Option<StatsKind> {
+    use StatsKind as K;
+    Some(match group {
+        b"" => K::General,
+        b"settings" => K::Settings,
+        b"items" => K::Items,
+        b"slabs" => K::Slabs,
+        b"sizes" => K::Sizes,
+        b"sizes_fine" => K::SizesFine,
+        b"conns" => K::Conns,
+        b"reset" => K::Reset,
+        _ => return None,
+    })
 }
 
 fn miss(out: &mut Vec<u8>, h: &Header, key: &[u8], with_key: bool) {
@@ -242,17 +255,18 @@ fn store_reply(h: &Header, kind: StoreKind, outcome: StoreOutcome, cas: u64, out
 }
 
 /// Starts a `set`/`add`/`replace` whose value is received into its item (see
-/// `server::recv`): allocates the item, or answers the failure as [`execute`] would
+/// [`super::value`]): allocates the item, or answers the failure as [`execute`] would
 /// and returns `None`.
 pub(crate) fn store_begin(
     store: &Store,
-    head: &StoreHead<'_>,
+    head: &StoreHead,
+    key: &[u8],
     out: &mut Vec<u8>,
 ) -> Option<Pending> {
     let h = &head.header;
     match store.begin_store(
         store_mode(h, head.kind),
-        head.key,
+        key,
         head.flags,
         i64::from(head.exptime),
         head.vlen,

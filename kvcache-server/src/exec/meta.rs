@@ -1,17 +1,19 @@
 //! Runs meta commands (`mg`, `ms`, `md`, `ma`, `mn`, `me`) with memcached 1.6.18's
 //! semantics and reply bytes.
 
-use super::{ttl_left, After};
+use super::context::{ttl_left, After, Ctx};
+use crate::protocol::lex::format_u64;
 use crate::protocol::meta::{
     self, reply, ArithResult, DebugInfo, ItemInfo, MetaArgs, MetaRequest, SetMode, Status, WinFlags,
 };
-use crate::protocol::text::push_u64;
 use crate::store::{
     IncrOutcome, MetaDeleteOutcome, MetaGetOptions, Pending, Store, StoreMode, StoreOutcome,
 };
 
 /// Executes one parsed meta request, appending its reply to `out`.
-pub fn execute(store: &Store, req: &MetaRequest<'_>, out: &mut Vec<u8>) -> After {
+pub fn execute(ctx: &mut Ctx<'_>, req: &MetaRequest<'_>, out: &mut Vec<u8>) -> After {
+    ctx.counters.cmd_meta += 1;
+    let store = ctx.store;
     match req {
         MetaRequest::Get(args) => get(store, args, out),
         MetaRequest::Set { args, mode, data } => set(store, args, *mode, data, out),
@@ -19,7 +21,7 @@ pub fn execute(store: &Store, req: &MetaRequest<'_>, out: &mut Vec<u8>) -> After
             // memcached drops the old value so that a failed set leaves no stale data.
             store.delete(args.key.bytes());
             out.extend_from_slice(reply::TOO_LARGE);
-            return After::Swallow(*swallow);
+            return After::SwallowThenReply(*swallow);
         }
         MetaRequest::Delete(args) => delete(store, args, out),
         MetaRequest::Arith { args, incr } => arith(store, args, *incr, out),
@@ -42,9 +44,11 @@ pub fn execute(store: &Store, req: &MetaRequest<'_>, out: &mut Vec<u8>) -> After
         MetaRequest::Error { line, swallow } => {
             out.extend_from_slice(line);
             if *swallow > 0 {
-                return After::Swallow(*swallow);
+                return After::SwallowThenReply(*swallow);
             }
         }
+        // Routed before execution (see `super::step`); answered as unknown if not.
+        MetaRequest::Value(_) => out.extend_from_slice(reply::ERROR),
     }
     After::Continue
 }
@@ -92,7 +96,14 @@ fn set_mode(args: &MetaArgs<'_>, mode: SetMode) -> StoreMode {
     }
 }
 
-fn set(store: &Store, args: &MetaArgs<'_>, mode: SetMode, data: &[u8], out: &mut Vec<u8>) {
+/// Executes an `ms` with its data.
+pub(crate) fn set(
+    store: &Store,
+    args: &MetaArgs<'_>,
+    mode: SetMode,
+    data: &[u8],
+    out: &mut Vec<u8>,
+) {
     let f = &args.flags;
     let key = args.key.bytes();
     let exptime = f.ttl.unwrap_or(0);
@@ -123,7 +134,7 @@ fn set(store: &Store, args: &MetaArgs<'_>, mode: SetMode, data: &[u8], out: &mut
 }
 
 /// Whether an `ms` can have its value received into its item (see
-/// `server::recv`): plain sets, adds, replaces and CAS sets; not appends, prepends or
+/// [`super::value`]): plain sets, adds, replaces and CAS sets; not appends, prepends or
 /// invalidating CAS sets, which need the old value or the old item's state.
 pub(crate) fn set_streams(args: &MetaArgs<'_>, mode: SetMode) -> bool {
     match set_mode(args, mode) {
@@ -227,9 +238,9 @@ fn arith(store: &Store, args: &MetaArgs<'_>, incr: bool, out: &mut Vec<u8>) {
         IncrOutcome::Value(v) => v,
         IncrOutcome::NotFound => match f.vivify {
             Some(ttl) => {
-                let mut digits = Vec::with_capacity(20);
-                push_u64(&mut digits, f.initial);
-                match store.store(StoreMode::Add, key, 0, ttl, &digits) {
+                let mut buf = [0; 20];
+                let digits = format_u64(f.initial, &mut buf);
+                match store.store(StoreMode::Add, key, 0, ttl, digits) {
                     StoreOutcome::Stored => f.initial,
                     StoreOutcome::TooLarge | StoreOutcome::OutOfMemory => {
                         return out.extend_from_slice(
@@ -258,6 +269,7 @@ fn arith(store: &Store, args: &MetaArgs<'_>, incr: bool, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exec::context::testing::with_ctx;
     use crate::store::StoreConfig;
 
     fn store() -> Store {
@@ -270,7 +282,8 @@ mod tests {
         let mut buf = input;
         while !buf.is_empty() {
             let (req, n) = meta::parse(buf, 1 << 20).expect("complete request");
-            assert_eq!(execute(store, &req, &mut out), After::Continue);
+            let after = with_ctx(store, 1 << 20, |ctx| execute(ctx, &req, &mut out));
+            assert_eq!(after, After::Continue);
             buf = &buf[n..];
         }
         out
@@ -363,7 +376,8 @@ mod tests {
         run(&s, b"ms k 1\r\nx\r\n");
         let (req, n) = meta::parse(b"ms k 2000000\r\n", 1 << 20).unwrap();
         let mut out = Vec::new();
-        assert_eq!(execute(&s, &req, &mut out), After::Swallow(2_000_002));
+        let after = with_ctx(&s, 1 << 20, |ctx| execute(ctx, &req, &mut out));
+        assert_eq!(after, After::SwallowThenReply(2_000_002));
         assert_eq!(n, 14);
         assert_eq!(out, reply::TOO_LARGE);
         assert_eq!(run(&s, b"mg k\r\n"), b"EN\r\n");

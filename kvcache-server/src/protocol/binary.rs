@@ -5,7 +5,8 @@
 //! type, vbucket, total body length, opaque, CAS; big-endian) followed by extras, key and
 //! value. [`parse`] returns one [`Packet`] and the bytes it used, or a [`ParseError`]:
 //! `Incomplete` (with the total length when known) or `Close` (bad magic, as memcached
-//! closes the connection then).
+//! closes the connection then). A storage packet whose value has not all arrived yields
+//! its head ([`Packet::Value`]) once header, extras and key have.
 //!
 //! The checks follow memcached 1.6.18's `proto_bin.c`:
 //! - key and extras longer than the body: `Unknown command`, then close;
@@ -19,7 +20,7 @@
 //! Lengths are checked before anything is buffered: apart from storage values (bounded
 //! by the item size limit), a packet's body is at most 255 + 250 bytes.
 
-use super::text::{ParseError, KEY_MAX_LENGTH};
+use super::lex::{ParseError, Span, KEY_MAX_LENGTH};
 
 /// Request magic byte.
 pub const REQ_MAGIC: u8 = 0x80;
@@ -290,6 +291,9 @@ pub enum Packet<'a> {
         /// Bytes of value still to discard.
         swallow: usize,
     },
+    /// A storage packet whose value has not all arrived: the returned length is that of
+    /// header, extras and key; the value ([`StoreHead::vlen`] bytes) follows.
+    Value(StoreHead),
     /// An error response, then discard `swallow` bytes, and close the connection after
     /// writing if `close`.
     Error {
@@ -490,19 +494,20 @@ pub fn parse(buf: &[u8], max_data: usize) -> Result<(Packet<'_>, usize), ParseEr
     }
 }
 
-/// A `set`/`add`/`replace` (or quiet form) whose header, extras and key have arrived and
-/// passed [`parse`]'s checks, its value not all there yet.
+/// A storage packet whose header, extras and key have arrived and passed [`parse`]'s
+/// checks, its value not all there yet ([`Packet::Value`]). It borrows nothing: the key
+/// is found again in the packet's bytes, wherever they are by then.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StoreHead<'a> {
+pub struct StoreHead {
     /// Its header.
     pub header: Header,
     /// Which storage command.
     pub kind: StoreKind,
-    /// The key.
-    pub key: &'a [u8],
-    /// Client flags.
+    /// The key, in the packet's bytes.
+    pub key: Span,
+    /// Client flags (0 for append/prepend).
     pub flags: u32,
-    /// Raw expiration.
+    /// Raw expiration (0 for append/prepend).
     pub exptime: u32,
     /// The value's length.
     pub vlen: usize,
@@ -510,40 +515,17 @@ pub struct StoreHead<'a> {
     pub head_len: usize,
 }
 
-/// The `set`/`add`/`replace` at the start of `buf` when everything but (part of) its
-/// value has arrived and the value is at most `max_data` bytes: what a receiver that
-/// stores the value as it arrives needs. `None` for anything else ([`parse`] deals with
-/// it; `append`/`prepend` are left to it too).
-pub fn store_head(buf: &[u8], max_data: usize) -> Option<StoreHead<'_>> {
-    use opcode::*;
-    let header = Header::decode(buf.get(..HEADER_LEN)?)?;
-    let kind = match header.opcode {
-        SET | SETQ => StoreKind::Set,
-        ADD | ADDQ => StoreKind::Add,
-        REPLACE | REPLACEQ => StoreKind::Replace,
-        _ => return None,
-    };
-    let (extlen, keylen) = (usize::from(header.extlen), usize::from(header.keylen));
-    let head_len = HEADER_LEN + extlen + keylen;
-    let total = HEADER_LEN + header.bodylen as usize;
-    if buf.len() < head_len || buf.len() >= total {
-        return None;
+impl StoreHead {
+    /// The complete request, from the packet's bytes (at least `head_len + vlen` of them).
+    pub fn command<'a>(&self, packet: &'a [u8]) -> Command<'a> {
+        Command::Store {
+            kind: self.kind,
+            key: self.key.get(packet),
+            flags: self.flags,
+            exptime: self.exptime,
+            value: &packet[self.head_len..self.head_len + self.vlen],
+        }
     }
-    // The same checks as a complete packet's: `parse` asks for exactly the rest.
-    match parse(&buf[..head_len], max_data) {
-        Err(ParseError::Incomplete { need }) if need == total => {}
-        _ => return None,
-    }
-    let ext = &buf[HEADER_LEN..HEADER_LEN + extlen];
-    Some(StoreHead {
-        header,
-        kind,
-        key: &buf[HEADER_LEN + extlen..head_len],
-        flags: be32(ext),
-        exptime: be32(&ext[4..]),
-        vlen: total - head_len,
-        head_len,
-    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -571,7 +553,16 @@ fn store<'a>(
     }
     let total = head + vlen;
     if buf.len() < total {
-        return Err(ParseError::Incomplete { need: total });
+        let head = StoreHead {
+            header,
+            kind,
+            key: Span::of(key, buf),
+            flags,
+            exptime,
+            vlen,
+            head_len: head,
+        };
+        return Ok((Packet::Value(head), head.head_len));
     }
     Ok((
         Packet::Request {
@@ -732,6 +723,17 @@ mod tests {
         e
     }
 
+    /// The head [`parse`] returns for a storage packet whose value is incomplete.
+    fn store_head(buf: &[u8], max: usize) -> Option<StoreHead> {
+        match parse(buf, max) {
+            Ok((Packet::Value(h), n)) => {
+                assert_eq!(n, h.head_len);
+                Some(h)
+            }
+            _ => None,
+        }
+    }
+
     #[test]
     fn store_head_while_the_value_is_incomplete() {
         let pkt = request(REPLACEQ, b"key", &set_extras(5, 10), b"hello", 7, 9);
@@ -742,7 +744,14 @@ mod tests {
                 Some(h) => {
                     assert!(cut >= head);
                     assert_eq!(
-                        (h.kind, h.key, h.flags, h.exptime, h.vlen, h.head_len),
+                        (
+                            h.kind,
+                            h.key.get(&pkt),
+                            h.flags,
+                            h.exptime,
+                            h.vlen,
+                            h.head_len
+                        ),
                         (StoreKind::Replace, &b"key"[..], 5, 10, 5, head)
                     );
                     assert_eq!((h.header.opaque, h.header.cas), (7, 9));
@@ -750,9 +759,18 @@ mod tests {
             }
         }
         assert_eq!(store_head(&pkt, MAX), None);
-        // Append is buffered; a bad extras length is answered by `parse`.
+        // Append too; a bad extras length is answered by `parse`.
         let app = request(APPEND, b"key", &[], b"hello", 0, 0);
-        assert_eq!(store_head(&app[..HEADER_LEN + 3], MAX), None);
+        let h = store_head(&app[..HEADER_LEN + 3], MAX).expect("append head");
+        assert_eq!(
+            h.command(&app),
+            parse(&app, MAX)
+                .map(|(p, _)| match p {
+                    Packet::Request { command, .. } => command,
+                    _ => panic!(),
+                })
+                .unwrap()
+        );
         let bad = request(SET, b"key", &[0; 4], b"hello", 0, 0);
         assert_eq!(store_head(&bad[..HEADER_LEN + 7], MAX), None);
     }
@@ -763,7 +781,7 @@ mod tests {
         for cut in 0..pkt.len() {
             assert!(matches!(
                 parse(&pkt[..cut], MAX),
-                Err(ParseError::Incomplete { .. })
+                Err(ParseError::Incomplete { .. }) | Ok((Packet::Value(_), 33))
             ));
         }
         let (p, n) = parse(&pkt, MAX).unwrap();

@@ -1,8 +1,14 @@
 //! Wire protocols: parsers and reply writers. Nothing here does I/O or touches the
-//! store; the server feeds bytes in and executes what comes out.
+//! store; the execution layer ([`crate::exec`]) feeds bytes in and runs what comes out.
 //!
-//! - [`text`]: memcached's classic text protocol (`get`, `set`, `incr`, `stats`...).
+//! - [`lex`]: what the parsers share (the `Incomplete`/`Close` outcome, key rules, lines
+//!   and tokens, memcached's number parsing and formatting);
+//! - [`text`]: memcached's classic text protocol (`get`, `set`, `incr`, `stats`...);
+//! - [`meta`]: the meta commands (`mg`, `ms`, `md`, `ma`, `mn`, `me`), spoken on a text
+//!   connection;
+//! - [`binary`]: the binary protocol.
 
 pub mod binary;
+pub mod lex;
 pub mod meta;
 pub mod text;

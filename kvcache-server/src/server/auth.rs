@@ -204,7 +204,7 @@ pub(crate) fn step(buf: &[u8], pending: Option<usize>) -> AuthStep {
         let line = &line[..memchr::memchr(0, line).unwrap_or(line.len())];
         let t = tokens(line);
         let size = (t.len() >= 5 && t[0] == b"set")
-            .then(|| crate::protocol::text::parse_u32(t[4]))
+            .then(|| crate::protocol::lex::parse_u32(t[4]))
             .flatten();
         let (reply, pending) = match size {
             // memcached computes `size + 2` in 32 bits.

@@ -7,12 +7,15 @@ use std::time::Instant;
 
 use mio::net::TcpStream;
 
+use crate::exec::{Protocol, Receiving};
+
 /// The read buffer's normal size (memcached's `READ_BUFFER_SIZE`).
 pub(crate) const READ_BUF: usize = 16 * 1024;
 
 /// An output buffer larger than this is written before more requests are executed, and
-/// a connection stops reading while it cannot be written.
-pub(crate) const OUT_HIGH_WATER: usize = 64 * 1024;
+/// a connection stops reading while it cannot be written (a multi-key `get` pauses at
+/// the same mark).
+pub(crate) const OUT_HIGH_WATER: usize = crate::exec::text::OUT_BUDGET;
 
 /// Buffers grown beyond this are shrunk back when empty.
 const SHRINK_ABOVE: usize = 64 * 1024;
@@ -51,14 +54,6 @@ impl ConnInfo {
     }
 }
 
-/// How the connection speaks, decided by its first byte (memcached's auto-negotiation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Unknown,
-    Text,
-    Binary,
-}
-
 /// A connection owned by one worker.
 #[derive(Debug)]
 pub(crate) struct Conn {
@@ -73,12 +68,13 @@ pub(crate) struct Conn {
     /// The reply to send once `swallow` is done (text and meta answer a refused value
     /// after discarding it, as memcached does).
     pub after_swallow: Vec<u8>,
-    /// A storage request whose value is being received into its item.
-    pub recv: Option<super::recv::Receiving>,
+    /// A storage request whose value is arriving.
+    pub recv: Option<Receiving>,
     /// Replies not yet written: `out[out_pos..]`.
     pub out: Vec<u8>,
     pub out_pos: usize,
-    pub mode: Mode,
+    /// How the connection speaks, once its first byte has arrived.
+    pub proto: Option<Protocol>,
     /// Close once `out` is written (quit, protocol error, peer closed).
     pub closing: bool,
     /// Reading paused because `out` could not be written; resume when it drains.
@@ -132,7 +128,7 @@ impl Conn {
             recv: None,
             out: Vec::with_capacity(READ_BUF),
             out_pos: 0,
-            mode: Mode::Unknown,
+            proto: None,
             closing: false,
             read_paused: false,
             eof: false,
@@ -154,7 +150,7 @@ impl Conn {
     /// The buffer grows with the bytes that actually arrive, at most doubling what is
     /// pending, not to the declared length at once: a client that declares a 1 MB value
     /// and sends a few bytes costs a few kilobytes, not a megabyte. (Most large values
-    /// never come here: they are received into their item, see [`super::recv`].)
+    /// never come here: they are received into their item, see [`Receiving`].)
     pub fn reserve_read(&mut self, need: usize) {
         let pending = self.rend - self.rstart;
         let free = READ_BUF / 4;

@@ -1,5 +1,5 @@
-//! The network side: an acceptor, `-t` workers on mio, connections, and the execution
-//! of text-protocol requests against the store.
+//! The network side: an acceptor, `-t` workers on mio, and the connections, which know
+//! bytes in and bytes out only: what the bytes mean is [`crate::exec`]'s business.
 //!
 //! ```text
 //!                   +-----------------------------+
@@ -38,10 +38,10 @@
 
 pub mod auth;
 mod conn;
-mod exec;
+mod control;
 mod recv;
 mod report;
-pub mod stats;
+mod shared;
 mod worker;
 
 use std::io::{self, Write};
@@ -55,42 +55,13 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::Config;
+use crate::exec::stats::StatsHub;
+use crate::exec::Settings;
 use crate::protocol::text::reply;
 use crate::store::Store;
 
 pub use conn::ConnInfo;
-
-/// State every thread shares.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub cfg: Config,
-    pub store: Arc<Store>,
-    pub stats: stats::StatsHub,
-    /// Unix time at start (memcached's `process_started`).
-    pub started: u64,
-    pub verbosity: AtomicU32,
-    pub curr_conns: AtomicUsize,
-    pub total_conns: AtomicUsize,
-    pub rejected_conns: AtomicUsize,
-    pub shutdown: AtomicBool,
-    /// Live connections, for `stats conns`.
-    pub conns: Mutex<Vec<Arc<ConnInfo>>>,
-    pub local_addr: SocketAddr,
-    /// The listening socket's fd (for `stats conns`).
-    pub listen_fd: i32,
-    /// `-Y`: the credentials connections must present.
-    pub auth: Option<auth::AuthFile>,
-    /// Wakes the acceptor when a stop is asked.
-    stop_waker: Arc<Waker>,
-}
-
-impl Shared {
-    /// Stops the server: the acceptor stops listening and the workers finish.
-    pub fn request_stop(&self) {
-        self.shutdown.store(true, Ordering::SeqCst);
-        let _ = self.stop_waker.wake();
-    }
-}
+use shared::Shared;
 
 /// A running server: the listener is bound and the workers are started.
 #[derive(Debug)]
@@ -153,7 +124,12 @@ impl Server {
         let poll = Poll::new()?;
         let stop_waker = Arc::new(Waker::new(poll.registry(), STOP)?);
         let shared = Arc::new(Shared {
-            stats: stats::StatsHub::new(cfg.threads),
+            settings: Settings {
+                item_size_max: cfg.item_size_max,
+                flush_enabled: cfg.flush_enabled,
+                shutdown_enabled: cfg.shutdown_enabled,
+            },
+            stats: StatsHub::new(cfg.threads),
             verbosity: AtomicU32::new(u32::from(cfg.verbose)),
             cfg,
             store,

@@ -2,18 +2,8 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::Shared;
-use crate::protocol::text::{reply, write_stat, StatsKind};
-
-/// Appends the reply to `stats <kind>`.
-pub(crate) fn stats(shared: &Shared, kind: StatsKind, out: &mut Vec<u8>) {
-    lines(shared, kind, out);
-    out.extend_from_slice(if kind == StatsKind::Reset {
-        reply::RESET
-    } else {
-        reply::END
-    });
-}
+use super::shared::Shared;
+use crate::protocol::text::{write_stat, StatsKind};
 
 /// The `STAT <name> <value>\r\n` lines of `stats <kind>` without the closing line
 /// (`stats reset` resets and writes nothing).

@@ -20,16 +20,12 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::auth::{self, AuthStep};
 use super::conn::{
-    Conn, ConnInfo, Mode, ReadResult, OUT_HIGH_WATER, READ_BUF, STATE_NREAD, STATE_PARSE,
-    STATE_SWALLOW,
+    Conn, ConnInfo, ReadResult, OUT_HIGH_WATER, READ_BUF, STATE_NREAD, STATE_PARSE, STATE_SWALLOW,
 };
-use super::exec::{self, Ctx};
+use super::control::ServerControl;
 use super::recv;
-use super::report;
-use super::stats::Counters;
-use super::Shared;
-use crate::protocol::text::{self, ParseError, Request, ShutdownMode};
-use crate::protocol::{binary, meta};
+use super::shared::Shared;
+use crate::exec::{self, After, Counters, Protocol, Receiving, Step};
 
 const WAKER: Token = Token(usize::MAX);
 
@@ -45,6 +41,35 @@ const TIMEOUT_SCAN: Duration = Duration::from_secs(1);
 /// and close (the process exits within 5 seconds of SIGTERM, also when a client does not
 /// read its replies).
 const STOP_GRACE: Duration = Duration::from_millis(3000);
+
+/// What a connection's handling needs of its worker.
+#[derive(Debug)]
+struct Ctx<'a> {
+    shared: &'a Shared,
+    counters: &'a mut Counters,
+    control: ServerControl<'a>,
+}
+
+impl<'a> Ctx<'a> {
+    fn new(shared: &'a Shared, counters: &'a mut Counters, worker: usize) -> Self {
+        Ctx {
+            shared,
+            counters,
+            control: ServerControl { shared, worker },
+        }
+    }
+
+    /// The execution context.
+    #[inline]
+    fn exec(&mut self) -> exec::Ctx<'_> {
+        exec::Ctx {
+            store: &self.shared.store,
+            settings: &self.shared.settings,
+            counters: self.counters,
+            control: &self.control,
+        }
+    }
+}
 
 /// A worker before it runs.
 #[derive(Debug)]
@@ -125,12 +150,7 @@ impl Worker {
                 let Some(Some(conn)) = self.conns.get_mut(i) else {
                     continue;
                 };
-                let mut ctx = Ctx {
-                    shared: &self.shared,
-                    counters: &mut self.counters,
-                    worker: self.id,
-                    resume: None,
-                };
+                let mut ctx = Ctx::new(&self.shared, &mut self.counters, self.id);
                 conn.borrow_out(&mut self.spare_out);
                 let keep = drive(
                     &mut ctx,
@@ -154,12 +174,7 @@ impl Worker {
                     // An event already resumed it.
                     continue;
                 }
-                let mut ctx = Ctx {
-                    shared: &self.shared,
-                    counters: &mut self.counters,
-                    worker: self.id,
-                    resume: None,
-                };
+                let mut ctx = Ctx::new(&self.shared, &mut self.counters, self.id);
                 conn.borrow_out(&mut self.spare_out);
                 let keep = drive(&mut ctx, conn, true, false, false);
                 conn.return_out(&mut self.spare_out);
@@ -254,7 +269,7 @@ impl Worker {
             let mut conn = Conn::new(stream, info, self.shared.auth.is_none());
             if self.shared.auth.is_some() {
                 // memcached binds the text protocol only with `-Y`.
-                conn.mode = Mode::Text;
+                conn.proto = Some(Protocol::Text);
             }
             self.conns[i] = Some(conn);
         }
@@ -288,12 +303,7 @@ impl Worker {
                 let Some(conn) = self.conns[i].as_mut() else {
                     continue;
                 };
-                let mut ctx = Ctx {
-                    shared: &self.shared,
-                    counters: &mut self.counters,
-                    worker: self.id,
-                    resume: None,
-                };
+                let mut ctx = Ctx::new(&self.shared, &mut self.counters, self.id);
                 if finish_step(&mut ctx, conn) {
                     open += 1;
                 } else {
@@ -531,14 +541,6 @@ fn authenticate(ctx: &mut Ctx<'_>, conn: &mut Conn) -> AuthProgress {
     AuthProgress::Continue
 }
 
-/// Asks the server to stop, as `shutdown` does.
-fn shutdown_command(ctx: &Ctx<'_>, graceful: bool) {
-    if graceful {
-        eprintln!("Gracefully stopping");
-    }
-    ctx.shared.request_stop();
-}
-
 fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usize {
     loop {
         if conn.closing {
@@ -564,118 +566,61 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
             conn.out.extend_from_slice(&conn.after_swallow);
             conn.after_swallow.clear();
         }
-        if conn.recv.is_some() {
-            if !recv::feed(ctx, conn) {
-                conn.info.state.store(STATE_NREAD, Ordering::Relaxed);
+        let mark = conn.out.len();
+        let step = if conn.recv.is_some() {
+            let buf = &conn.rbuf[conn.rstart..conn.rend];
+            Receiving::feed(&mut ctx.exec(), &mut conn.recv, buf, &mut conn.out)
+        } else {
+            let buf = &mut conn.rbuf[conn.rstart..conn.rend];
+            if buf.is_empty() {
+                conn.info.state.store(STATE_PARSE, Ordering::Relaxed);
                 return 0;
             }
-            continue;
-        }
-        let mark = conn.out.len();
-        let buf = &conn.rbuf[conn.rstart..conn.rend];
-        if buf.is_empty() {
-            conn.info.state.store(STATE_PARSE, Ordering::Relaxed);
-            return 0;
-        }
-        if conn.mode == Mode::Unknown {
-            conn.mode = if buf[0] == 0x80 {
-                Mode::Binary
-            } else {
-                Mode::Text
-            };
-        }
-        let max = ctx.shared.cfg.item_size_max;
-        let base = buf.as_ptr() as usize;
-        let mut flushes = false;
-        let mut resume = None;
-        let parsed = if conn.mode == Mode::Binary {
-            binary::parse(buf, max).map(|(pkt, n)| {
-                ctx.counters.cmd_binary += 1;
-                let shared = ctx.shared;
-                let mut stats = |group: &[u8], out: &mut Vec<u8>| match binary_stats_group(group) {
-                    Some(kind) => {
-                        report::lines(shared, kind, out);
-                        true
-                    }
-                    None => false,
-                };
-                (
-                    crate::exec::binary::execute(&shared.store, &pkt, &mut conn.out, &mut stats),
-                    n,
-                )
-            })
-        } else {
-            match text::parse(buf, max) {
-                Ok((Request::Meta, _)) => meta::parse(buf, max).map(|(req, n)| {
-                    ctx.counters.cmd_meta += 1;
-                    // `mn` makes memcached write its replies out.
-                    flushes = buf.starts_with(b"mn") && matches!(buf[2], b' ' | b'\r' | b'\n');
-                    (
-                        crate::exec::meta::execute(&ctx.shared.store, &req, &mut conn.out),
-                        n,
-                    )
-                }),
-                Ok((Request::Shutdown(mode), n))
-                    if ctx.shared.cfg.shutdown_enabled && mode != ShutdownMode::Invalid =>
-                {
-                    // memcached closes this connection at once, without a reply, and
-                    // stops.
-                    conn.rstart += n;
-                    conn.drop_unsent();
-                    conn.closing = true;
-                    *commands = true;
-                    shutdown_command(ctx, mode == ShutdownMode::Graceful);
-                    return 0;
-                }
-                Ok((req, n)) => {
-                    if req == Request::RetrievalKeyTooLong {
-                        // As memcached: the replies not yet sent are dropped.
-                        conn.out.truncate(conn.out_pos);
-                    }
-                    flushes = matches!(req, Request::Get { .. } | Request::Gat { .. });
-                    let after = exec::execute(ctx, req, &mut conn.out, conn.out_pos);
-                    resume = ctx.resume.take();
-                    Ok((after, n))
-                }
-                Err(e) => Err(e),
-            }
+            let proto = *conn
+                .proto
+                .get_or_insert_with(|| Protocol::of_first_byte(buf[0]));
+            let written = conn.out_pos;
+            exec::run(
+                &mut ctx.exec(),
+                proto,
+                buf,
+                &mut conn.out,
+                written,
+                &mut conn.recv,
+            )
         };
-        match parsed {
-            Ok((after, n)) => {
+        match step {
+            Step::Done { used, after } => {
                 *commands = true;
-                match resume {
-                    // A multi-key retrieval stopped early: blank the keys it answered
-                    // (the tokenizer skips runs of spaces) and run the rest of the line
-                    // once the output has drained. The line is not consumed.
-                    Some((from, to)) => {
-                        let start = conn.rstart + (from - base);
-                        let end = conn.rstart + (to - base);
-                        conn.rbuf[start..end].fill(b' ');
+                conn.rstart += used;
+                match after {
+                    After::Continue => {}
+                    After::Sent => conn.sent_mark = conn.out.len(),
+                    After::Swallow(n) => conn.swallow = n,
+                    After::SwallowThenReply(n) => {
+                        // The reply goes out once the bytes are discarded.
+                        conn.swallow = n;
+                        conn.after_swallow.extend_from_slice(&conn.out[mark..]);
+                        conn.out.truncate(mark);
                     }
-                    None => conn.rstart += n,
-                }
-                apply_after(conn, after);
-                if conn.swallow > 0 && conn.mode == Mode::Text {
-                    // memcached answers a refused text or meta value after discarding it.
-                    conn.after_swallow.extend_from_slice(&conn.out[mark..]);
-                    conn.out.truncate(mark);
-                }
-                if flushes {
-                    conn.sent_mark = conn.out.len();
+                    After::Close => conn.closing = true,
+                    After::Abort => {
+                        conn.drop_unsent();
+                        conn.closing = true;
+                        return 0;
+                    }
                 }
             }
-            Err(ParseError::Incomplete { need }) => {
-                if need > 0 && recv::start(ctx, conn) {
-                    *commands = true;
-                    continue;
-                }
+            Step::Incomplete { used, need } => {
+                conn.rstart += used;
+                let nread = need > 0 || conn.recv.is_some();
                 conn.info.state.store(
-                    if need > 0 { STATE_NREAD } else { STATE_PARSE },
+                    if nread { STATE_NREAD } else { STATE_PARSE },
                     Ordering::Relaxed,
                 );
                 return need;
             }
-            Err(ParseError::Close) => {
+            Step::Close => {
                 // memcached closes at once: replies it had not written are lost.
                 conn.drop_unsent();
                 conn.closing = true;
@@ -700,29 +645,4 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
             }
         }
     }
-}
-
-/// Applies what a meta or binary request asks of the connection.
-fn apply_after(conn: &mut Conn, after: crate::exec::After) {
-    match after {
-        crate::exec::After::Continue => {}
-        crate::exec::After::Swallow(n) => conn.swallow = n,
-        crate::exec::After::Close => conn.closing = true,
-    }
-}
-
-/// The `stats` group a binary `stat` key names (memcached's prefixes), if any.
-fn binary_stats_group(group: &[u8]) -> Option<text::StatsKind> {
-    use text::StatsKind as K;
-    Some(match group {
-        b"" => K::General,
-        b"settings" => K::Settings,
-        b"items" => K::Items,
-        b"slabs" => K::Slabs,
-        b"sizes" => K::Sizes,
-        b"sizes_fine" => K::SizesFine,
-        b"conns" => K::Conns,
-        b"reset" => K::Reset,
-        _ => return None,
-    })
 }

@@ -1,4 +1,5 @@
-//! Server-side counters (commands, hits, bytes, connections) and the `stats` replies.
+//! Per-worker counters (commands, hits, bytes, connections) and their sums for `stats`
+//! (the replies themselves are written by the server, which knows every worker).
 //!
 //! Each worker counts into a plain [`Counters`] it owns and publishes it, once per poll
 //! iteration, to its [`PublishedCounters`] with relaxed stores: a request costs a few

@@ -1,32 +1,24 @@
-//! Executes parsed text-protocol requests against the store and appends the replies.
+//! Runs text-protocol requests (`get`, `set`, `incr`, `stats`...) with memcached
+//! 1.6.18's semantics and reply bytes.
 
-use std::sync::atomic::Ordering;
-
-pub(crate) use crate::exec::After;
-
+use super::context::{After, Ctx};
 use super::stats::Counters;
-use super::Shared;
 use crate::protocol::text::{
-    reply, write_number, write_value_head, Request, StorageHead, StorageKind, StorageRequest,
+    reply, write_number, write_value_head, Request, ShutdownMode, StatsKind, StorageHead,
+    StorageKind, StorageRequest,
 };
-use crate::store::{IncrOutcome, Pending, StoreMode, StoreOutcome};
-
-/// What execution needs besides the request.
-#[derive(Debug)]
-pub(crate) struct Ctx<'a> {
-    pub shared: &'a Shared,
-    pub counters: &'a mut Counters,
-    pub worker: usize,
-    /// Set by a multi-key `get`/`gat` that stopped early because its replies went over
-    /// [`MULTIGET_OUT_BUDGET`]: the addresses (inside the request's line) of the first
-    /// key answered by this call and of the first key not yet answered. The caller
-    /// blanks the answered keys and runs the line again once the output has drained.
-    pub resume: Option<(usize, usize)>,
-}
+use crate::store::{IncrOutcome, Pending, Store, StoreMode, StoreOutcome};
 
 /// A multi-key `get` stops adding values once this many reply bytes wait to be sent
-/// (after answering at least one key), so one request cannot buffer gigabytes.
-pub(crate) const MULTIGET_OUT_BUDGET: usize = super::conn::OUT_HIGH_WATER;
+/// (after answering at least one key), so one request cannot buffer gigabytes; the
+/// connection stops executing at the same mark.
+pub const OUT_BUDGET: usize = 64 * 1024;
+
+/// Where a multi-key `get`/`gat` stopped because its replies went over [`OUT_BUDGET`]:
+/// the addresses (inside the request's line) of the first key answered by this call and
+/// of the first key not yet answered. The caller blanks the answered keys and runs the
+/// line again once the output has drained.
+pub type Resume = Option<(usize, usize)>;
 
 #[inline]
 fn put(out: &mut Vec<u8>, line: &[u8], noreply: bool) {
@@ -38,17 +30,18 @@ fn put(out: &mut Vec<u8>, line: &[u8], noreply: bool) {
 /// Executes one request, appending its reply to `out`.
 ///
 /// `written` is how many bytes at the front of `out` the socket already took: a
-/// multi-key retrieval stops early when more than [`MULTIGET_OUT_BUDGET`] bytes wait.
-pub(crate) fn execute(
+/// multi-key retrieval stops early when more than [`OUT_BUDGET`] bytes wait, and says
+/// where ([`Resume`]).
+pub fn execute(
     ctx: &mut Ctx<'_>,
-    req: Request<'_>,
+    req: &Request<'_>,
     out: &mut Vec<u8>,
     written: usize,
-) -> After {
-    let store = &*ctx.shared.store;
+) -> (After, Resume) {
+    let store = ctx.store;
     let c = &mut *ctx.counters;
-    let over_budget = |out: &Vec<u8>| out.len().saturating_sub(written) > MULTIGET_OUT_BUDGET;
-    match req {
+    let over_budget = |out: &Vec<u8>| out.len().saturating_sub(written) > OUT_BUDGET;
+    match *req {
         Request::Get { cas, keys } => {
             let mut first = None;
             let mut keys = keys.peekable();
@@ -68,12 +61,12 @@ pub(crate) fn execute(
                 }
                 if let (Some(next), Some(first)) = (keys.peek(), first) {
                     if over_budget(out) {
-                        ctx.resume = Some((first, next.as_ptr() as usize));
-                        return After::Continue;
+                        return (After::Sent, Some((first, next.as_ptr() as usize)));
                     }
                 }
             }
             out.extend_from_slice(reply::END);
+            return (After::Sent, None);
         }
         Request::Gat { cas, exptime, keys } => {
             let mut first = None;
@@ -97,12 +90,12 @@ pub(crate) fn execute(
                 }
                 if let (Some(next), Some(first)) = (keys.peek(), first) {
                     if over_budget(out) {
-                        ctx.resume = Some((first, next.as_ptr() as usize));
-                        return After::Continue;
+                        return (After::Sent, Some((first, next.as_ptr() as usize)));
                     }
                 }
             }
             out.extend_from_slice(reply::END);
+            return (After::Sent, None);
         }
         Request::Storage(s) => storage(c, store, s, out),
         Request::TooLarge {
@@ -115,7 +108,7 @@ pub(crate) fn execute(
             c.store_too_large += 1;
             store.delete(key);
             put(out, reply::TOO_LARGE, noreply);
-            return After::Swallow(swallow);
+            return (After::SwallowThenReply(swallow), None);
         }
         Request::Delete { key, noreply } => {
             if store.delete(key) {
@@ -168,7 +161,7 @@ pub(crate) fn execute(
             }
         }
         Request::FlushAll { delay, noreply } => {
-            if !ctx.shared.cfg.flush_enabled {
+            if !ctx.settings.flush_enabled {
                 put(out, b"CLIENT_ERROR flush_all not allowed\r\n", noreply);
             } else {
                 c.cmd_flush += 1;
@@ -178,21 +171,28 @@ pub(crate) fn execute(
         }
         Request::Version => out.extend_from_slice(reply::VERSION),
         Request::Verbosity { level, noreply } => {
-            ctx.shared.verbosity.store(level.min(2), Ordering::Relaxed);
+            ctx.control.set_verbosity(level.min(2));
             put(out, reply::OK, noreply);
         }
-        Request::Quit => return After::Close,
-        Request::Shutdown(mode) => {
-            // The worker handles an enabled, valid shutdown before execution.
-            out.extend_from_slice(match (ctx.shared.cfg.shutdown_enabled, mode) {
-                (false, _) => reply::SHUTDOWN_DISABLED,
-                _ => reply::SHUTDOWN_INVALID,
-            });
-        }
+        Request::Quit => return (After::Close, None),
+        Request::Shutdown(mode) => match (ctx.settings.shutdown_enabled, mode) {
+            (false, _) => out.extend_from_slice(reply::SHUTDOWN_DISABLED),
+            (true, ShutdownMode::Invalid) => out.extend_from_slice(reply::SHUTDOWN_INVALID),
+            (true, mode) => {
+                // memcached closes this connection at once, without a reply, and stops.
+                ctx.control.stop(mode == ShutdownMode::Graceful);
+                return (After::Abort, None);
+            }
+        },
         Request::Stats(kind) => {
             // Make this worker's latest counts visible to the sum.
-            ctx.shared.stats.worker(ctx.worker).publish(ctx.counters);
-            super::report::stats(ctx.shared, kind, out);
+            ctx.control.publish(ctx.counters);
+            ctx.control.stats(kind, out);
+            out.extend_from_slice(if kind == StatsKind::Reset {
+                reply::RESET
+            } else {
+                reply::END
+            });
         }
         Request::SlabsReassign { args } => match args {
             Some((src, dst)) => out.extend_from_slice(store.slabs_reassign(src, dst).reply()),
@@ -221,12 +221,16 @@ pub(crate) fn execute(
             put(out, reply::OK, noreply);
         }
         Request::Reply { line, noreply } => put(out, line, noreply),
-        // The worker drops the unsent replies first (see `RetrievalKeyTooLong`).
-        Request::RetrievalKeyTooLong => out.extend_from_slice(reply::BAD_FORMAT),
-        // Routed to the meta parser before execution; answered as unknown if not.
-        Request::Meta => out.extend_from_slice(reply::ERROR),
+        Request::RetrievalKeyTooLong => {
+            // As memcached: the replies not yet sent are dropped.
+            out.truncate(written);
+            out.extend_from_slice(reply::BAD_FORMAT);
+        }
+        // Both are routed before execution (see `super::step`); answered as unknown if
+        // not.
+        Request::Value(_) | Request::Meta => out.extend_from_slice(reply::ERROR),
     }
-    After::Continue
+    (After::Continue, None)
 }
 
 /// The store mode of a storage command.
@@ -241,12 +245,8 @@ fn storage_mode(kind: StorageKind, cas: u64) -> StoreMode {
     }
 }
 
-fn storage(
-    c: &mut Counters,
-    store: &crate::store::Store,
-    s: StorageRequest<'_>,
-    out: &mut Vec<u8>,
-) {
+/// Executes a storage request with its data.
+pub(crate) fn storage(c: &mut Counters, store: &Store, s: StorageRequest<'_>, out: &mut Vec<u8>) {
     let outcome = store.store(
         storage_mode(s.kind, s.cas),
         s.key,
@@ -258,25 +258,20 @@ fn storage(
 }
 
 /// Starts a storage command whose value is received into its item (see
-/// [`super::recv`]): allocates the item, or answers as the buffered path would answer
+/// [`super::value`]): allocates the item, or answers as the buffered path would answer
 /// the same failure (too large, out of memory; counted alike) and returns `None`.
 pub(crate) fn storage_begin(
     c: &mut Counters,
-    store: &crate::store::Store,
-    h: &StorageHead<'_>,
+    store: &Store,
+    h: &StorageHead,
+    key: &[u8],
     out: &mut Vec<u8>,
 ) -> Option<Pending> {
     debug_assert!(!matches!(
         h.kind,
         StorageKind::Append | StorageKind::Prepend
     ));
-    match store.begin_store(
-        storage_mode(h.kind, h.cas),
-        h.key,
-        h.flags,
-        h.exptime,
-        h.vlen,
-    ) {
+    match store.begin_store(storage_mode(h.kind, h.cas), key, h.flags, h.exptime, h.vlen) {
         Ok(p) => Some(p),
         Err(outcome) => {
             storage_reply(c, h.kind, h.noreply, outcome, out);
@@ -289,12 +284,13 @@ pub(crate) fn storage_begin(
 /// answers.
 pub(crate) fn storage_finish(
     c: &mut Counters,
-    store: &crate::store::Store,
-    h: &StorageHead<'_>,
+    store: &Store,
+    h: &StorageHead,
+    key: &[u8],
     pending: Pending,
     out: &mut Vec<u8>,
 ) {
-    let (outcome, _) = store.finish_store(storage_mode(h.kind, h.cas), h.key, pending);
+    let (outcome, _) = store.finish_store(storage_mode(h.kind, h.cas), key, pending);
     storage_reply(c, h.kind, h.noreply, outcome, out);
 }
 

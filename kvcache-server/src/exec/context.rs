@@ -1,0 +1,137 @@
+//! What every executor takes ([`Ctx`]) and gives back ([`After`]).
+
+use std::fmt;
+
+use super::stats::Counters;
+use crate::protocol::text::StatsKind;
+use crate::store::Store;
+
+/// The server settings requests depend on (from the command line).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// The item size limit (`-I`): larger values are refused before they arrive.
+    pub item_size_max: usize,
+    /// `flush_all` is allowed (not `-F`).
+    pub flush_enabled: bool,
+    /// `shutdown` is allowed (`-A`).
+    pub shutdown_enabled: bool,
+}
+
+/// What only the server knows, for the rare commands that need it (`stats`,
+/// `verbosity`, `shutdown`); never called on the path of other requests.
+pub trait Control: fmt::Debug {
+    /// Makes `counters` (this worker's) visible to the sums `stats` reports.
+    fn publish(&self, counters: &Counters);
+    /// Appends the `STAT <name> <value>\r\n` lines of `stats <kind>`, without the
+    /// closing line (`stats reset` resets and writes nothing).
+    fn stats(&self, kind: StatsKind, out: &mut Vec<u8>);
+    /// `verbosity <level>`.
+    fn set_verbosity(&self, level: u32);
+    /// `shutdown` (with `-A`): stop the server; `graceful` for `shutdown graceful`.
+    fn stop(&self, graceful: bool);
+}
+
+/// What execution needs besides the request: the same for the three protocols.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// The store.
+    pub store: &'a Store,
+    /// The settings.
+    pub settings: &'a Settings,
+    /// This worker's counters.
+    pub counters: &'a mut Counters,
+    /// The server, for `stats`, `verbosity` and `shutdown`.
+    pub control: &'a dyn Control,
+}
+
+/// What the connection does after a request was executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Go on with the next request.
+    Continue,
+    /// Go on; the replies so far count as sent (memcached writes them out here, after a
+    /// `get`, `gat` or `mn`): a later protocol error that closes the connection keeps
+    /// them.
+    Sent,
+    /// Discard this many bytes following the request (a value that was refused), which
+    /// may not have arrived yet.
+    Swallow(usize),
+    /// As `Swallow`, but the reply just written goes out once the bytes are discarded
+    /// (text and meta answer a refused value after it, as memcached does).
+    SwallowThenReply(usize),
+    /// Write what is buffered, then close.
+    Close,
+    /// Drop the replies not sent yet (see [`After::Sent`]) and close at once (an enabled
+    /// `shutdown`, as memcached closes that connection without a reply).
+    Abort,
+}
+
+/// What became of the bytes at the front of a connection's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A request was executed, or its value started going into its item: consume
+    /// `used` bytes, then do `after`.
+    Done {
+        /// Bytes to consume.
+        used: usize,
+        /// What the connection does next.
+        after: After,
+    },
+    /// Consume `used` bytes (value bytes that went into their item) and wait for more:
+    /// the request at the front needs `need` bytes in the buffer in all (0: unknown, or
+    /// no more than the buffer holds).
+    Incomplete {
+        /// Bytes to consume.
+        used: usize,
+        /// Bytes the buffer must hold, 0 if unknown.
+        need: usize,
+    },
+    /// memcached closes the connection here, at once: the replies not sent yet are lost.
+    Close,
+}
+
+/// TTL left at `now` for an expiration time (`None`: never expires).
+pub(crate) fn ttl_left(exptime: u32, now: u32) -> Option<u32> {
+    (exptime != 0).then(|| exptime.saturating_sub(now))
+}
+
+/// A context for unit tests and fuzzing: default settings, fresh counters, and a
+/// [`Control`] that reports no stats and ignores `verbosity` and `shutdown`.
+#[doc(hidden)]
+pub mod testing {
+    use super::{Control, Counters, Ctx, Settings, StatsKind, Store};
+
+    /// The [`Control`] of [`with_ctx`].
+    #[derive(Debug)]
+    pub struct NoControl;
+
+    impl Control for NoControl {
+        fn publish(&self, _: &Counters) {}
+        fn stats(&self, _: StatsKind, out: &mut Vec<u8>) {
+            out.extend_from_slice(b"STAT pid 1\r\n");
+        }
+        fn set_verbosity(&self, _: u32) {}
+        fn stop(&self, _: bool) {}
+    }
+
+    /// Runs `f` with a context on `store` (item size limit `item_size_max`).
+    pub fn with_ctx<R>(
+        store: &Store,
+        item_size_max: usize,
+        f: impl FnOnce(&mut Ctx<'_>) -> R,
+    ) -> R {
+        let settings = Settings {
+            item_size_max,
+            flush_enabled: true,
+            shutdown_enabled: false,
+        };
+        let mut counters = Counters::default();
+        let mut ctx = Ctx {
+            store,
+            settings: &settings,
+            counters: &mut counters,
+            control: &NoControl,
+        };
+        f(&mut ctx)
+    }
+}

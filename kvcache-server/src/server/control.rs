@@ -1,0 +1,36 @@
+//! What the execution layer asks of the server: `stats` groups, `verbosity`, `shutdown`.
+
+use std::sync::atomic::Ordering;
+
+use super::report;
+use super::shared::Shared;
+use crate::exec::{Control, Counters};
+use crate::protocol::text::StatsKind;
+
+/// One worker's [`Control`].
+#[derive(Debug)]
+pub(crate) struct ServerControl<'a> {
+    pub shared: &'a Shared,
+    pub worker: usize,
+}
+
+impl Control for ServerControl<'_> {
+    fn publish(&self, counters: &Counters) {
+        self.shared.stats.worker(self.worker).publish(counters);
+    }
+
+    fn stats(&self, kind: StatsKind, out: &mut Vec<u8>) {
+        report::lines(self.shared, kind, out);
+    }
+
+    fn set_verbosity(&self, level: u32) {
+        self.shared.verbosity.store(level, Ordering::Relaxed);
+    }
+
+    fn stop(&self, graceful: bool) {
+        if graceful {
+            eprintln!("Gracefully stopping");
+        }
+        self.shared.request_stop();
+    }
+}

@@ -1,0 +1,48 @@
+//! What every thread of the server shares.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use mio::Waker;
+
+use super::auth;
+use super::conn::ConnInfo;
+use crate::config::Config;
+use crate::exec::stats::StatsHub;
+use crate::exec::Settings;
+use crate::store::Store;
+
+/// State every thread shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub cfg: Config,
+    /// What requests depend on, from `cfg`.
+    pub settings: Settings,
+    pub store: Arc<Store>,
+    pub stats: StatsHub,
+    /// Unix time at start (memcached's `process_started`).
+    pub started: u64,
+    pub verbosity: AtomicU32,
+    pub curr_conns: AtomicUsize,
+    pub total_conns: AtomicUsize,
+    pub rejected_conns: AtomicUsize,
+    pub shutdown: AtomicBool,
+    /// Live connections, for `stats conns`.
+    pub conns: Mutex<Vec<Arc<ConnInfo>>>,
+    pub local_addr: SocketAddr,
+    /// The listening socket's fd (for `stats conns`).
+    pub listen_fd: i32,
+    /// `-Y`: the credentials connections must present.
+    pub auth: Option<auth::AuthFile>,
+    /// Wakes the acceptor when a stop is asked.
+    pub(super) stop_waker: Arc<Waker>,
+}
+
+impl Shared {
+    /// Stops the server: the acceptor stops listening and the workers finish.
+    pub fn request_stop(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        let _ = self.stop_waker.wake();
+    }
+}
