@@ -510,7 +510,7 @@ impl Config {
     /// memcached appends its `slab_chunk_max`).
     pub fn store_config(&self) -> Result<crate::store::StoreConfig, ConfigError> {
         use crate::store::{default_classes, StoreConfig};
-        use slab_core::size_class::SizeClasses;
+        use slab_core::engine::size_class::SizeClasses;
         let mut sc = StoreConfig::new(self.memory_limit);
         sc.item_size_max = self.item_size_max;
         sc.cas_enabled = self.cas_enabled;

@@ -198,15 +198,6 @@ pub use engine::SlabEngine;
 pub use error::Error;
 pub use magazine::SlabAllocator;
 
-// Old paths, kept until dependents move.
-pub use engine::{release, size_class, stats};
-pub use magazine::reap;
-/// Old path of the magazine layer: see [`magazine`].
-pub mod allocator {
-    pub use crate::engine::size_class::general_classes;
-    pub use crate::magazine::{AllocatorStats, MagazineConfig, MagazineStats, SlabAllocator};
-}
-
 #[cfg(all(test, loom))]
 mod tests;
 

@@ -18,7 +18,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use kvcache_server::protocol::text::MAX_LINE;
+use kvcache_server::protocol::lex::MAX_LINE;
 use serde::Serialize;
 
 use crate::report::TargetReport;

@@ -12,52 +12,8 @@ use super::stats::bump;
 use super::{IncrOutcome, Store, StoreMode, StoreOutcome};
 use crate::item::{memcached_stored_size, KEY_MAX, REF};
 
-/// memcached's `safe_strtoull` applied to a value: leading whitespace, an optional sign,
-/// digits, then whitespace or the end; overflow and negative numbers are refused.
-pub fn parse_counter(value: &[u8]) -> Option<u64> {
-    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
-    let mut i = 0;
-    while i < value.len() && is_space(value[i]) {
-        i += 1;
-    }
-    let mut neg = false;
-    if i < value.len() && (value[i] == b'+' || value[i] == b'-') {
-        neg = value[i] == b'-';
-        i += 1;
-    }
-    let start = i;
-    let mut n: u64 = 0;
-    while i < value.len() && value[i].is_ascii_digit() {
-        n = n.checked_mul(10)?.checked_add(u64::from(value[i] - b'0'))?;
-        i += 1;
-    }
-    if i == start {
-        // strtoull converted nothing (memcached's `str == endptr` check).
-        return None;
-    }
-    if i < value.len() && !is_space(value[i]) {
-        return None;
-    }
-    let n = if neg { n.wrapping_neg() } else { n };
-    if (n as i64) < 0 && neg {
-        return None;
-    }
-    Some(n)
-}
-
-/// Writes `n` in decimal into `buf`, returning the digits.
-fn fmt_u64(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    &buf[i..]
-}
+use crate::protocol::lex::format_u64;
+pub(super) use crate::protocol::lex::parse_u64 as parse_counter;
 
 impl Store {
     /// Whether an item of this key and value length is over `-I` (memcached's accounting).
@@ -232,7 +188,7 @@ impl Store {
                 v.saturating_sub(delta)
             };
             let mut buf = [0u8; 20];
-            let digits = fmt_u64(new, &mut buf);
+            let digits = format_u64(new, &mut buf);
             let c = self.counters.class(self.class_of(h));
             if digits.len() <= it.value_len() {
                 let dst = it.inline_value_mut();

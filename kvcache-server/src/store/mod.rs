@@ -187,7 +187,8 @@ pub use classes::{
     default_classes, spare_sizes, COARSE_STEP, DEFAULT_SLAB_SIZE, FINE_GRID_MAX, FINE_MAX, GROWTH,
 };
 pub use clock::{Clock, REALTIME_MAXDELTA, START_OFFSET};
-pub use commands::parse_counter;
+#[cfg(test)]
+use commands::parse_counter;
 pub use compact::{CompactReport, COMPACT_BUDGET, COMPACT_MAX_FILL, COMPACT_MIN_SLABS};
 pub use conditional::{ItemDebug, MetaDeleteOutcome, MetaGetOptions, MetaGetState};
 pub use histogram::SizeHistogram;

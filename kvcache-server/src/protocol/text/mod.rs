@@ -3,8 +3,8 @@
 //!
 //! [`parse`] looks at the unconsumed bytes of a connection and returns either one
 //! complete [`Request`] (borrowing its key, keys and data block from the buffer) together
-//! with the number of bytes it used, or a [`ParseError`]: [`ParseError::Incomplete`]
-//! (wait for more bytes) or [`ParseError::Close`] (memcached would close the connection).
+//! with the number of bytes it used, or a [`ParseError`]: `Incomplete` (wait for more
+//! bytes) or `Close` (memcached would close the connection).
 //! A storage command whose data block has not all arrived yields its head
 //! ([`Request::Value`]), which borrows nothing, so that the line is parsed once however
 //! the block arrives. Nothing is allocated per request. Meta lines belong to the meta
@@ -27,6 +27,9 @@
 //!   the size limit is answered with `SERVER_ERROR object too large for cache` and its data
 //!   block is swallowed; `noreply` silences errors exactly where memcached's `out_string`
 //!   silences them.
+//!
+//! [`ParseError`]: super::lex::ParseError
+//! [`MAX_LINE`]: super::lex::MAX_LINE
 
 mod parse;
 pub mod reply;
@@ -34,7 +37,6 @@ pub mod reply;
 mod tests;
 mod write;
 
-pub use super::lex::{ParseError, KEY_MAX_LENGTH, MAX_LINE};
 pub use parse::{is_meta, parse, parse_class_list};
 pub use write::{write_number, write_stat, write_value, write_value_head};
 
@@ -80,7 +82,7 @@ pub struct StorageRequest<'a> {
 }
 
 /// The keys of a retrieval command: an iterator over the space-separated tokens of the
-/// rest of the line, every one already checked to be at most [`KEY_MAX_LENGTH`] bytes.
+/// rest of the line, every one already checked to be at most [`KEY_MAX_LENGTH`](super::lex::KEY_MAX_LENGTH) bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Keys<'a> {
     rest: &'a [u8],

@@ -1,6 +1,6 @@
 use super::parse::reply;
 use super::*;
-use crate::protocol::lex::push_u64;
+use crate::protocol::lex::{push_u64, ParseError};
 
 const MAX: usize = 1 << 20;
 
