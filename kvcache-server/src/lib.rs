@@ -33,7 +33,8 @@
 //!
 //! Imports go down the diagram only: [`protocol`] imports neither [`exec`], [`server`]
 //! nor [`store`]; [`exec`] imports [`protocol`] and [`store`], never [`server`]; the store
-//! imports neither.
+//! imports no networking and of the protocol code only its lexer (`incr` reads and writes
+//! counters with memcached's number rules).
 //!
 //! - [`config`] parses memcached's command line.
 //! - [`protocol`] holds the parsers and reply writers, over one shared lexer

@@ -6,6 +6,28 @@
 //! can panic runs while a lock is held, so a poisoned lock carries consistent data.
 #![allow(dead_code, unused_imports)]
 
+/// `lock` and `try_lock` of the shim's `Mutex`, the same over std's and loom's mutex (both
+/// return std's `LockResult`/`TryLockResult`): poisoning is ignored.
+macro_rules! poison_free_locking {
+    () => {
+        /// Locks, blocking until the lock is free.
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+
+        /// Locks if the lock is free right now.
+        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
+            match self.0.try_lock() {
+                Ok(g) => Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+    };
+}
+
 #[cfg(not(loom))]
 mod imp {
     pub(crate) use std::sync::atomic;
@@ -24,21 +46,7 @@ mod imp {
     }
 
     impl<T: ?Sized> Mutex<T> {
-        /// Locks, blocking until the lock is free.
-        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        }
-
-        /// Locks if the lock is free right now.
-        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-            match self.0.try_lock() {
-                Ok(g) => Some(g),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            }
-        }
+        poison_free_locking!();
     }
 
     /// `UnsafeCell` with loom's closure-based API.
@@ -80,21 +88,7 @@ mod imp {
             Mutex(loom::sync::Mutex::new(value))
         }
 
-        /// Locks, blocking until the lock is free.
-        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
-            self.0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        }
-
-        /// Locks if the lock is free right now.
-        pub(crate) fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-            match self.0.try_lock() {
-                Ok(g) => Some(g),
-                Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) => None,
-            }
-        }
+        poison_free_locking!();
     }
 }
 

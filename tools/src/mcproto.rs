@@ -110,6 +110,17 @@ impl StreamParser {
         }
     }
 
+    /// An item of `len` value bytes: its data block follows the line and is skipped.
+    fn item(&mut self, out: &mut Vec<Event>, key: Vec<u8>, len: u32, flags: u32, concat: bool) {
+        self.skip = len as usize + 2;
+        out.push(Event::Item {
+            key,
+            value_len: len,
+            flags_nonzero: flags != 0,
+            concat,
+        });
+    }
+
     fn line(&mut self, line: &[u8], pos: u64, issues: &mut Issues, out: &mut Vec<Event>) {
         let t: Vec<&[u8]> = line
             .split(|&b| b == b' ')
@@ -131,13 +142,13 @@ impl StreamParser {
                 else {
                     return bad(issues);
                 };
-                self.skip = len as usize + 2;
-                out.push(Event::Item {
-                    key: t[1].to_vec(),
-                    value_len: len,
-                    flags_nonzero: flags != 0,
-                    concat: cmd == b"append" || cmd == b"prepend",
-                });
+                self.item(
+                    out,
+                    t[1].to_vec(),
+                    len,
+                    flags,
+                    cmd == b"append" || cmd == b"prepend",
+                );
             }
             (Side::Client, b"ms") => {
                 let (Some(&key), Some(len)) = (t.get(1), t.get(2).and_then(|l| num::<u32>(l)))
@@ -153,25 +164,15 @@ impl StreamParser {
                         _ => {}
                     }
                 }
-                self.skip = len as usize + 2;
-                if t[3..].iter().any(|f| f == b"b") {
+                let key = if t[3..].iter().any(|f| f == b"b") {
                     // Base64 key: its stored length is the decoded length.
                     let dec =
                         key.len() / 4 * 3 - key.iter().rev().take_while(|&&c| c == b'=').count();
-                    out.push(Event::Item {
-                        key: vec![0; dec],
-                        value_len: len,
-                        flags_nonzero: flags != 0,
-                        concat,
-                    });
+                    vec![0; dec]
                 } else {
-                    out.push(Event::Item {
-                        key: key.to_vec(),
-                        value_len: len,
-                        flags_nonzero: flags != 0,
-                        concat,
-                    });
-                }
+                    key.to_vec()
+                };
+                self.item(out, key, len, flags, concat);
             }
             (Side::Client, b"delete" | b"md") => match t.get(1) {
                 Some(k) => out.push(Event::Delete { key: k.to_vec() }),
@@ -184,13 +185,7 @@ impl StreamParser {
                 let (Some(flags), Some(len)) = (num::<u32>(t[2]), num::<u32>(t[3])) else {
                     return bad(issues);
                 };
-                self.skip = len as usize + 2;
-                out.push(Event::Item {
-                    key: t[1].to_vec(),
-                    value_len: len,
-                    flags_nonzero: flags != 0,
-                    concat: false,
-                });
+                self.item(out, t[1].to_vec(), len, flags, false);
             }
             (Side::Server, b"VA") => {
                 // Meta value reply: skip its data (no key unless asked for with `k`).

@@ -325,6 +325,15 @@ impl Worker {
     }
 }
 
+/// Writes the connection's pending output as far as the socket takes it, counting the
+/// bytes; true when all of it left.
+#[inline]
+fn send(ctx: &mut Ctx<'_>, conn: &mut Conn) -> io::Result<bool> {
+    let (done, n) = conn.flush()?;
+    ctx.counters.bytes_written += n as u64;
+    Ok(done)
+}
+
 /// One round of stopping a connection (see [`Worker::finish`]). Returns false when the
 /// connection is done with.
 fn finish_step(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
@@ -334,13 +343,9 @@ fn finish_step(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
     if !conn.write_shut {
         loop {
             if conn.pending_out() > 0 {
-                match conn.flush() {
-                    Ok((done, n)) => {
-                        ctx.counters.bytes_written += n as u64;
-                        if !done {
-                            return true;
-                        }
-                    }
+                match send(ctx, conn) {
+                    Ok(true) => {}
+                    Ok(false) => return true,
                     Err(_) => return false,
                 }
             }
@@ -375,13 +380,9 @@ fn finish_step(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
 /// a short read, since no further edge will announce the EOF.
 fn drive(ctx: &mut Ctx<'_>, conn: &mut Conn, readable: bool, hup: bool, writable: bool) -> bool {
     if writable && conn.pending_out() > 0 {
-        match conn.flush() {
-            Ok((done, n)) => {
-                ctx.counters.bytes_written += n as u64;
-                if !done {
-                    return true;
-                }
-            }
+        match send(ctx, conn) {
+            Ok(true) => {}
+            Ok(false) => return true,
             Err(_) => return false,
         }
     }
@@ -401,9 +402,8 @@ fn drive(ctx: &mut Ctx<'_>, conn: &mut Conn, readable: bool, hup: bool, writable
         }
     }
     if conn.pending_out() > 0 {
-        match conn.flush() {
-            Ok((_, n)) => ctx.counters.bytes_written += n as u64,
-            Err(_) => return false,
+        if send(ctx, conn).is_err() {
+            return false;
         }
     }
     conn.tidy_read();
@@ -630,13 +630,11 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
         if conn.pending_out() >= OUT_HIGH_WATER {
             // Write before executing more; if the socket is full, pause this
             // connection until it is writable again.
-            match conn.flush() {
-                Ok((done, n)) => {
-                    ctx.counters.bytes_written += n as u64;
-                    if !done {
-                        conn.read_paused = true;
-                        return 0;
-                    }
+            match send(ctx, conn) {
+                Ok(true) => {}
+                Ok(false) => {
+                    conn.read_paused = true;
+                    return 0;
                 }
                 Err(_) => {
                     conn.broken = true;
