@@ -401,10 +401,8 @@ fn drive(ctx: &mut Ctx<'_>, conn: &mut Conn, readable: bool, hup: bool, writable
             return false;
         }
     }
-    if conn.pending_out() > 0 {
-        if send(ctx, conn).is_err() {
-            return false;
-        }
+    if conn.pending_out() > 0 && send(ctx, conn).is_err() {
+        return false;
     }
     conn.tidy_read();
     !((conn.closing || conn.eof) && conn.pending_out() == 0)
