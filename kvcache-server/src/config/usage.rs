@@ -1,0 +1,101 @@
+//! The `-h` text.
+
+use std::fmt::Write as _;
+
+/// The usage text printed by `-h`.
+pub fn usage() -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "kvcache-server {} (memcached 1.6.18 compatible)",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (flag, text) in [
+        ("-p, --port=<num>", "TCP port to listen on (default: 11211)"),
+        (
+            "-U, --udp-port=<num>",
+            "UDP port; only 0 (off, the default) is supported",
+        ),
+        (
+            "-l, --listen=<addr>",
+            "interface to listen on (default: 127.0.0.1, loopback only)",
+        ),
+        (
+            "-A, --enable-shutdown",
+            "enable the ascii \"shutdown\" command (default: off)",
+        ),
+        (
+            "-Y, --auth-file=<file>",
+            "ascii authentication against user:password lines; a client",
+        ),
+        (
+            "",
+            "first sends \"set <any> 0 0 <n>\\r\\n<user> <password>\\r\\n\"",
+        ),
+        (
+            "-m, --memory-limit=<num>",
+            "item memory in megabytes (default: 64)",
+        ),
+        (
+            "-M, --disable-evictions",
+            "return error on memory exhausted instead of evicting",
+        ),
+        (
+            "-c, --conn-limit=<num>",
+            "max simultaneous connections (default: 1024)",
+        ),
+        (
+            "-t, --threads=<num>",
+            "number of worker threads (default: 4)",
+        ),
+        (
+            "-f, --slab-growth-factor=<num>",
+            "chunk size growth factor (geometric classes)",
+        ),
+        (
+            "-n, --slab-min-size=<bytes>",
+            "min space used for key+value+flags (geometric classes)",
+        ),
+        (
+            "-I, --max-item-size=<num>",
+            "max item size, k/m suffixes (default: 1m, min: 1k, max: 1024m)",
+        ),
+        ("-C, --disable-cas", "disable use of CAS"),
+        (
+            "-b, --listen-backlog=<num>",
+            "listen backlog (default: 1024)",
+        ),
+        (
+            "-R, --max-reqs-per-event=<num>",
+            "requests per connection per event (default: 20)",
+        ),
+        ("-F, --disable-flush-all", "disable flush_all"),
+        (
+            "-o, --extended=<list>",
+            "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>,",
+        ),
+        ("", "slab_automove=<0-2>, slab_reassign, no_slab_reassign,"),
+        (
+            "",
+            "idle_timeout=<s> (close a connection idle between commands; default 0: never),",
+        ),
+        (
+            "",
+            "write_timeout=<s> (close a connection not reading its replies; default 30, 0: never),",
+        ),
+        (
+            "",
+            "reap_interval=<s> (memory back to the OS every <s> seconds, default 1)",
+        ),
+        (
+            "-v, --verbose",
+            "verbose; -vv also prints the size class table",
+        ),
+        ("-u, --user=<user>", "accepted for compatibility; ignored"),
+        ("-V, --version", "print version and exit"),
+        ("-h, --help", "print this help and exit"),
+    ] {
+        let _ = writeln!(s, "{flag:<34}{text}");
+    }
+    s
+}
