@@ -17,6 +17,7 @@ use extended::parse_extended;
 
 /// What the command line asks for.
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // built once at start
 pub enum Action {
     /// Run the server.
     Run(Config),
@@ -83,6 +84,9 @@ pub struct Config {
     /// `-o reap_interval=<s>`: seconds between maintenance steps (crawl an eighth of the
     /// index, return idle memory to the OS). Default 1.
     pub reap_interval: u32,
+    /// `-e <file>`: item memory is this file's pages (on tmpfs); SIGUSR1 saves for a warm
+    /// restart.
+    pub memory_file: Option<String>,
 }
 
 impl Default for Config {
@@ -111,6 +115,7 @@ impl Default for Config {
             idle_timeout: 0,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             reap_interval: 1,
+            memory_file: None,
         }
     }
 }
@@ -160,6 +165,7 @@ const OPTS: &[(char, &str, bool)] = &[
     ('F', "disable-flush-all", false),
     ('A', "enable-shutdown", false),
     ('Y', "auth-file", true),
+    ('e', "memory-file", true),
     ('o', "extended", true),
     ('v', "verbose", false),
     ('u', "user", true),
@@ -306,6 +312,7 @@ where
             'F' => cfg.flush_enabled = false,
             'A' => cfg.shutdown_enabled = true,
             'Y' => cfg.auth_file = Some(v.to_owned()),
+            'e' => cfg.memory_file = Some(v.to_owned()),
             'o' => parse_extended(&mut cfg, v)?,
             'v' => cfg.verbose = cfg.verbose.saturating_add(1),
             'u' => {}

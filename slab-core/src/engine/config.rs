@@ -5,8 +5,18 @@ use std::fs::File;
 use std::sync::Arc;
 
 use super::os::HUGE_PAGE;
-use super::restore::SlabRecord;
-use super::size_class::SizeClasses;
+use super::size_class::{ClassId, SizeClasses};
+
+/// One slab of a saved table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabRecord {
+    /// Its slot in the reservation (the file offset is `slot * slab_size`).
+    pub slot: u32,
+    /// The class that held it.
+    pub class: ClassId,
+    /// Chunks carved from its start (chunks `carved..` were never handed out).
+    pub carved: u32,
+}
 
 /// What the engine's slabs are made of.
 #[derive(Clone, Debug, Default)]

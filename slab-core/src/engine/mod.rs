@@ -10,7 +10,7 @@
 //! | `class_list.rs`  | per-class slab lists (partial, spare, owner words), free-list links |
 //! | `empty_slabs.rs` | the pool of empty slabs and its adaptive retention target           |
 //! | `draining.rs`    | slabs marked draining for a compactor ([`DrainSlab`])               |
-//! | `restore.rs`     | the slab table a file-backed engine saves and takes up ([`SlabRecord`]) |
+//! | `restore.rs`     | the slab table a file-backed engine saves and takes up ([`SlabRecord`])  |
 //! | [`release`]      | run coalescing and the release report                               |
 //! | `os.rs`          | the only file that calls `mmap`, `munmap`, `madvise`, `fallocate`   |
 //! | [`size_class`]   | the size-class tables and size -> class lookup                      |
@@ -31,9 +31,8 @@ mod restore;
 pub mod size_class;
 pub mod stats;
 
-pub use self::config::{Backing, Config};
+pub use self::config::{Backing, Config, SlabRecord};
 pub use self::draining::DrainSlab;
-pub use self::restore::SlabRecord;
 
 use std::fmt;
 use std::ptr::NonNull;

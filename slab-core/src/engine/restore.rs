@@ -11,21 +11,11 @@
 //! the file). Slots outside the table are punched out of the file at once.
 
 use super::class_list::{owner_word, SlabMeta};
+use super::config::SlabRecord;
 use super::size_class::ClassId;
 use super::SlabEngine;
 use crate::error::Error;
 use crate::sync::atomic::Ordering;
-
-/// One slab of a saved table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlabRecord {
-    /// Its slot in the reservation (the file offset is `slot * slab_size`).
-    pub slot: u32,
-    /// The class that held it.
-    pub class: ClassId,
-    /// Chunks carved from its start (chunks `carved..` were never handed out).
-    pub carved: u32,
-}
 
 impl SlabEngine {
     /// Every slab a class holds that has chunks in use (as the engine counts them: chunks
