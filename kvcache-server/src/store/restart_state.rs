@@ -3,7 +3,7 @@
 //! saving and the walk are in `restart.rs`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use slab_core::engine::size_class::SizeClasses;
