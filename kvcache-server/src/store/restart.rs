@@ -403,6 +403,8 @@ impl Store {
             // claims, each freed once.
             unsafe { engine.free_batch(group[0].0, &ptrs) };
         }
+        // The walk's reads mapped whole 64 KiB windows of the file; RSS follows use again.
+        engine.forget_uncarved_pages();
         self.expiry.cas_at_least(max_cas);
         self.restart.restored.store(restored, Ordering::Relaxed);
         self.restart.dropped.store(dropped, Ordering::Relaxed);
@@ -512,7 +514,9 @@ impl Store {
         };
         let _gate = self.restart.gate();
         self.restart.halted.store(true, Ordering::Release);
-        self.mem.alloc.flush_thread_cache();
+        // Cached free chunks go back to the engine, so the table leaves out the ones at
+        // the end of each slab.
+        self.mem.alloc.drain_depots();
         let table = self.engine().slab_table();
         let file_len = std::fs::metadata(&path)?.len();
         let clock = self.clock();

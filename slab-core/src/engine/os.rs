@@ -233,6 +233,21 @@ impl Os {
         syscall!(munmap(addr.as_ptr().cast(), len)).map(drop)
     }
 
+    /// Drops `addr..addr + len` of a file mapping from the page tables
+    /// (`MADV_DONTNEED`): RSS falls, the file keeps its contents and blocks, and the next
+    /// access maps the same pages again. Does nothing without a file (anonymous memory
+    /// would read back as zeros).
+    ///
+    /// A read fault in a file mapping maps the neighbouring pages the file holds as well
+    /// (the kernel's fault-around, 64 KiB windows), which is what this undoes.
+    pub(crate) fn forget_file_pages(&self, addr: NonNull<u8>, len: usize) -> io::Result<()> {
+        if self.file.is_none() || len == 0 {
+            return Ok(());
+        }
+        self.madvise_calls.fetch_add(1, Relaxed);
+        syscall!(madvise(addr.as_ptr().cast(), len, libc::MADV_DONTNEED)).map(drop)
+    }
+
     /// Advises the kernel to back `addr..addr + len` with transparent huge pages.
     ///
     /// `madvise(MADV_HUGEPAGE)` changes no contents, so this is safe for any range; it fails

@@ -10,7 +10,9 @@
 //! up empty to the pool, from where a reap releases them (punching their blocks out of
 //! the file). Slots outside the table are punched out of the file at once.
 
-use super::class_list::{owner_word, SlabMeta};
+use std::ptr::NonNull;
+
+use super::class_list::{link, owner_word, SlabMeta};
 use super::config::SlabRecord;
 use super::size_class::ClassId;
 use super::SlabEngine;
@@ -21,18 +23,71 @@ impl SlabEngine {
     /// Every slab a class holds that has chunks in use (as the engine counts them: chunks
     /// in magazines of a layer above count as in use), lowest slot first. What a warm
     /// restart saves; call it when nothing allocates or frees any more.
+    ///
+    /// A slab's `carved` count stops after its last chunk not on its free list: free
+    /// chunks at the end of the carved range (typically carved into a magazine, given
+    /// back, never written) are left out, so a restart neither reads nor maps their pages.
     pub fn slab_table(&self) -> Vec<SlabRecord> {
         let mut out = Vec::new();
         for (i, lock) in self.class_state.iter() {
+            let class = ClassId(i as u16);
+            let cs = self.classes.chunk_size(class);
             let st = lock.0.lock();
-            out.extend(st.slabs.iter().filter(|m| m.used > 0).map(|m| SlabRecord {
-                slot: m.slot,
-                class: ClassId(i as u16),
-                carved: m.bump,
-            }));
+            for m in st.slabs.iter().filter(|m| m.used > 0) {
+                let mut free = vec![false; m.bump as usize];
+                let mut next = m.free_head;
+                let base = self.slot_ptr(m.slot);
+                // At most `bump` links: a longer chain would be corrupt.
+                for _ in 0..m.bump {
+                    if next == 0 || next > m.bump {
+                        break;
+                    }
+                    free[next as usize - 1] = true;
+                    let p = NonNull::new(base.as_ptr().wrapping_add((next as usize - 1) * cs))
+                        .expect("in slab");
+                    // SAFETY: chunk `next - 1` is on this slab's free list, which the class
+                    // lock we hold protects; free chunks are mapped and nobody else's.
+                    next = unsafe { link::read(p) };
+                }
+                let carved = free.iter().rposition(|&f| !f).map_or(0, |i| i + 1);
+                if carved > 0 {
+                    out.push(SlabRecord {
+                        slot: m.slot,
+                        class,
+                        carved: carved as u32,
+                    });
+                }
+            }
         }
         out.sort_unstable_by_key(|r| r.slot);
         out
+    }
+
+    /// Unmaps from the page tables, in a file-backed engine, the pages of every slab that
+    /// lie wholly past its carved chunks (no chunk there was ever handed out since the
+    /// slab joined its class). A restarted caller's walk reads each carved chunk, and
+    /// each read fault maps the file's neighbouring pages too (the kernel's
+    /// fault-around), which would count untouched pages in RSS; call this after the walk.
+    /// Contents and file blocks stay. Returns the bytes advised.
+    pub fn forget_uncarved_pages(&self) -> usize {
+        const PAGE: usize = 4096;
+        let slab = self.slab_size();
+        let mut total = 0;
+        for (i, lock) in self.class_state.iter() {
+            let cs = self.classes.chunk_size(ClassId(i as u16));
+            let st = lock.0.lock();
+            for m in &st.slabs {
+                let start = (m.bump as usize * cs).next_multiple_of(PAGE);
+                if start < slab {
+                    let p = NonNull::new(self.slot_ptr(m.slot).as_ptr().wrapping_add(start))
+                        .expect("in slab");
+                    if self.os.forget_file_pages(p, slab - start).is_ok() {
+                        total += slab - start;
+                    }
+                }
+            }
+        }
+        total
     }
 
     /// Takes up `table` on a new engine (see the [module docs](self)).
