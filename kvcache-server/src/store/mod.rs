@@ -199,7 +199,7 @@ pub use histogram::SizeHistogram;
 pub use maintenance::CRAWL_STEPS;
 pub use read::{ItemView, ValueHead};
 pub use reclass::{MAX_LISTED, MIGRATE_BUDGET};
-pub use restart::{meta_path, RestartError, RestartInfo, RESTART_VERSION};
+pub use restart::{check_restart_meta, meta_path, RestartError, RestartInfo, RESTART_VERSION};
 pub use stats::{ClassSample, ClassStats, StoreStats};
 pub(crate) use write::Pending;
 

@@ -200,6 +200,20 @@ fn parse_meta(text: &str, expect: &str) -> Result<Meta, String> {
     Ok(m)
 }
 
+/// Checks a metadata file's bytes against `cfg` the way a start does, without touching
+/// any file: `Ok(n)` with the number of slabs it lists if a start would take it up (as
+/// far as the metadata goes), else the reason it would start cold. For tools and fuzzing.
+pub fn check_restart_meta(bytes: &[u8], cfg: &StoreConfig) -> Result<usize, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the metadata file is not text")?;
+    let expect = settings_lines(
+        cfg.memory_limit,
+        cfg.item_size_max,
+        &cfg.classes,
+        cfg.cas_enabled,
+    );
+    parse_meta(text, &expect).map(|m| m.table.len())
+}
+
 /// Bytes the file system holding `path` can still give (to an unprivileged writer).
 fn free_bytes(path: &Path) -> io::Result<u64> {
     use std::os::unix::ffi::OsStrExt;
@@ -545,5 +559,32 @@ impl Store {
         f.sync_all()?;
         std::fs::rename(&tmp, &mp)?;
         Ok(Some(mp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A metadata file the server wrote (`-m 64`, default classes, two items).
+    const SAVED: &[u8] = include_bytes!("../../fuzz/seeds/restart_meta/saved.meta");
+
+    #[test]
+    fn a_saved_file_is_accepted_and_every_change_refused() {
+        let cfg = StoreConfig::new(64 << 20);
+        let n = check_restart_meta(SAVED, &cfg).unwrap();
+        assert!(n >= 2, "{n} slabs");
+        let mut flipped = SAVED.to_vec();
+        let at = flipped.len() / 2;
+        flipped[at] ^= 1;
+        let e = check_restart_meta(&flipped, &cfg).unwrap_err();
+        assert!(e.contains("checksum"), "{e}");
+        let e = check_restart_meta(SAVED, &StoreConfig::new(32 << 20)).unwrap_err();
+        assert!(e.contains("memory_limit"), "{e}");
+        let mut no_cas = cfg.clone();
+        no_cas.cas_enabled = false;
+        assert!(check_restart_meta(SAVED, &no_cas).is_err());
+        assert!(check_restart_meta(&SAVED[..SAVED.len() - 3], &cfg).is_err());
+        assert!(check_restart_meta(b"", &cfg).is_err());
     }
 }

@@ -324,6 +324,33 @@ mod tests {
     }
 
     #[test]
+    fn the_table_leaves_out_trailing_free_chunks() {
+        let t = TmpFile::new("trail");
+        let f = t.open();
+        let e = SlabEngine::new(config(&f)).unwrap();
+        let small = ClassId(0);
+        let a = fill(&e, small, 1500); // slab 0 full (1024), slab 1 carved 476
+                                       // Free chunks 1400.. (the end of slab 1) and 100..200 (inside slab 0).
+        for p in a[1400..].iter().chain(&a[100..200]) {
+            // SAFETY: allocated above, freed once.
+            unsafe { e.free(*p) };
+        }
+        let table = e.slab_table();
+        assert_eq!(table.len(), 2);
+        assert_eq!(table[0].carved, 1024, "free chunks inside stay carved");
+        assert_eq!(table[1].carved, 1400 - 1024);
+        // Restored, only the carved prefix counts; pages past it leave the page tables.
+        drop(e);
+        let e = SlabEngine::new(config(&f).restore(table)).unwrap();
+        assert_eq!(e.stats().classes[0].used_chunks, 1400);
+        let past = SLAB - ((1400 - 1024) * 64usize).next_multiple_of(4096);
+        assert_eq!(e.forget_uncarved_pages(), past);
+        // The chunks past the carved prefix are handed out again.
+        let more = fill(&e, small, 100);
+        assert!(more.iter().all(|p| e.class_of(p.as_ptr()) == Some(small)));
+    }
+
+    #[test]
     fn a_bad_table_is_refused() {
         let t = TmpFile::new("bad");
         let f = t.open();
