@@ -35,20 +35,15 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "scenarios"))
+from common import free_port  # noqa: E402  (the scenarios' helper)
+
 ROOT = os.path.dirname(os.path.dirname(HERE))
 MEMCACHED = os.environ.get("MEMCACHED", "/usr/bin/memcached")
 KVCACHE = os.environ.get("KVCACHE", os.path.join(ROOT, "target/release/kvcache-server"))
 QUICK = "--quick" in sys.argv
 SECS = int(os.environ.get("SECS", "5" if QUICK else "10"))
 REPEAT = int(os.environ.get("REPEAT", "1" if QUICK else "3"))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def command(name, port, memfile, mb, threads=2):

@@ -89,6 +89,15 @@ fn save(server: ServerProc, file: &str) {
     assert!(meta(file).is_file(), "SIGUSR1 wrote the metadata file");
 }
 
+/// SIGUSR1, then the same command line again: it must restart warm.
+fn restart_warm(server: ServerProc, file: &str) -> (ServerProc, Client) {
+    save(server, file);
+    let s = start(file, &[]);
+    let mut c = s.connect();
+    assert_eq!(state(&mut c).0, "warm", "{}", reason(&s));
+    (s, c)
+}
+
 fn state(c: &mut Client) -> (String, u64, u64) {
     let s = c.stats("");
     let st = s
@@ -188,10 +197,7 @@ fn every_kind_of_item_comes_back_with_flags_and_cas() {
     drop(c);
 
     // A second round trip keeps the changes of the restored server.
-    save(s, &file);
-    let s = start(&file, &[]);
-    let mut c = s.connect();
-    assert_eq!(state(&mut c).0, "warm");
+    let (_s, mut c) = restart_warm(s, &file);
     assert_eq!(gets(&mut c, "text:1").unwrap().1, b"z");
     assert_eq!(gets(&mut c, "big:2").as_ref(), Some(&before[2002]));
 }
@@ -202,12 +208,9 @@ fn sigkill_and_sigterm_leave_nothing_to_restore() {
     let file = dir.file();
     let s = start(&file, &[]);
     set(&mut s.connect(), "k", 0, 0, b"v");
-    save(s, &file);
     // Restored, then killed: the metadata was consumed, so the next start is cold and
     // serves nothing of a memory that may hold half-written items.
-    let s = start(&file, &[]);
-    let mut c = s.connect();
-    assert_eq!(state(&mut c).0, "warm");
+    let (s, mut c) = restart_warm(s, &file);
     set(&mut c, "k2", 0, 0, &value(1, 100_000));
     drop(c);
     assert!(!s.signal_and_wait(SIGKILL).success());
@@ -386,10 +389,7 @@ fn empty_slabs_are_punched_out_of_the_file() {
     // What is left restores; the file stays as small.
     set(&mut c, "kept", 3, 0, b"still here");
     drop(c);
-    save(s, &file);
-    let s = start(&file, &[]);
-    let mut c = s.connect();
-    assert_eq!(state(&mut c).0, "warm");
+    let (_s, mut c) = restart_warm(s, &file);
     assert_eq!(gets(&mut c, "kept").unwrap().1, b"still here");
     assert!(allocated(&file) < full / 4);
 }
