@@ -233,12 +233,18 @@ fn sigkill_and_sigterm_leave_nothing_to_restore() {
 fn a_removed_or_truncated_memory_file_starts_cold() {
     let dir = ShmDir::new("file");
     let file = dir.file();
-    for fault in ["removed", "truncated"] {
+    for fault in ["removed", "truncated", "replaced"] {
         let s = start(&file, &[]);
         set(&mut s.connect(), "k", 0, 0, b"v");
         save(s, &file);
         if fault == "removed" {
             std::fs::remove_file(&file).unwrap();
+        } else if fault == "replaced" {
+            // Same length, another file (a copy renamed over it).
+            let copy = format!("{file}.copy");
+            let f = std::fs::File::create(&copy).unwrap();
+            f.set_len(std::fs::metadata(&file).unwrap().len()).unwrap();
+            std::fs::rename(&copy, &file).unwrap();
         } else {
             let f = std::fs::OpenOptions::new().write(true).open(&file).unwrap();
             f.set_len(1 << 20).unwrap();
@@ -246,11 +252,12 @@ fn a_removed_or_truncated_memory_file_starts_cold() {
         let s = start(&file, &[]);
         let mut c = s.connect();
         assert_eq!(state(&mut c).0, "cold", "{fault}");
-        assert!(
-            reason(&s).contains("truncated or replaced"),
-            "{}",
-            reason(&s)
-        );
+        let why = if fault == "replaced" {
+            "another file"
+        } else {
+            "truncated or replaced"
+        };
+        assert!(reason(&s).contains(why), "{fault}: {}", reason(&s));
         assert_eq!(gets(&mut c, "k"), None);
         set(&mut c, "k", 0, 0, b"fresh");
         assert_eq!(gets(&mut c, "k").unwrap().1, b"fresh");

@@ -102,6 +102,8 @@ pub struct RestartInfo {
 #[derive(Debug)]
 struct Meta {
     file_len: u64,
+    /// `<device>:<inode>` of the memory file.
+    file_id: String,
     process_started: i64,
     current_time: u32,
     stop_time: i64,
@@ -161,6 +163,7 @@ fn parse_meta(text: &str, expect: &str) -> Result<Meta, String> {
     }
     let mut m = Meta {
         file_len: 0,
+        file_id: String::new(),
         process_started: 0,
         current_time: 0,
         stop_time: 0,
@@ -176,6 +179,7 @@ fn parse_meta(text: &str, expect: &str) -> Result<Meta, String> {
         let n = |s: &str| s.parse::<i64>().map_err(|_| bad(line));
         match name {
             "file_len" => m.file_len = n(a)? as u64,
+            "file_id" => m.file_id = a.to_owned(),
             "process_started" => m.process_started = n(a)?,
             "current_time" => m.current_time = n(a)? as u32,
             "stop_time" => m.stop_time = n(a)?,
@@ -212,6 +216,11 @@ pub fn check_restart_meta(bytes: &[u8], cfg: &StoreConfig) -> Result<usize, Stri
         cfg.cas_enabled,
     );
     parse_meta(text, &expect).map(|m| m.table.len())
+}
+
+/// `<device>:<inode>`: which file the memory file is.
+fn file_id(md: &std::fs::Metadata) -> String {
+    format!("{}:{}", md.dev(), md.ino())
 }
 
 /// Bytes the file system holding `path` can still give (to an unprivileged writer).
@@ -256,10 +265,16 @@ impl Store {
             .mode(0o600)
             .open(path)
             .map_err(io_err)?;
-        let len = file.metadata().map_err(io_err)?.len();
+        let md = file.metadata().map_err(io_err)?;
+        let (len, id) = (md.len(), file_id(&md));
         let meta = meta.and_then(|m| {
-            if m.file_len == len {
+            if m.file_len == len && m.file_id == id {
                 Ok(m)
+            } else if m.file_len == len {
+                Err(format!(
+                    "the memory file is another file than the one saved ({id}, saved {})",
+                    m.file_id
+                ))
             } else {
                 Err(format!(
                     "the memory file is {len} bytes, {} were saved (truncated or replaced)",
@@ -532,14 +547,15 @@ impl Store {
         // the end of each slab.
         self.mem.alloc.drain_depots();
         let table = self.engine().slab_table();
-        let file_len = std::fs::metadata(&path)?.len();
+        let md = std::fs::metadata(&path)?;
+        let (file_len, id) = (md.len(), file_id(&md));
         let clock = self.clock();
         let (cas, oldest_live, oldest_cas) = self.expiry.saved();
         let mut s = format!("kvcache-restart {RESTART_VERSION}\n");
         s.push_str(&self.restart.settings);
         let _ = write!(
             s,
-            "file_len {file_len}\nprocess_started {}\ncurrent_time {}\nstop_time {}\n\
+            "file_len {file_len}\nfile_id {id}\nprocess_started {}\ncurrent_time {}\nstop_time {}\n\
              cas {cas}\noldest_live {oldest_live}\noldest_cas {oldest_cas}\nslabs {}\n",
             clock.process_started(),
             clock.now(),
