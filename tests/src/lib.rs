@@ -11,6 +11,9 @@
 //! port it got).
 #![warn(missing_docs)]
 
+pub mod kv_model;
+pub mod linearizability;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
