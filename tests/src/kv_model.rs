@@ -234,11 +234,7 @@ impl Model for KvModel {
             (Cmd::Replace(_), Reply::NotStored)
             | (Cmd::Append(_) | Cmd::Prepend(_), Reply::NotStored)
             | (
-                Cmd::Cas(..)
-                | Cmd::Incr(_)
-                | Cmd::Decr(_)
-                | Cmd::Delete
-                | Cmd::Touch(_),
+                Cmd::Cas(..) | Cmd::Incr(_) | Cmd::Decr(_) | Cmd::Delete | Cmd::Touch(_),
                 Reply::NotFound,
             )
             | (Cmd::Get, Reply::Miss) => absent.then_some(None),
@@ -383,7 +379,10 @@ mod tests {
             e(4, 5, Cmd::Get, hit(&[1], None)),
         ];
         assert!(!verdict(false, &h));
-        assert!(!verdict(true, &h), "eviction does not explain a stale value");
+        assert!(
+            !verdict(true, &h),
+            "eviction does not explain a stale value"
+        );
         // Deleted, then read back.
         let h = [
             e(0, 1, set(1), Reply::Stored(None)),
@@ -398,7 +397,10 @@ mod tests {
             e(4, 5, Cmd::Get, hit(&[1], None)),
         ];
         assert!(verdict(true, &h[..2]));
-        assert!(!verdict(false, &h[..2]), "a miss without eviction or expiry");
+        assert!(
+            !verdict(false, &h[..2]),
+            "a miss without eviction or expiry"
+        );
         assert!(!verdict(true, &h));
         // A torn value never linearizes.
         let torn = Reply::Value {
@@ -406,7 +408,13 @@ mod tests {
             flags: 0,
             cas: None,
         };
-        assert!(!verdict(true, &[e(0, 1, set(1), Reply::Stored(None)), e(2, 3, Cmd::Get, torn)]));
+        assert!(!verdict(
+            true,
+            &[
+                e(0, 1, set(1), Reply::Stored(None)),
+                e(2, 3, Cmd::Get, torn)
+            ]
+        ));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! port it got).
 #![warn(missing_docs)]
 
+pub mod kv_client;
 pub mod kv_model;
 pub mod linearizability;
 

@@ -37,8 +37,7 @@ pub trait Model {
     /// Applies `op` in `state`: the next state if the model allows `op`'s response there,
     /// `None` if it does not. `call` and `ret` are the operation's times, for models whose
     /// states change with time (expiry).
-    fn step(&self, state: &Self::State, op: &Self::Op, call: u64, ret: u64)
-        -> Option<Self::State>;
+    fn step(&self, state: &Self::State, op: &Self::Op, call: u64, ret: u64) -> Option<Self::State>;
 }
 
 /// One operation of a history.
@@ -104,7 +103,10 @@ pub fn check<M: Model>(model: &M, history: &[Event<M::Op>], budget: u64) -> Verd
     // Node 0 is the head sentinel; then the entries in time order.
     let mut entries: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * n);
     for (i, e) in history.iter().enumerate() {
-        assert!(e.ret >= e.call, "operation {i} returned before it was called");
+        assert!(
+            e.ret >= e.call,
+            "operation {i} returned before it was called"
+        );
         entries.push((e.call, true, i));
         entries.push((e.ret, false, i));
     }
