@@ -12,7 +12,7 @@
 //! classes migrating), mass sets then deletes of filler keys (compaction) and
 //! `slabs automove 0|1|2`, while the value sizes shift from round to round.
 //!
-//! Two servers: `-m 256`, where nothing may be evicted (the model allows no miss of an
+//! Two servers: `-m 1024`, where nothing may be evicted (the model allows no miss of an
 //! item that has not possibly expired, and the run checks `evictions` stays 0), and
 //! `-m 10`, where the filler forces evictions (an item may then read as missing at any
 //! time, but a wrong, stale or resurrected value is still a violation).
@@ -293,7 +293,8 @@ fn run_server(args: &[&str], may_evict: bool, rounds: usize, seed: u64) -> Total
     eprintln!(
         "{args:?}: {} histories ({} operations), {} violations, {} undecided; chaos {done:?}; \
          slabs_moved {}, slab_reassign_rescues {}, slab_reassign_evictions_nomem {}, \
-         items_moved {}, items_migrated {}, slab_reclasses {}, evictions {}, expired_unfetched {}",
+         items_moved {}, items_migrated {}, slab_reclasses {}, evictions {}, expired_unfetched {}; \
+         bytes {}, mapped_bytes {}",
         t.histories,
         t.ops,
         t.violations.len(),
@@ -306,7 +307,12 @@ fn run_server(args: &[&str], may_evict: bool, rounds: usize, seed: u64) -> Total
         g("slab_reclasses"),
         g("evictions"),
         g("expired_unfetched"),
+        g("bytes"),
+        g("mapped_bytes"),
     );
+    for v in t.violations.iter().take(3) {
+        eprintln!("{v}");
+    }
     // The chaos did what it is there for (else the run proves little).
     assert!(done.reassigns > 0 && done.reclasses > 0 && done.mass_deletes > 0);
     assert!(g("slabs_moved") > 0, "no slab moved");
@@ -330,7 +336,7 @@ fn histories_are_linearizable_under_chaos() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
     let runs = [
-        (vec!["-m", "256", "-t", "2"], false, 0x5EED_0001u64),
+        (vec!["-m", "1024", "-t", "2"], false, 0x5EED_0001u64),
         (vec!["-m", "10", "-t", "2"], true, 0x5EED_0002u64),
     ];
     let mut histories = 0;
@@ -341,9 +347,6 @@ fn histories_are_linearizable_under_chaos() {
         histories += t.histories;
         unknown += t.unknown;
         violations.extend(t.violations);
-    }
-    for v in violations.iter().take(3) {
-        eprintln!("{v}");
     }
     eprintln!(
         "linearizability: {histories} histories checked, {} violations, {unknown} undecided",
