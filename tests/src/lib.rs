@@ -58,7 +58,22 @@ impl ServerProc {
     /// Starts the server with `args` on an ephemeral loopback port and waits until it
     /// listens. Panics (failing the test) if it does not start within [`READ_TIMEOUT`].
     pub fn start(args: &[&str]) -> ServerProc {
-        let mut child = Command::new(server_bin())
+        Self::start_wrapped(&[], args)
+    }
+
+    /// As [`start`](Self::start), with the server run by a wrapper command: `wrapper` is
+    /// the command and its arguments before the server's path (e.g. `["prlimit",
+    /// "--as=200000000", "--"]`, or `valgrind` and its options); empty runs it directly.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> ServerProc {
+        let mut cmd = match wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(server_bin());
+                c
+            }
+            None => Command::new(server_bin()),
+        };
+        let mut child = cmd
             .args(["-l", "127.0.0.1", "-p", "0", "-U", "0"])
             .args(args)
             .stdin(Stdio::null())
