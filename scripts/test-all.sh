@@ -34,6 +34,10 @@ step "slab-core examples under strace"
 step "loom models"
 ./scripts/loom.sh
 
+step "linearizability under chaos (512 histories) and valgrind memcheck"
+LIN_ROUNDS=16 ./scripts/chaos.sh
+./scripts/valgrind.sh
+
 step "real clients against the release server"
 ./tests/clients/run-all.sh "$root/target/release/kvcache-server"
 

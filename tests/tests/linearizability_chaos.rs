@@ -17,8 +17,8 @@
 //! `-m 10`, where the filler forces evictions (an item may then read as missing at any
 //! time, but a wrong, stale or resurrected value is still a violation).
 //!
-//! `LIN_ROUNDS` sets the rounds per server (default 8: 256 histories); the bounded script
-//! run (`scripts/chaos.sh`) uses 36 (1,152 histories).
+//! `LIN_ROUNDS` sets the rounds per server (default 4: 128 histories); the bounded script
+//! run (`scripts/chaos.sh`) uses 36 (1,152 histories), `scripts/test-all.sh` 16 (512).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -313,19 +313,28 @@ fn run_server(args: &[&str], may_evict: bool, rounds: usize, seed: u64) -> Total
     for v in t.violations.iter().take(3) {
         eprintln!("{v}");
     }
-    // The chaos did what it is there for (else the run proves little).
+    // The chaos did what it is there for (else the run proves little); a run of a round
+    // or two may be too short for every kind of move.
     assert!(done.reassigns > 0 && done.reclasses > 0 && done.mass_deletes > 0);
-    assert!(g("slabs_moved") > 0, "no slab moved");
-    assert!(
-        g("items_moved") + g("items_migrated") > 0,
-        "no item was compacted or migrated"
-    );
-    if may_evict {
-        assert!(g("evictions") > 0, "the small server never evicted");
-    } else {
+    if rounds >= 3 {
+        assert!(g("slabs_moved") > 0, "no slab moved");
+        assert!(
+            g("items_moved") + g("items_migrated") > 0,
+            "no item was compacted or migrated"
+        );
+        assert!(
+            !may_evict || g("evictions") > 0,
+            "the small server never evicted"
+        );
+    }
+    if !may_evict {
         assert_eq!(g("evictions"), 0, "the large server evicted");
         assert_eq!(g("slab_reassign_evictions_nomem"), 0);
     }
+    // A clean stop (under valgrind this is when the leak check runs).
+    drop(c);
+    let status = s.signal_and_wait(15);
+    assert!(status.success(), "SIGTERM: {status:?}");
     t
 }
 
@@ -334,7 +343,7 @@ fn histories_are_linearizable_under_chaos() {
     let rounds: usize = std::env::var("LIN_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(8);
+        .unwrap_or(4);
     let runs = [
         (vec!["-m", "1024", "-t", "2"], false, 0x5EED_0001u64),
         (vec!["-m", "10", "-t", "2"], true, 0x5EED_0002u64),
