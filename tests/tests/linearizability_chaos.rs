@@ -206,9 +206,14 @@ fn chaos(addr: SocketAddr, stop: &AtomicBool, seed: u64) -> Chaos {
                     req.push_str(&format!("set fill:{i} 0 0 {size} noreply\r\n{v}\r\n"));
                 }
                 c.send(req.as_bytes());
+                // The last batch's survivors go too: a random class list may put each
+                // filler in a chunk of 30 KB, so they must not pile up.
                 let mut req = String::new();
-                for i in (fill..fill + n).filter(|i| i % 10 != 0) {
-                    req.push_str(&format!("delete fill:{i} noreply\r\n"));
+                let last = fill.saturating_sub(n)..fill;
+                for i in last.filter(|i| i % 10 == 0).chain(fill..fill + n) {
+                    if i < fill || i % 10 != 0 {
+                        req.push_str(&format!("delete fill:{i} noreply\r\n"));
+                    }
                 }
                 c.send(req.as_bytes());
                 assert!(ask(&mut c, "version").starts_with("VERSION"));
