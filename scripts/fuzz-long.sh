@@ -11,12 +11,7 @@
 set -euo pipefail
 secs="${FUZZ_LONG_SECONDS:-600}"
 cd "$(dirname "$0")/../kvcache-server/fuzz"
-if rustup run nightly rustc --version >/dev/null 2>&1; then
-    toolchain=+nightly
-else
-    toolchain=
-    export RUSTC_BOOTSTRAP=1
-fi
+. ../../scripts/fuzz-toolchain.sh
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(text_parse meta_parse binary_parse exec_requests)
 cargo $toolchain fuzz build -O
@@ -27,7 +22,8 @@ for target in "${targets[@]}"; do
     log=$(mktemp)
     cargo $toolchain fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \
         -dict=memcached.dict -max_total_time="$secs" -max_len=4096 \
-        -rss_limit_mb=2048 -print_final_stats=1 2>&1 | tee "$log" | grep -E '^#[0-9]+ +(INITED|DONE|REDUCE|NEW)' | tail -3
+        -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || { tail -40 "$log"; exit 1; }
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)' "$log" || true
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
     before=$(find "seeds/$target" -type f | wc -l)

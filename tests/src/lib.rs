@@ -14,6 +14,7 @@
 pub mod kv_client;
 pub mod kv_model;
 pub mod linearizability;
+pub mod rng;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -388,14 +389,16 @@ pub fn raise_nofile(want: u64) -> u64 {
 
 /// Resident set size now and its peak (`VmRSS`, `VmHWM` of `/proc/PID/status`), in KiB.
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    Some((status_kib(pid, "VmRSS:")?, status_kib(pid, "VmHWM:")?))
+}
+
+/// A `kB` field of `/proc/PID/status` (`name` with its colon, e.g. `"VmSize:"`), in KiB.
+pub fn status_kib(pid: u32, name: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Sets `SO_LINGER` to zero seconds so that dropping the socket sends a reset (RST)

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use integration_tests::kv_client::{Bytes, KvClient, Proto};
 use integration_tests::kv_model::{Cmd, KvModel, KvOp, Val, Write};
 use integration_tests::linearizability::{check, Event, Verdict};
+use integration_tests::rng::Rng;
 use integration_tests::{stat_u64, Client, ServerProc};
 
 const BLOB_KEYS: usize = 10;
@@ -41,21 +42,6 @@ const OPS: usize = 300;
 const PAUSE_US: u64 = 6000;
 /// Search steps per history before the checker gives up (counted as a failure).
 const BUDGET: u64 = 5_000_000;
-
-/// xorshift64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// A piece length for round `round`: the size mix shifts from round to round, and one
 /// store in fifty is a chained value (over the 32 KiB largest chunk).

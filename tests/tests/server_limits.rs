@@ -18,12 +18,7 @@ use integration_tests::{stat_u64, Client, ServerProc, READ_TIMEOUT};
 
 /// `VmSize` of a process, in KiB.
 fn vm_size_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmSize")
+    integration_tests::status_kib(pid, "VmSize:").expect("VmSize")
 }
 
 /// Sets `n` items of `size` bytes under `prefix` over `c`, pipelined; returns (stored,

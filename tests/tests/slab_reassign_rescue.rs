@@ -14,27 +14,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use integration_tests::rng::Rng;
 use integration_tests::{env_secs, stat_u64, Client, ServerProc};
 
 /// Keys per client: 3 x 6,000 keys of ~5.4 KB on average (~70 MB of `bytes`).
 const KEYS: usize = 6000;
 
-/// xorshift64: a fixed stream per client.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// Log-uniform length in 20..=40960.
-    fn len(&mut self) -> usize {
-        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
-        (20.0 * 2048f64.powf(u)) as usize
-    }
+/// Log-uniform length in 20..=40960.
+fn log_len(rng: &mut Rng) -> usize {
+    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    (20.0 * 2048f64.powf(u)) as usize
 }
 
 /// The value of `key` at `version`: `len` bytes derived from both, so a read can tell a
@@ -75,7 +64,7 @@ fn client(addr: SocketAddr, id: usize, run: Duration, stop: &AtomicBool) -> Tall
     // key -> (version, len) of what it holds, None when deleted.
     let mut held: HashMap<usize, Option<(u32, usize)>> = HashMap::new();
     for k in 0..KEYS {
-        let len = rng.len();
+        let len = log_len(&mut rng);
         set(&mut c, &format!("c{id}:k{k}"), &value(id, k, 0, len));
         held.insert(k, Some((0, len)));
     }
@@ -83,9 +72,9 @@ fn client(addr: SocketAddr, id: usize, run: Duration, stop: &AtomicBool) -> Tall
     let start = Instant::now();
     let mut version = 1u32;
     while start.elapsed() < run && !stop.load(Ordering::Relaxed) {
-        let k = (rng.next() % KEYS as u64) as usize;
+        let k = (rng.next_u64() % KEYS as u64) as usize;
         let name = format!("c{id}:k{k}");
-        match rng.next() % 10 {
+        match rng.next_u64() % 10 {
             0..=5 => {
                 c.send(format!("get {name}\r\n").as_bytes());
                 let line = c.read_line();
@@ -115,7 +104,7 @@ fn client(addr: SocketAddr, id: usize, run: Duration, stop: &AtomicBool) -> Tall
                 );
             }
             6..=8 => {
-                let len = rng.len();
+                let len = log_len(&mut rng);
                 set(&mut c, &name, &value(id, k, version, len));
                 held.insert(k, Some((version, len)));
                 version += 1;

@@ -46,6 +46,12 @@ struct Mini {
 // linked, by their allocating thread before); loom checks exactly that claim.
 unsafe impl Sync for Mini {}
 
+/// Runs `f` on a new loom thread with its own handle to `m`.
+fn on_thread(m: &Arc<Mini>, f: impl FnOnce(&Mini) + Send + 'static) -> thread::JoinHandle<()> {
+    let m = m.clone();
+    thread::spawn(move || f(&m))
+}
+
 /// Runs `f` under `loom::model` and asserts loom explored more than one interleaving.
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -202,16 +208,10 @@ fn loom_a_get_sees_one_whole_copy_while_its_item_moves() {
     model(|| {
         let m = Mini::new(0, 1);
         let c0 = m.shards[0].lock().unwrap().expect("set");
-        let mover = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.walk_move(c0, false);
-            })
-        };
-        let writer = {
-            let m = m.clone();
-            thread::spawn(move || m.set(0, 2))
-        };
+        let mover = on_thread(&m, move |m| {
+            m.walk_move(c0, false);
+        });
+        let writer = on_thread(&m, |m| m.set(0, 2));
         // Reads never see a value nobody wrote, and never go back from 2 to 1.
         let a = m.get(0).expect("never missing");
         let b = m.get(0).expect("never missing");
@@ -233,19 +233,13 @@ fn loom_a_walk_acts_only_on_the_item_its_shard_links() {
         // move and the eviction hand walk over that chunk.
         let m = Mini::new(0, 1);
         let c0 = m.shards[0].lock().unwrap().expect("set");
-        let churn = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.delete(0);
-                m.set(1, 7);
-            })
-        };
-        let mover = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.walk_move(c0, false);
-            })
-        };
+        let churn = on_thread(&m, |m| {
+            m.delete(0);
+            m.set(1, 7);
+        });
+        let mover = on_thread(&m, move |m| {
+            m.walk_move(c0, false);
+        });
         let evicted = m.walk_evict(c0);
         churn.join().unwrap();
         mover.join().unwrap();
@@ -263,13 +257,10 @@ fn loom_a_walk_that_trusts_a_stale_tag_is_caught() {
     loom::model(|| {
         let m = Mini::new(0, 1);
         let c0 = m.shards[0].lock().unwrap().expect("set");
-        let churn = {
-            let m = m.clone();
-            thread::spawn(move || {
-                m.delete(0);
-                m.set(1, 7);
-            })
-        };
+        let churn = on_thread(&m, |m| {
+            m.delete(0);
+            m.set(1, 7);
+        });
         // Without the handle check the walk moves (and frees) a chunk it read the tag of
         // before the churn freed it: a double free or a chunk both free and linked.
         m.walk_move(c0, true);
