@@ -3,8 +3,9 @@
 //! - Address space: the server runs under `RLIMIT_AS` a little above what it maps (its
 //!   reservation of twice `-m`, plus the fixed overhead an idle server shows), then takes a
 //!   load that fills `-m` with small items and large chained values over hundreds of
-//!   connections. Every reply must be `STORED` or `SERVER_ERROR out of memory storing
-//!   object`; the process must stay up, with no panic on stderr, and answer afterwards.
+//!   connections (at most 256 requests in flight on each). Every reply must be `STORED`
+//!   or `SERVER_ERROR out of memory storing object`; the process must stay up, with no
+//!   panic on stderr, and answer afterwards.
 //! - File descriptors: `ulimit -n` just above `-c`: connections past `-c` are refused with
 //!   memcached's `ERROR Too many open connections`, the ones already open are served,
 //!   and once some close new ones are served again. A limit that cannot cover `-c` is
@@ -26,7 +27,10 @@ fn vm_size_kib(pid: u32) -> u64 {
 fn fill(c: &mut Client, prefix: &str, n: usize, size: usize) -> (u64, u64) {
     let v = vec![b'x'; size];
     let (mut stored, mut oom) = (0, 0);
-    let batch = (256 << 10) / (size + 40) + 1;
+    // At most 256 requests in flight: their replies fit a connection's first output
+    // buffer, so what grows under the limit is the store, not the reply buffers (whose
+    // growth still aborts when the heap is exhausted).
+    let batch = ((256 << 10) / (size + 40) + 1).min(256);
     let mut i = 0;
     while i < n {
         let k = batch.min(n - i);
