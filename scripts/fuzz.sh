@@ -7,14 +7,7 @@
 set -euo pipefail
 secs="${1:-${FUZZ_SECONDS:-45}}"
 cd "$(dirname "$0")/../kvcache-server/fuzz"
-# cargo-fuzz needs unstable compiler flags: use the nightly toolchain when there is one,
-# else let the stable compiler accept them.
-if rustup run nightly rustc --version >/dev/null 2>&1; then
-    toolchain=+nightly
-else
-    toolchain=
-    export RUSTC_BOOTSTRAP=1
-fi
+. ../../scripts/fuzz-toolchain.sh
 cargo $toolchain fuzz build -O
 for target in text_parse meta_parse binary_parse exec_requests restart_meta; do
     echo "== fuzzing $target for ${secs}s"

@@ -9,3 +9,9 @@ cd "$(dirname "$0")/.."
 filter=("${@:-tests::loom_}")
 RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
     cargo test --release -p slab-core --lib -- --test-threads=1 "${filter[@]}"
+# The store's item moves (kvcache-server/src/store/loom_moves.rs): run when no filter is
+# given, or with one naming them.
+if [ $# -eq 0 ] || [[ "$*" == *loom_moves* ]]; then
+    RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom \
+        cargo test --release -p kvcache-server --lib -- store::loom_moves::
+fi

@@ -3,7 +3,8 @@
 # then formatting, the layout check (file length, module cycles), lints and docs, a release
 # build of everything (benchmarks included, built but not run), the
 # unit/property/integration tests, the slab-core examples' system-call checks, the loom
-# models, the real-client checks against the release server, and short bounded fuzz runs.
+# models, linearizability under chaos and valgrind memcheck, the real-client checks
+# against the release server, and short bounded fuzz runs.
 #
 #   ./scripts/test-all.sh            everything
 #   FUZZ_SECONDS=0 ./scripts/test-all.sh   everything but fuzzing
@@ -33,6 +34,10 @@ step "slab-core examples under strace"
 
 step "loom models"
 ./scripts/loom.sh
+
+step "linearizability under chaos (512 histories) and valgrind memcheck"
+LIN_ROUNDS=16 ./scripts/chaos.sh
+./scripts/valgrind.sh
 
 step "real clients against the release server"
 ./tests/clients/run-all.sh "$root/target/release/kvcache-server"

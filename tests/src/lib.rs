@@ -11,6 +11,11 @@
 //! port it got).
 #![warn(missing_docs)]
 
+pub mod kv_client;
+pub mod kv_model;
+pub mod linearizability;
+pub mod rng;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -56,7 +61,22 @@ impl ServerProc {
     /// Starts the server with `args` on an ephemeral loopback port and waits until it
     /// listens. Panics (failing the test) if it does not start within [`READ_TIMEOUT`].
     pub fn start(args: &[&str]) -> ServerProc {
-        let mut child = Command::new(server_bin())
+        Self::start_wrapped(&[], args)
+    }
+
+    /// As [`start`](Self::start), with the server run by a wrapper command: `wrapper` is
+    /// the command and its arguments before the server's path (e.g. `["prlimit",
+    /// "--as=200000000", "--"]`, or `valgrind` and its options); empty runs it directly.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> ServerProc {
+        let mut cmd = match wrapper.split_first() {
+            Some((w, rest)) => {
+                let mut c = Command::new(w);
+                c.args(rest).arg(server_bin());
+                c
+            }
+            None => Command::new(server_bin()),
+        };
+        let mut child = cmd
             .args(["-l", "127.0.0.1", "-p", "0", "-U", "0"])
             .args(args)
             .stdin(Stdio::null())
@@ -379,14 +399,16 @@ pub fn raise_nofile(want: u64) -> u64 {
 
 /// Resident set size now and its peak (`VmRSS`, `VmHWM` of `/proc/PID/status`), in KiB.
 pub fn rss_kib(pid: u32) -> Option<(u64, u64)> {
+    Some((status_kib(pid, "VmRSS:")?, status_kib(pid, "VmHWM:")?))
+}
+
+/// A `kB` field of `/proc/PID/status` (`name` with its colon, e.g. `"VmSize:"`), in KiB.
+pub fn status_kib(pid: u32, name: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Sets `SO_LINGER` to zero seconds so that dropping the socket sends a reset (RST)

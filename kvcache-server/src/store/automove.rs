@@ -9,11 +9,14 @@
 //!
 //! * `slabs reassign <src> <dst>` empties one slab of class `src` (`-1`: any class with a
 //!   slab to spare) and hands it back to the engine, where `dst` takes it when it next
-//!   allocates. Live items of the slab move into free chunks of the same class while there
-//!   are any (memcached's `slab_reassign_rescues`); the rest are evicted
-//!   (`slab_reassign_evictions_nomem`); expired ones are reclaimed
-//!   (`slab_reassign_inline_reclaim`). The move runs synchronously in the caller; a second
-//!   one while it runs is answered `BUSY`.
+//!   allocates. Live items of the slab move to other chunks of the same class
+//!   (memcached's `slab_reassign_rescues`): into fresh memory of the class while `-m`
+//!   leaves room for a slab beyond those earlier moves of the same tick freed for their
+//!   receivers, else only into free chunks of the class's other slabs. memcached 1.6.18
+//!   evicts an item that finds no free chunk even with the limit far; we evict
+//!   (`slab_reassign_evictions_nomem`) only when the limit binds. Expired items are
+//!   reclaimed (`slab_reassign_inline_reclaim`). The move runs synchronously in the
+//!   caller; a second one while it runs is answered `BUSY`.
 //! * `slabs automove <0|1|2>` picks the policy that runs once per maintenance tick (about
 //!   once a second, from [`Store::maintenance`]):
 //!   - `0`: off; slabs move only by `slabs reassign` and the on-demand rebalance.
@@ -291,7 +294,7 @@ impl Store {
         }
         if src > 0 {
             // Pool slabs are anybody's already: moving one is a no-op.
-            self.move_slab(ClassId((src - 1) as u16), usize::MAX);
+            self.move_slab(ClassId((src - 1) as u16), usize::MAX, 0);
         }
         ReassignOutcome::Ok
     }
@@ -348,7 +351,8 @@ impl Store {
             if items >= ITEMS_PER_TICK {
                 break;
             }
-            match self.move_slab(ClassId(m.src as u16), m.dst) {
+            // The slabs moved so far this tick are their receivers': no rescue takes them.
+            match self.move_slab(ClassId(m.src as u16), m.dst, moved) {
                 Some(e) => {
                     items += e.items();
                     moved += 1;
@@ -365,10 +369,11 @@ impl Store {
 
     /// Empties one slab of `src` (which must keep at least one) for class index `dst`
     /// (`usize::MAX`: whoever allocates next) and counts it; `None` if `src` has fewer than
-    /// two slabs.
-    fn move_slab(&self, src: ClassId, _dst: usize) -> Option<Emptied> {
+    /// two slabs. `reserved` slabs freed by earlier moves are their receivers': the move
+    /// rescues items into fresh memory only while more than those are to be had.
+    fn move_slab(&self, src: ClassId, _dst: usize, reserved: usize) -> Option<Emptied> {
         self.moves.running.store(true, Ordering::Relaxed);
-        let r = self.empty_one_slab(src);
+        let r = self.empty_one_slab(src, reserved);
         self.moves.running.store(false, Ordering::Relaxed);
         let e = r?;
         let g = &self.counters.global;
@@ -569,6 +574,54 @@ mod tests {
     }
 
     #[test]
+    fn reassign_rescues_into_fresh_memory_until_the_limit_binds() {
+        // Far from the limit: every live item of the moved slab finds a chunk.
+        let s = store(8, true, 0);
+        for k in 0..20_000 {
+            s.store(StoreMode::Set, &key(k), 0, 0, &value_of(k));
+        }
+        let items = s.stats().curr_items;
+        let (class, slabs) = biggest(&s);
+        let id = (class + 1) as i32;
+        for _ in 0..slabs.min(8) - 1 {
+            assert_eq!(s.slabs_reassign(id, 0), ReassignOutcome::Ok);
+        }
+        let st = s.stats();
+        assert_eq!(st.slab_reassign_evictions_nomem, 0);
+        assert!(st.slab_reassign_rescues > 0);
+        assert_eq!(st.curr_items, items);
+        for k in 0..20_000 {
+            let mut v = None;
+            s.get(&key(k), |it| v = Some(it.value.to_vec()));
+            assert_eq!(v, Some(value_of(k)), "key {k}");
+        }
+        // At the limit (the store evicts already) a move has no fresh memory: it evicts.
+        let full = store(2, true, 0);
+        let mut k = 0;
+        while full.stats().evictions == 0 {
+            full.store(StoreMode::Set, &key(k), 0, 0, &value_of(k));
+            k += 1;
+        }
+        full.maintenance();
+        let (class, slabs) = biggest(&full);
+        assert!(slabs >= 2);
+        let before = full.stats();
+        assert_eq!(
+            full.slabs_reassign((class + 1) as i32, 0),
+            ReassignOutcome::Ok
+        );
+        let after = full.stats();
+        assert!(after.slab_reassign_evictions_nomem > 0, "{after:?}");
+        assert_eq!(
+            before.curr_items - after.curr_items,
+            after.slab_reassign_evictions_nomem
+        );
+        // The slab left its class for good.
+        full.maintenance();
+        assert_eq!(full.engine().stats().classes[class].slabs, slabs - 1);
+    }
+
+    #[test]
     fn reassign_checks_in_memcacheds_order() {
         let s = store(8, true, 0);
         let n = s.config().classes.len() as i32;
@@ -588,10 +641,11 @@ mod tests {
         for k in 0..20_000 {
             s.store(StoreMode::Set, &key(k), 0, 0, &value_of(k));
         }
-        let (class, _) = biggest(&s);
+        // 8 MiB leaves room: the moved slab's items are rescued into fresh memory.
         assert_eq!(s.slabs_reassign(-1, 1), ReassignOutcome::Ok);
-        assert_eq!(s.stats().classes[class].evicted, s.stats().evictions);
-        assert!(s.stats().evictions > 0);
+        assert_eq!(s.stats().evictions, 0);
+        assert_eq!(s.stats().slab_reassign_evictions_nomem, 0);
+        assert!(s.stats().slab_reassign_rescues > 0);
         let off = store(8, false, 1);
         assert_eq!(off.slabs_reassign(1, 2), ReassignOutcome::Disabled);
     }

@@ -92,6 +92,14 @@ impl Store {
                 Lookup::Hit(h) => Some(h),
                 _ => match (opts.vivify, prepared.take()) {
                     (Some(_), Some(prep)) => {
+                        if !self.reserve_key(&mut shard) {
+                            // The table cannot grow (the heap is exhausted): a miss.
+                            drop(shard);
+                            self.free_garbage(garbage);
+                            self.discard(prep);
+                            bump(&self.counters.global.get_misses);
+                            return false;
+                        }
                         // Linking hands the chunk to the index; `Prepared` owns nothing
                         // else for an empty value.
                         let head = prep.head;

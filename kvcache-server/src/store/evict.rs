@@ -342,11 +342,14 @@ const VICTIM_CANDIDATES: usize = 8;
 impl Store {
     /// Empties one slab of `class` for a slab move (`slabs reassign`, automove): of a few
     /// slabs from a rotating start, the one with the fewest live items. Live items move to
-    /// free chunks of the class outside that slab while the class has any, the others are
-    /// evicted (expired ones reclaimed). The chunks go straight back to the engine, so the
-    /// slab returns to the pool as soon as chunks of it cached in magazines come back too.
-    /// `None` if the class holds fewer than two slabs, or none with live items.
-    pub(super) fn empty_one_slab(&self, class: ClassId) -> Option<Emptied> {
+    /// other chunks of the class: into fresh memory of the class (a new slab) while `-m`
+    /// leaves room for one beyond the `reserved` slabs earlier moves freed for their
+    /// receivers (see [`Store::room_for_rescue`]), else only into free chunks of its other
+    /// slabs that hold items; the rest are evicted (expired ones reclaimed). The chunks go
+    /// straight back to the engine, so the slab returns to the pool as soon as chunks of it
+    /// cached in magazines come back too. `None` if the class holds fewer than two slabs, or
+    /// none with live items.
+    pub(super) fn empty_one_slab(&self, class: ClassId, reserved: usize) -> Option<Emptied> {
         let _walk = self.mem.walk();
         let mut slabs: Vec<(NonNull<u8>, usize)> = Vec::new();
         self.engine()
@@ -386,30 +389,34 @@ impl Store {
         let (victim, live) = best?;
         let (base, carved) = victim;
         let slab = self.classes().slab_size();
-        // Items may move only into slabs holding live items (not the victim, not a slab
-        // emptied by an earlier move whose chunks are still on their way back, not an empty
-        // spare or a slab taken from the pool meanwhile): anything else frees nothing. The
-        // scan over the class runs only when the store's counts say there is room.
-        let held = get(&self.counters.gauge(class).chunks) as usize;
-        let free_outside = (slabs.len() * cps)
-            .saturating_sub(held)
-            .saturating_sub(cps - live);
+        let slab_of = |p: NonNull<u8>| p.as_ptr() as usize & !(slab - 1);
+        // While the limit has room, any chunk of the class outside the victim will do,
+        // fresh memory included. Otherwise items may move only into slabs holding live
+        // items (not the victim, not a slab emptied by an earlier move whose chunks are
+        // still on their way back, not an empty spare or a slab taken from the pool
+        // meanwhile): anything else frees nothing. That scan runs only when the store's
+        // counts say there is room.
+        let fresh = self.room_for_rescue(class, reserved);
         let mut targets: Vec<usize> = Vec::new();
         let mut room = 0;
-        if free_outside > 0 {
-            for s in slabs.iter().filter(|&&(b, c)| c > 0 && b != base) {
-                let l = live_in(s);
-                if l > 0 {
-                    targets.push(s.0.as_ptr() as usize);
-                    room += cps - l;
+        if fresh {
+            room = usize::MAX;
+        } else {
+            let held = get(&self.counters.gauge(class).chunks) as usize;
+            let free_outside = (slabs.len() * cps)
+                .saturating_sub(held)
+                .saturating_sub(cps - live);
+            if free_outside > 0 {
+                for s in slabs.iter().filter(|&&(b, c)| c > 0 && b != base) {
+                    let l = live_in(s);
+                    if l > 0 {
+                        targets.push(s.0.as_ptr() as usize);
+                        room += cps - l;
+                    }
                 }
             }
+            targets.sort_unstable();
         }
-        targets.sort_unstable();
-        let usable = |p: NonNull<u8>| {
-            let b = p.as_ptr() as usize & !(slab - 1);
-            targets.binary_search(&b).is_ok()
-        };
         let mut stash: Vec<NonNull<u8>> = Vec::new();
         let mut e = Emptied::default();
         for ci in 0..carved {
@@ -420,32 +427,29 @@ impl Store {
             }
             let mut dest = None;
             while room > 0 && stash.len() <= cps {
-                match self.mem.alloc.alloc_class(class) {
-                    Ok(q) => {
-                        self.counters
-                            .gauge(class)
-                            .chunks
-                            .fetch_add(1, Ordering::Relaxed);
-                        if !usable(q) {
-                            // A chunk of the victim itself (keep it out of use), or of
-                            // a fresh slab (stop moving items).
-                            let fresh =
-                                (q.as_ptr() as usize & !(slab - 1)) != base.as_ptr() as usize;
-                            stash.push(q);
-                            if fresh {
-                                room = 0;
-                                break;
-                            }
-                            continue;
-                        }
-                        room -= 1;
-                        dest = Some(q);
-                        break;
-                    }
-                    Err(_) => {
-                        room = 0;
-                    }
+                let Ok(q) = self.mem.alloc.alloc_class(class) else {
+                    room = 0;
+                    break;
+                };
+                self.counters
+                    .gauge(class)
+                    .chunks
+                    .fetch_add(1, Ordering::Relaxed);
+                let b = slab_of(q);
+                if b == base.as_ptr() as usize {
+                    // A chunk of the victim itself: keep it out of use.
+                    stash.push(q);
+                    continue;
                 }
+                if !fresh && targets.binary_search(&b).is_err() {
+                    // A chunk of a fresh slab with the limit binding: stop moving items.
+                    stash.push(q);
+                    room = 0;
+                    break;
+                }
+                room -= 1;
+                dest = Some(q);
+                break;
             }
             match self.vacate(p, tag, dest) {
                 Vacated::Moved => e.rescued += 1,
@@ -460,6 +464,21 @@ impl Store {
         }
         self.mem.alloc.flush_thread_cache();
         Some(e)
+    }
+
+    /// Whether a slab move may rescue the items of `class`'s victim into fresh memory: the
+    /// slabs an allocation of the class can still get (its empty spare, the pool's empty
+    /// slabs, unmapped room under `-m`) outnumber the `reserved` ones that earlier moves
+    /// freed for their receivers. When it says no, the limit binds: the victim's items
+    /// find room only in free chunks of the class, and the rest are evicted.
+    fn room_for_rescue(&self, class: ClassId, reserved: usize) -> bool {
+        let es = self.engine().stats();
+        let Some(limit) = es.limit else {
+            return true;
+        };
+        let unmapped = limit.saturating_sub(es.mapped_bytes) / es.slab_size;
+        let spare = es.classes.get(class.index()).map_or(0, |c| c.empty_slabs);
+        unmapped + es.pooled_slabs + spare > reserved
     }
 
     /// Takes the item whose head is the chunk at `p` (with tag `tag`) out of its chunk:

@@ -281,14 +281,32 @@ impl Store {
             .find_entry(th, |&h| h == handle)
             .expect("unlink of a linked item");
         e.remove();
+        self.retire(handle);
+    }
+
+    /// What unlinking does besides leaving the table: clears `LIVE`, counts the item out.
+    fn retire(&self, handle: u32) {
         let it = self.item(handle);
         it.clear_bits(LIVE);
         self.counters
             .unlinked(self.class_of(handle), it.stored_size());
     }
 
+    /// Makes room in a locked shard's table for one more key, without aborting when the
+    /// heap is exhausted (`RLIMIT_AS`, a cgroup): false if the table could not grow, and
+    /// the store then fails for memory. Call it before [`link_locked`](Self::link_locked)
+    /// of a key that is not in the table yet.
+    pub(super) fn reserve_key(&self, shard: &mut Shard) -> bool {
+        shard
+            .table
+            .try_reserve(1, |&h| table_hash(self.item(h).tag() >> 8))
+            .is_ok()
+    }
+
     /// Links a prepared item into a locked shard, in place of `old` if given (which is
     /// then unlinked; the caller frees it after unlocking). Sets the CAS unique to `cas`.
+    /// A replacement takes `old`'s table slot (same key, same hash), so it never grows the
+    /// table; a new key needs the room [`reserve_key`](Self::reserve_key) made.
     pub(super) fn link_locked(
         &self,
         shard: &mut Shard,
@@ -302,12 +320,21 @@ impl Store {
         it.set_bits(LIVE);
         self.counters.linked(self.class_of(new), it.stored_size());
         bump(&self.counters.global.total_items);
-        if let Some(o) = old {
-            self.unlink_locked(shard, kh.th, o);
+        match old {
+            Some(o) => {
+                let slot = shard
+                    .table
+                    .find_mut(kh.th, |&h| h == o)
+                    .expect("replace of a linked item");
+                *slot = new;
+                self.retire(o);
+            }
+            None => {
+                shard
+                    .table
+                    .insert_unique(kh.th, new, |&h| table_hash(self.item(h).tag() >> 8));
+            }
         }
-        shard
-            .table
-            .insert_unique(kh.th, new, |&h| table_hash(self.item(h).tag() >> 8));
     }
 
     /// Looks `key` up under its shard's lock and runs `f` there with the live item's handle

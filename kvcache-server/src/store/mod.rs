@@ -176,6 +176,8 @@ mod evict;
 mod expiry;
 mod histogram;
 mod index;
+#[cfg(all(test, loom))]
+mod loom_moves;
 mod maintenance;
 mod read;
 mod reclass;

@@ -388,6 +388,8 @@ impl Store {
                 bump(&self.counters.class(self.class_of(h)).cas_badval);
                 StoreOutcome::Exists
             }
+            // A new key whose shard's table cannot grow (the heap is exhausted).
+            (_, None) if !self.reserve_key(&mut shard) => StoreOutcome::OutOfMemory,
             _ => StoreOutcome::Stored,
         };
         let mut new_cas = 0;
