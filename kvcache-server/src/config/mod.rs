@@ -9,13 +9,17 @@ mod extended;
 mod store;
 #[cfg(test)]
 mod tests;
+mod transport;
 mod usage;
 
+pub use transport::{TlsConfig, DEFAULT_UNIX_MASK, MAX_UNIX_PATH};
 pub use usage::usage;
 
 use extended::parse_extended;
 
 /// What the command line asks for.
+// Made once per process: the size of the `Run` variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Run the server.
@@ -83,6 +87,16 @@ pub struct Config {
     /// `-o reap_interval=<s>`: seconds between maintenance steps (crawl an eighth of the
     /// index, return idle memory to the OS). Default 1.
     pub reap_interval: u32,
+    /// `-s`: listen on this unix stream socket instead of TCP.
+    pub unix_socket: Option<String>,
+    /// `-a`: the unix socket's mode (default 0700).
+    pub unix_mask: u32,
+    /// `-U`: the UDP port (0: off).
+    pub udp_port: u16,
+    /// `-Z` and `-o ssl_*`: TLS.
+    pub tls: TlsConfig,
+    /// `-S`: SASL authentication on the binary protocol.
+    pub sasl: bool,
 }
 
 impl Default for Config {
@@ -111,6 +125,11 @@ impl Default for Config {
             idle_timeout: 0,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             reap_interval: 1,
+            unix_socket: None,
+            unix_mask: DEFAULT_UNIX_MASK,
+            udp_port: 0,
+            tls: TlsConfig::default(),
+            sasl: false,
         }
     }
 }
@@ -165,6 +184,10 @@ const OPTS: &[(char, &str, bool)] = &[
     ('u', "user", true),
     ('V', "version", false),
     ('h', "help", false),
+    ('s', "unix-socket", true),
+    ('a', "unix-mask", true),
+    ('Z', "enable-ssl", false),
+    ('S', "enable-sasl", false),
 ];
 
 /// Parses the arguments (without the program name).
@@ -235,16 +258,14 @@ where
     let mut memory_mb: usize = 64;
     for (c, val) in opts {
         let v = val.as_deref().unwrap_or("");
+        if let Some(r) = transport::flag(&mut cfg, c, v) {
+            r?;
+            continue;
+        }
         match c {
             'h' => return Ok(Action::Help),
             'V' => return Ok(Action::Version),
             'p' => cfg.port = num("-p", v)?,
-            'U' => {
-                let udp: u16 = num("-U", v)?;
-                if udp != 0 {
-                    return err("UDP is not supported: only -U 0 is accepted");
-                }
-            }
             'l' => cfg.listen = v.to_owned(),
             'm' => {
                 let bytes = size_with_suffix("-m", v)?;
@@ -315,6 +336,7 @@ where
     cfg.memory_limit = memory_mb
         .checked_mul(1 << 20)
         .map_or_else(|| err("-m is too large"), Ok)?;
+    transport::check(&cfg)?;
     if cfg.item_size_max > cfg.memory_limit / 2 {
         return err("Cannot set item size limit higher than 1/2 of memory max.");
     }

@@ -39,19 +39,22 @@
 pub mod auth;
 mod conn;
 mod control;
+mod listen;
 mod recv;
 mod report;
 mod shared;
+mod stream;
+mod tls;
+mod tls_report;
 mod worker;
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::Config;
@@ -61,13 +64,15 @@ use crate::protocol::text::reply;
 use crate::store::Store;
 
 pub use conn::ConnInfo;
+use listen::Listener;
 use shared::Shared;
+pub use stream::PeerAddr;
 
 /// A running server: the listener is bound and the workers are started.
 #[derive(Debug)]
 pub struct Server {
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listener: Listener,
     poll: Poll,
     workers: Vec<(worker::ConnSender, Arc<Waker>)>,
     handles: Vec<JoinHandle<()>>,
@@ -107,16 +112,33 @@ impl Server {
                 "an auth file is configured but its credentials were not given",
             ));
         }
-        let addr = (cfg.listen.as_str(), cfg.port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
-            })?;
-        let std_listener = bind(addr, cfg.backlog)?;
-        let local_addr = std_listener.local_addr()?;
-        let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&std_listener);
-        let listener = TcpListener::from_std(std_listener);
+        let listener = match &cfg.unix_socket {
+            Some(path) => Listener::unix(path, cfg.unix_mask, cfg.backlog)?,
+            None => {
+                let addr = (cfg.listen.as_str(), cfg.port)
+                    .to_socket_addrs()?
+                    .next()
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
+                    })?;
+                Listener::tcp(addr, cfg.backlog)?
+            }
+        };
+        let local_addr = listener
+            .tcp_addr()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], cfg.port)));
+        let listen_name = match &cfg.unix_socket {
+            Some(path) => format!("unix:{path}"),
+            None => format!("tcp:{local_addr}"),
+        };
+        let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let tls = if cfg.tls.enabled {
+            let t = tls::TlsState::new(cfg.tls.clone(), store.now())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Some(t)
+        } else {
+            None
+        };
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
@@ -141,7 +163,9 @@ impl Server {
             conns: Mutex::new(Vec::new()),
             local_addr,
             listen_fd,
+            listen_name,
             auth,
+            tls,
             stop_waker: stop_waker.clone(),
         });
         let mut workers = Vec::new();
@@ -168,6 +192,12 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// Where the server listens, as `stats conns` names it (`tcp:127.0.0.1:11211`,
+    /// `unix:/path/to.sock`).
+    pub fn listen_name(&self) -> &str {
+        &self.shared.listen_name
     }
 
     /// A handle that stops the server.
@@ -212,7 +242,6 @@ impl Server {
                                 continue;
                             }
                             self.shared.curr_conns.fetch_add(1, Ordering::Relaxed);
-                            let _ = stream.set_nodelay(true);
                             let (tx, waker) = &self.workers[next % self.workers.len()];
                             next = next.wrapping_add(1);
                             if tx.send((stream, peer)).is_ok() {
@@ -295,19 +324,4 @@ pub fn raise_fd_limit(max_conns: usize, threads: usize) -> Result<(), &'static s
         }
     }
     Ok(())
-}
-
-/// Binds a listening socket with `SO_REUSEADDR` and the given backlog.
-fn bind(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
-    let std_listener = StdListener::bind(addr)?;
-    std_listener.set_nonblocking(true)?;
-    // std binds with a backlog of 128; raise it to the configured one.
-    let backlog = backlog.min(i32::MAX as u32) as libc::c_int;
-    // SAFETY: the fd is a valid, bound socket owned by `std_listener` for the whole call;
-    // listen(2) on an already listening socket only updates its backlog.
-    let rc = unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std_listener), backlog) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(std_listener)
 }

@@ -8,14 +8,12 @@
 //! new edge. Replies of everything parsed from a batch of reads leave in one `write`.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::auth::{self, AuthStep};
@@ -25,6 +23,7 @@ use super::conn::{
 use super::control::ServerControl;
 use super::recv;
 use super::shared::Shared;
+use super::stream::{PeerAddr, Stream};
 use crate::exec::{self, After, Counters, Protocol, Receiving, Step};
 
 const WAKER: Token = Token(usize::MAX);
@@ -77,7 +76,7 @@ pub(crate) struct Worker {
     id: usize,
     shared: Arc<Shared>,
     poll: Poll,
-    rx: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    rx: mpsc::Receiver<(Stream, PeerAddr)>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     counters: Counters,
@@ -92,7 +91,7 @@ pub(crate) struct Worker {
 }
 
 /// The channel on which the acceptor hands connections to a worker.
-pub(crate) type ConnSender = mpsc::Sender<(TcpStream, SocketAddr)>;
+pub(crate) type ConnSender = mpsc::Sender<(Stream, PeerAddr)>;
 
 /// A worker with the sender and waker the acceptor uses to hand it connections.
 type Handoff = (Worker, ConnSender, Arc<Waker>);
@@ -124,7 +123,7 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(256);
         let cfg = &self.shared.cfg;
-        let timeouts = cfg.idle_timeout > 0 || cfg.write_timeout > 0;
+        let timeouts = cfg.idle_timeout > 0 || cfg.write_timeout > 0 || cfg.tls.enabled;
         let tick = timeouts.then_some(TIMEOUT_SCAN);
         loop {
             // Connections that yielded are resumed right after a poll that does not wait.
@@ -213,11 +212,19 @@ impl Worker {
         let write = Duration::from_secs(u64::from(self.shared.cfg.write_timeout));
         let clock = self.shared.store.now();
         let now = Instant::now();
+        let handshake = Duration::from_secs(u64::from(self.shared.cfg.tls.handshake_timeout));
         for i in 0..self.conns.len() {
             let Some(conn) = self.conns[i].as_ref() else {
                 continue;
             };
-            if conn.pending_out() > 0 {
+            let tls_started = conn.stream.tls().and_then(|t| t.handshake_started());
+            if tls_started.is_some_and(|t| now.duration_since(t) >= handshake) {
+                // A handshake that stalls: counted as failed.
+                if let Some(t) = &self.shared.tls {
+                    t.handshake_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                self.close(i);
+            } else if conn.pending_out() > 0 {
                 let stalled = conn
                     .stalled_since
                     .is_some_and(|t| now.duration_since(t) >= write);
@@ -236,7 +243,17 @@ impl Worker {
     }
 
     fn accept_new(&mut self) {
-        while let Ok((mut stream, peer)) = self.rx.try_recv() {
+        while let Ok((stream, peer)) = self.rx.try_recv() {
+            let mut stream = match (stream, &self.shared.tls) {
+                (Stream::Tcp(s), Some(tls)) => match tls.accept(s) {
+                    Ok(t) => Stream::Tls(Box::new(t)),
+                    Err(_) => {
+                        self.shared.curr_conns.fetch_sub(1, Ordering::Relaxed);
+                        continue;
+                    }
+                },
+                (s, _) => s,
+            };
             let i = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1
@@ -279,6 +296,11 @@ impl Worker {
         if let Some(mut conn) = self.conns[i].take() {
             // A value still arriving: its item's chunks go back.
             recv::abandon(&self.shared.store, &mut conn);
+            if let (Stream::Tls(t), Some(tls)) = (&mut conn.stream, &self.shared.tls) {
+                if t.take_failure() {
+                    tls.handshake_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             let mut list = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
             list.retain(|c| !Arc::ptr_eq(c, &conn.info));
@@ -359,7 +381,7 @@ fn finish_step(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
                 return false;
             }
         }
-        let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+        conn.stream.shutdown_write();
         conn.write_shut = true;
     }
     let mut scratch = [0u8; 4096];
