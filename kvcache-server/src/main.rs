@@ -95,7 +95,7 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cfg.verbose;
-    let unix = cfg.unix_socket.is_some();
+    let unix = cfg.transport.unix_socket.is_some();
     let announce = verbose > 0 || cfg.port == 0;
     let server = match Server::start(cfg, store, auth) {
         Ok(s) => s,

@@ -12,14 +12,12 @@ mod tests;
 mod transport;
 mod usage;
 
-pub use transport::{TlsConfig, DEFAULT_UNIX_MASK, MAX_UNIX_PATH};
+pub use transport::{TlsConfig, Transport, DEFAULT_UNIX_MASK, MAX_UNIX_PATH};
 pub use usage::usage;
 
 use extended::parse_extended;
 
 /// What the command line asks for.
-// Made once per process: the size of the `Run` variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Run the server.
@@ -87,16 +85,8 @@ pub struct Config {
     /// `-o reap_interval=<s>`: seconds between maintenance steps (crawl an eighth of the
     /// index, return idle memory to the OS). Default 1.
     pub reap_interval: u32,
-    /// `-s`: listen on this unix stream socket instead of TCP.
-    pub unix_socket: Option<String>,
-    /// `-a`: the unix socket's mode (default 0700).
-    pub unix_mask: u32,
-    /// `-U`: the UDP port (0: off).
-    pub udp_port: u16,
-    /// `-Z` and `-o ssl_*`: TLS.
-    pub tls: TlsConfig,
-    /// `-S`: SASL authentication on the binary protocol.
-    pub sasl: bool,
+    /// `-s`, `-a`, `-U`, `-Z` with `-o ssl_*`, `-S`: transports and SASL.
+    pub transport: Box<Transport>,
 }
 
 impl Default for Config {
@@ -125,11 +115,7 @@ impl Default for Config {
             idle_timeout: 0,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             reap_interval: 1,
-            unix_socket: None,
-            unix_mask: DEFAULT_UNIX_MASK,
-            udp_port: 0,
-            tls: TlsConfig::default(),
-            sasl: false,
+            transport: Box::default(),
         }
     }
 }
@@ -258,8 +244,8 @@ where
     let mut memory_mb: usize = 64;
     for (c, val) in opts {
         let v = val.as_deref().unwrap_or("");
-        if let Some(r) = transport::flag(&mut cfg, c, v) {
-            r?;
+        if let Some(r) = cfg.transport.flag(c, v) {
+            r.map_err(ConfigError)?;
             continue;
         }
         match c {
@@ -336,7 +322,9 @@ where
     cfg.memory_limit = memory_mb
         .checked_mul(1 << 20)
         .map_or_else(|| err("-m is too large"), Ok)?;
-    transport::check(&cfg)?;
+    cfg.transport
+        .check(cfg.auth_file.is_some())
+        .map_err(ConfigError)?;
     if cfg.item_size_max > cfg.memory_limit / 2 {
         return err("Cannot set item size limit higher than 1/2 of memory max.");
     }

@@ -1,7 +1,32 @@
 //! The transport and access-control flags: `-s`/`-a` (unix socket), `-U` (UDP), `-Z` and
 //! the `-o ssl_*` options (TLS), `-S` (SASL), with memcached's meaning.
 
-use super::{err, num, Config, ConfigError};
+/// `-s`, `-a`, `-U`, `-Z` (with the `-o ssl_*` options), `-S`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transport {
+    /// `-s`: listen on this unix stream socket instead of TCP.
+    pub unix_socket: Option<String>,
+    /// `-a`: the unix socket's mode (default 0700).
+    pub unix_mask: u32,
+    /// `-U`: the UDP port (0: off).
+    pub udp_port: u16,
+    /// `-Z` and `-o ssl_*`: TLS.
+    pub tls: TlsConfig,
+    /// `-S`: SASL authentication on the binary protocol.
+    pub sasl: bool,
+}
+
+impl Default for Transport {
+    fn default() -> Self {
+        Transport {
+            unix_socket: None,
+            unix_mask: DEFAULT_UNIX_MASK,
+            udp_port: 0,
+            tls: TlsConfig::default(),
+            sasl: false,
+        }
+    }
+}
 
 /// `-Z` and the `-o ssl_*` options.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,112 +74,117 @@ pub const DEFAULT_UNIX_MASK: u32 = 0o700;
 /// The longest unix socket path (`sun_path` holds 108 bytes with its NUL).
 pub const MAX_UNIX_PATH: usize = 107;
 
-/// One `-o ssl_*` suboption; `None` if `name` is not one.
-pub(super) fn ssl_option(
-    cfg: &mut Config,
-    name: &str,
-    val: Option<&str>,
-) -> Option<Result<(), ConfigError>> {
-    let t = &mut cfg.tls;
-    let need = |v: Option<&str>| match v {
-        Some(v) if !v.is_empty() => Ok(v.to_owned()),
-        _ => err(format!("Missing {name} argument")),
-    };
-    let r = match name {
-        "ssl_chain_cert" => need(val).map(|v| t.chain_cert = Some(v)),
-        "ssl_key" => need(val).map(|v| t.key = Some(v)),
-        "ssl_ca_cert" => need(val).map(|v| t.ca_cert = Some(v)),
-        "ssl_verify_mode" => match val.map(|v| num::<u8>(name, v)) {
-            Some(Ok(m)) if m <= 3 => {
-                t.verify_mode = m;
-                Ok(())
-            }
-            _ => err("Invalid ssl_verify_mode. Use help to see valid options."),
-        },
-        "ssl_keyformat" => num(name, val.unwrap_or("")).map(|k| t.keyformat = k),
-        "ssl_min_version" => match val {
-            Some("tlsv1.2") => {
-                t.min_tls13 = false;
-                Ok(())
-            }
-            Some("tlsv1.3") => {
-                t.min_tls13 = true;
-                Ok(())
-            }
-            _ => err("Invalid ssl_min_version. Use help to see valid options."),
-        },
-        "ssl_session_cache" => {
-            t.session_cache = true;
-            Ok(())
-        }
-        "ssl_handshake_timeout" => match val.map(|v| num::<u32>(name, v)) {
-            Some(Ok(s)) if s > 0 => {
-                t.handshake_timeout = s;
-                Ok(())
-            }
-            _ => err("ssl_handshake_timeout must be a number of seconds above 0"),
-        },
-        // memcached's TLS tunables we accept and have no use for.
-        "ssl_ciphers" | "ssl_wbuf_size" | "ssl_kernel_tls" => Ok(()),
-        _ => return None,
-    };
-    Some(r)
+fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("invalid value for {flag}: '{v}'"))
 }
 
-/// `-s`, `-a`, `-U`, `-Z`, `-S`; `None` if `c` is none of them.
-pub(super) fn flag(cfg: &mut Config, c: char, v: &str) -> Option<Result<(), ConfigError>> {
-    let r = match c {
-        's' => {
-            if v.len() > MAX_UNIX_PATH {
-                err(format!(
-                    "unix socket path too long ({} bytes, at most {MAX_UNIX_PATH}): {v}",
-                    v.len()
-                ))
-            } else {
-                cfg.unix_socket = Some(v.to_owned());
+impl TlsConfig {
+    /// One `-o ssl_*` suboption; `None` if `name` is not one.
+    pub(super) fn option(&mut self, name: &str, val: Option<&str>) -> Option<Result<(), String>> {
+        let need = |v: Option<&str>| match v {
+            Some(v) if !v.is_empty() => Ok(v.to_owned()),
+            _ => Err(format!("Missing {name} argument")),
+        };
+        let r = match name {
+            "ssl_chain_cert" => need(val).map(|v| self.chain_cert = Some(v)),
+            "ssl_key" => need(val).map(|v| self.key = Some(v)),
+            "ssl_ca_cert" => need(val).map(|v| self.ca_cert = Some(v)),
+            "ssl_verify_mode" => match val.map(|v| number::<u8>(name, v)) {
+                Some(Ok(m)) if m <= 3 => {
+                    self.verify_mode = m;
+                    Ok(())
+                }
+                _ => Err("Invalid ssl_verify_mode. Use help to see valid options.".into()),
+            },
+            "ssl_keyformat" => number(name, val.unwrap_or("")).map(|k| self.keyformat = k),
+            "ssl_min_version" => match val {
+                Some("tlsv1.2") => {
+                    self.min_tls13 = false;
+                    Ok(())
+                }
+                Some("tlsv1.3") => {
+                    self.min_tls13 = true;
+                    Ok(())
+                }
+                _ => Err("Invalid ssl_min_version. Use help to see valid options.".into()),
+            },
+            "ssl_session_cache" => {
+                self.session_cache = true;
                 Ok(())
             }
-        }
-        'a' => match u32::from_str_radix(v.trim(), 8) {
-            Ok(m) if m <= 0o777 => {
-                cfg.unix_mask = m;
-                Ok(())
-            }
-            _ => err(format!("invalid value for -a: '{v}' (an octal mode)")),
-        },
-        'U' => num("-U", v).map(|p| cfg.udp_port = p),
-        'Z' => {
-            cfg.tls.enabled = true;
-            Ok(())
-        }
-        'S' => {
-            cfg.sasl = true;
-            Ok(())
-        }
-        _ => return None,
-    };
-    Some(r)
+            "ssl_handshake_timeout" => match val.map(|v| number::<u32>(name, v)) {
+                Some(Ok(s)) if s > 0 => {
+                    self.handshake_timeout = s;
+                    Ok(())
+                }
+                _ => Err("ssl_handshake_timeout must be a number of seconds above 0".into()),
+            },
+            // memcached's TLS tunables we accept and have no use for.
+            "ssl_ciphers" | "ssl_wbuf_size" | "ssl_kernel_tls" => Ok(()),
+            _ => return None,
+        };
+        Some(r)
+    }
 }
 
-/// memcached's checks across flags, after all are read.
-pub(super) fn check(cfg: &Config) -> Result<(), ConfigError> {
-    if cfg.sasl && cfg.auth_file.is_some() {
-        return err("ERROR: You cannot allow the ASCII protocol while using SASL.");
+impl Transport {
+    /// `-s`, `-a`, `-U`, `-Z`, `-S`; `None` if `c` is none of them.
+    pub(super) fn flag(&mut self, c: char, v: &str) -> Option<Result<(), String>> {
+        let r = match c {
+            's' => {
+                if v.len() > MAX_UNIX_PATH {
+                    Err(format!(
+                        "unix socket path too long ({} bytes, at most {MAX_UNIX_PATH}): {v}",
+                        v.len()
+                    ))
+                } else {
+                    self.unix_socket = Some(v.to_owned());
+                    Ok(())
+                }
+            }
+            'a' => match u32::from_str_radix(v.trim(), 8) {
+                Ok(m) if m <= 0o777 => {
+                    self.unix_mask = m;
+                    Ok(())
+                }
+                _ => Err(format!("invalid value for -a: '{v}' (an octal mode)")),
+            },
+            'U' => number("-U", v).map(|p| self.udp_port = p),
+            'Z' => {
+                self.tls.enabled = true;
+                Ok(())
+            }
+            'S' => {
+                self.sasl = true;
+                Ok(())
+            }
+            _ => return None,
+        };
+        Some(r)
     }
-    if cfg.sasl && cfg.udp_port != 0 {
-        return err("ERROR: Cannot enable UDP while using binary SASL authentication.");
+
+    /// memcached's checks across flags, after all are read (`ascii_auth`: `-Y`).
+    pub(super) fn check(&self, ascii_auth: bool) -> Result<(), String> {
+        if self.sasl && ascii_auth {
+            return Err("ERROR: You cannot allow the ASCII protocol while using SASL.".into());
+        }
+        if self.sasl && self.udp_port != 0 {
+            return Err("ERROR: Cannot enable UDP while using binary SASL authentication.".into());
+        }
+        let t = &self.tls;
+        if t.enabled {
+            if t.chain_cert.is_none() || t.key.is_none() {
+                return Err("ssl_chain_cert and ssl_key are required with -Z".into());
+            }
+            if t.verify_mode > 0 && t.ca_cert.is_none() {
+                return Err("ssl_verify_mode 1 to 3 needs ssl_ca_cert".into());
+            }
+            if self.unix_socket.is_some() {
+                return Err("-Z serves TLS on TCP: it cannot be used with -s".into());
+            }
+        }
+        Ok(())
     }
-    let t = &cfg.tls;
-    if t.enabled {
-        if t.chain_cert.is_none() || t.key.is_none() {
-            return err("ssl_chain_cert and ssl_key are required with -Z");
-        }
-        if t.verify_mode > 0 && t.ca_cert.is_none() {
-            return err("ssl_verify_mode 1 to 3 needs ssl_ca_cert");
-        }
-        if cfg.unix_socket.is_some() {
-            return err("-Z serves TLS on TCP: it cannot be used with -s");
-        }
-    }
-    Ok(())
 }

@@ -112,8 +112,8 @@ impl Server {
                 "an auth file is configured but its credentials were not given",
             ));
         }
-        let listener = match &cfg.unix_socket {
-            Some(path) => Listener::unix(path, cfg.unix_mask, cfg.backlog)?,
+        let listener = match &cfg.transport.unix_socket {
+            Some(path) => Listener::unix(path, cfg.transport.unix_mask, cfg.backlog)?,
             None => {
                 let addr = (cfg.listen.as_str(), cfg.port)
                     .to_socket_addrs()?
@@ -127,13 +127,13 @@ impl Server {
         let local_addr = listener
             .tcp_addr()
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], cfg.port)));
-        let listen_name = match &cfg.unix_socket {
+        let listen_name = match &cfg.transport.unix_socket {
             Some(path) => format!("unix:{path}"),
             None => format!("tcp:{local_addr}"),
         };
         let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
-        let tls = if cfg.tls.enabled {
-            let t = tls::TlsState::new(cfg.tls.clone(), store.now())
+        let tls = if cfg.transport.tls.enabled {
+            let t = tls::TlsState::new(cfg.transport.tls.clone(), store.now())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             Some(t)
         } else {

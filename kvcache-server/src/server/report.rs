@@ -155,7 +155,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "maxbytes", cfg.memory_limit);
     write_stat(out, "maxconns", cfg.max_conns);
     write_stat(out, "tcpport", shared.local_addr.port());
-    write_stat(out, "udpport", cfg.udp_port);
+    write_stat(out, "udpport", cfg.transport.udp_port);
     write_stat(out, "inter", &cfg.listen);
     write_stat(out, "verbosity", shared.verbosity.load(Relaxed));
     write_stat(out, "oldest", 0);
@@ -167,9 +167,9 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(
         out,
         "domain_socket",
-        cfg.unix_socket.as_deref().unwrap_or("NULL"),
+        cfg.transport.unix_socket.as_deref().unwrap_or("NULL"),
     );
-    write_stat(out, "umask", format_args!("{:o}", cfg.unix_mask));
+    write_stat(out, "umask", format_args!("{:o}", cfg.transport.unix_mask));
     write_stat(out, "shutdown_command", yes_no(cfg.shutdown_enabled));
     write_stat(
         out,
@@ -186,7 +186,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "tcp_backlog", cfg.backlog);
     // With `-Y` memcached binds the text protocol only and shows the auth file's path.
     match &cfg.auth_file {
-        None if cfg.sasl => {
+        None if cfg.transport.sasl => {
             write_stat(out, "binding_protocol", "binary");
             write_stat(out, "auth_enabled_sasl", "yes");
             write_stat(out, "auth_enabled_ascii", "no");

@@ -28,7 +28,7 @@ pub(super) fn general(shared: &Shared, out: &mut Vec<u8>) {
 
 /// `stats settings`: the `-Z` and `-o ssl_*` settings.
 pub(super) fn settings(cfg: &Config, out: &mut Vec<u8>) {
-    let t = &cfg.tls;
+    let t = &cfg.transport.tls;
     let yes_no = |b: bool| if b { "yes" } else { "no" };
     write_stat(out, "ssl_enabled", yes_no(t.enabled));
     write_stat(

@@ -123,7 +123,7 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(256);
         let cfg = &self.shared.cfg;
-        let timeouts = cfg.idle_timeout > 0 || cfg.write_timeout > 0 || cfg.tls.enabled;
+        let timeouts = cfg.idle_timeout > 0 || cfg.write_timeout > 0 || cfg.transport.tls.enabled;
         let tick = timeouts.then_some(TIMEOUT_SCAN);
         loop {
             // Connections that yielded are resumed right after a poll that does not wait.
@@ -212,7 +212,8 @@ impl Worker {
         let write = Duration::from_secs(u64::from(self.shared.cfg.write_timeout));
         let clock = self.shared.store.now();
         let now = Instant::now();
-        let handshake = Duration::from_secs(u64::from(self.shared.cfg.tls.handshake_timeout));
+        let handshake =
+            Duration::from_secs(u64::from(self.shared.cfg.transport.tls.handshake_timeout));
         for i in 0..self.conns.len() {
             let Some(conn) = self.conns[i].as_ref() else {
                 continue;
