@@ -99,6 +99,8 @@ pub(crate) struct Conn {
     pub write_shut: bool,
     /// Stopped reading with input possibly left in the socket; the worker resumes it.
     pub yielded: bool,
+    /// `-S`: the connection's SASL state.
+    pub sasl: super::sasl::SaslConn,
 }
 
 /// The outcome of a read attempt.
@@ -138,6 +140,7 @@ impl Conn {
             stalled_since: None,
             write_shut: false,
             yielded: false,
+            sasl: Default::default(),
         }
     }
 

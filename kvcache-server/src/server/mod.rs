@@ -42,6 +42,7 @@ mod control;
 mod listen;
 mod recv;
 mod report;
+mod sasl;
 mod shared;
 mod stream;
 mod tls;
@@ -132,6 +133,13 @@ impl Server {
             None => format!("tcp:{local_addr}"),
         };
         let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let sasl = if cfg.transport.sasl {
+            let s = Arc::new(sasl::Sasl::from_env()?);
+            s.reload_on_sighup()?;
+            Some(s)
+        } else {
+            None
+        };
         let tls = if cfg.transport.tls.enabled {
             let t = tls::TlsState::new(cfg.transport.tls.clone(), store.now())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -166,6 +174,7 @@ impl Server {
             listen_name,
             auth,
             tls,
+            sasl,
             stop_waker: stop_waker.clone(),
         });
         let mut workers = Vec::new();

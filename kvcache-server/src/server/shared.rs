@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub listen_name: String,
     /// `-Z`: the TLS configuration and its counters.
     pub tls: Option<super::tls::TlsState>,
+    /// `-S`: the SASL password file.
+    pub sasl: Option<Arc<super::sasl::Sasl>>,
     /// `-Y`: the credentials connections must present.
     pub auth: Option<auth::AuthFile>,
     /// Wakes the acceptor when a stop is asked.

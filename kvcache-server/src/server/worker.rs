@@ -22,6 +22,7 @@ use super::conn::{
 };
 use super::control::ServerControl;
 use super::recv;
+use super::sasl;
 use super::shared::Shared;
 use super::stream::{PeerAddr, Stream};
 use crate::exec::{self, After, Counters, Protocol, Receiving, Step};
@@ -288,6 +289,10 @@ impl Worker {
             if self.shared.auth.is_some() {
                 // memcached binds the text protocol only with `-Y`.
                 conn.proto = Some(Protocol::Text);
+            }
+            if self.shared.sasl.is_some() {
+                // ... and the binary protocol only with `-S`.
+                conn.proto = Some(Protocol::Binary);
             }
             self.conns[i] = Some(conn);
         }
@@ -600,15 +605,23 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
             let proto = *conn
                 .proto
                 .get_or_insert_with(|| Protocol::of_first_byte(buf[0]));
-            let written = conn.out_pos;
-            exec::run(
-                &mut ctx.exec(),
-                proto,
-                buf,
-                &mut conn.out,
-                written,
-                &mut conn.recv,
-            )
+            let max = ctx.shared.settings.item_size_max;
+            let sasl = ctx.shared.sasl.as_deref().and_then(|s| {
+                sasl::intercept(s, &mut conn.sasl, buf, max, &mut conn.out, ctx.counters)
+            });
+            if let Some(step) = sasl {
+                step
+            } else {
+                let written = conn.out_pos;
+                exec::run(
+                    &mut ctx.exec(),
+                    proto,
+                    buf,
+                    &mut conn.out,
+                    written,
+                    &mut conn.recv,
+                )
+            }
         };
         match step {
             Step::Done { used, after } => {
