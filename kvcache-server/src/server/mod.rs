@@ -46,7 +46,8 @@ mod sasl;
 mod shared;
 mod stream;
 mod tls;
-mod tls_report;
+mod transport_report;
+mod udp;
 mod worker;
 
 use std::io::{self, Write};
@@ -140,6 +141,19 @@ impl Server {
         } else {
             None
         };
+        let udp = if cfg.transport.udp_port != 0 {
+            let addr = (cfg.listen.as_str(), cfg.transport.udp_port)
+                .to_socket_addrs()?
+                .next()
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
+                })?;
+            let sock = std::net::UdpSocket::bind(addr)?;
+            sock.set_nonblocking(true)?;
+            Some((sock, udp::UdpStats::default()))
+        } else {
+            None
+        };
         let tls = if cfg.transport.tls.enabled {
             let t = tls::TlsState::new(cfg.transport.tls.clone(), store.now())
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -175,6 +189,7 @@ impl Server {
             auth,
             tls,
             sasl,
+            udp,
             stop_waker: stop_waker.clone(),
         });
         let mut workers = Vec::new();

@@ -86,7 +86,7 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "store_no_memory", c.store_no_memory);
     write_stat(out, "auth_cmds", c.auth_cmds);
     write_stat(out, "auth_errors", c.auth_errors);
-    super::tls_report::general(shared, out);
+    super::transport_report::general(shared, out);
     if cfg.idle_timeout > 0 {
         write_stat(out, "idle_kicks", c.idle_kicks);
     }
@@ -230,7 +230,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "idle_timeout", cfg.idle_timeout);
     write_stat(out, "write_timeout", cfg.write_timeout);
     write_stat(out, "track_sizes", "yes");
-    super::tls_report::settings(cfg, out);
+    super::transport_report::settings(cfg, out);
 }
 
 fn items(shared: &Shared, out: &mut Vec<u8>) {

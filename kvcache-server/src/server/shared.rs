@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub tls: Option<super::tls::TlsState>,
     /// `-S`: the SASL password file.
     pub sasl: Option<Arc<super::sasl::Sasl>>,
+    /// `-U`: the UDP socket (each worker reads a clone) and its counters.
+    pub udp: Option<(std::net::UdpSocket, super::udp::UdpStats)>,
     /// `-Y`: the credentials connections must present.
     pub auth: Option<auth::AuthFile>,
     /// Wakes the acceptor when a stop is asked.

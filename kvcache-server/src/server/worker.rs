@@ -25,9 +25,11 @@ use super::recv;
 use super::sasl;
 use super::shared::Shared;
 use super::stream::{PeerAddr, Stream};
+use super::udp;
 use crate::exec::{self, After, Counters, Protocol, Receiving, Step};
 
 const WAKER: Token = Token(usize::MAX);
+const UDP: Token = Token(usize::MAX - 1);
 
 /// A connection that still has bytes to read after this many full reads yields to the
 /// others on its worker and is resumed after them (memcached's `conn_yields`): a client
@@ -89,6 +91,10 @@ pub(crate) struct Worker {
     /// An empty output buffer kept for the next connection that needs a large one (see
     /// `Conn::borrow_out`).
     spare_out: Vec<u8>,
+    /// `-U`: this worker's clone of the UDP socket.
+    udp: Option<udp::UdpPort>,
+    /// The UDP socket may hold datagrams this worker has not read.
+    udp_more: bool,
 }
 
 /// The channel on which the acceptor hands connections to a worker.
@@ -102,6 +108,14 @@ impl Worker {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = mpsc::channel();
+        let udp = match &shared.udp {
+            Some((sock, _)) => {
+                let mut s = mio::net::UdpSocket::from_std(sock.try_clone()?);
+                poll.registry().register(&mut s, UDP, Interest::READABLE)?;
+                Some(udp::UdpPort::new(s))
+            }
+            None => None,
+        };
         Ok((
             Worker {
                 id,
@@ -115,6 +129,8 @@ impl Worker {
                 yielded: Vec::new(),
                 flushes_seen: 0,
                 spare_out: Vec::new(),
+                udp,
+                udp_more: false,
             },
             tx,
             waker,
@@ -128,7 +144,7 @@ impl Worker {
         let tick = timeouts.then_some(TIMEOUT_SCAN);
         loop {
             // Connections that yielded are resumed right after a poll that does not wait.
-            let wait = if self.yielded.is_empty() {
+            let wait = if self.yielded.is_empty() && !self.udp_more {
                 tick
             } else {
                 Some(Duration::ZERO)
@@ -144,6 +160,10 @@ impl Worker {
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     self.accept_new();
+                    continue;
+                }
+                if ev.token() == UDP {
+                    self.udp_more = true;
                     continue;
                 }
                 let i = ev.token().0;
@@ -165,6 +185,9 @@ impl Worker {
                 } else if conn.yielded {
                     self.yielded.push(i);
                 }
+            }
+            if self.udp_more {
+                self.serve_udp();
             }
             for i in resume {
                 let Some(Some(conn)) = self.conns.get_mut(i) else {
@@ -296,6 +319,14 @@ impl Worker {
             }
             self.conns[i] = Some(conn);
         }
+    }
+
+    fn serve_udp(&mut self) {
+        let (Some(port), Some((_, stats))) = (self.udp.as_mut(), self.shared.udp.as_ref()) else {
+            return;
+        };
+        let mut ctx = Ctx::new(&self.shared, &mut self.counters, self.id);
+        self.udp_more = port.serve(&mut ctx.exec(), stats);
     }
 
     fn close(&mut self, i: usize) {

@@ -1,4 +1,5 @@
-//! The TLS lines of `stats` and `stats settings`, as memcached 1.6.18 writes them.
+//! The TLS lines of `stats` and `stats settings`, as memcached 1.6.18 writes them, and
+//! the UDP counters (ours).
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -6,8 +7,18 @@ use super::shared::Shared;
 use crate::config::Config;
 use crate::protocol::text::write_stat;
 
-/// `stats`: with `-Z`, the handshake failures and the age of the certificate.
+/// `stats`: with `-U`, the datagrams answered and dropped; with `-Z`, the handshake
+/// failures and the age of the certificate.
 pub(super) fn general(shared: &Shared, out: &mut Vec<u8>) {
+    if let Some((_, udp)) = &shared.udp {
+        write_stat(out, "udp_requests", udp.requests.load(Relaxed));
+        write_stat(out, "udp_dropped", udp.dropped.load(Relaxed));
+        write_stat(
+            out,
+            "udp_replies_dropped",
+            udp.replies_dropped.load(Relaxed),
+        );
+    }
     let Some(tls) = &shared.tls else {
         return;
     };
