@@ -11,6 +11,8 @@
 //! port it got).
 #![warn(missing_docs)]
 
+pub mod transport;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;

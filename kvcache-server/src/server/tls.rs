@@ -35,7 +35,7 @@ pub(crate) struct TlsState {
     opts: TlsConfig,
     current: RwLock<Arc<ServerConfig>>,
     /// Handshakes that failed (memcached's `ssl_handshake_errors`).
-    pub handshake_errors: AtomicU64,
+    pub handshake_errors: Arc<AtomicU64>,
     /// Server clock of the last certificate load.
     pub last_refresh: AtomicU32,
 }
@@ -48,7 +48,7 @@ impl TlsState {
         Ok(TlsState {
             opts,
             current: RwLock::new(cfg),
-            handshake_errors: AtomicU64::new(0),
+            handshake_errors: Arc::new(AtomicU64::new(0)),
             last_refresh: AtomicU32::new(now),
         })
     }
@@ -74,7 +74,7 @@ impl TlsState {
             sock,
             tls,
             started: Instant::now(),
-            failed: false,
+            handshake_errors: self.handshake_errors.clone(),
         })
     }
 }
@@ -147,19 +147,14 @@ pub(crate) struct TlsStream {
     tls: ServerConnection,
     /// When the connection was accepted (for the handshake timeout).
     started: Instant,
-    /// The handshake or a record failed; counted once.
-    failed: bool,
+    /// Where a failed handshake is counted.
+    handshake_errors: Arc<AtomicU64>,
 }
 
 impl TlsStream {
     /// Still handshaking, and since when.
     pub fn handshake_started(&self) -> Option<Instant> {
         self.tls.is_handshaking().then_some(self.started)
-    }
-
-    /// Whether the handshake failed (the caller counts it).
-    pub fn take_failure(&mut self) -> bool {
-        std::mem::take(&mut self.failed)
     }
 
     pub fn socket_mut(&mut self) -> &mut TcpStream {
@@ -206,9 +201,12 @@ impl TlsStream {
             let state = match self.tls.process_new_packets() {
                 Ok(s) => s,
                 Err(e) => {
-                    // Send the alert rustls queued, then fail the connection.
+                    // Counted before the alert rustls queued goes out; then the
+                    // connection fails.
+                    if self.tls.is_handshaking() {
+                        self.handshake_errors.fetch_add(1, Ordering::Relaxed);
+                    }
                     let _ = self.flush_pending();
-                    self.failed = self.tls.is_handshaking();
                     return Err(io::Error::new(io::ErrorKind::InvalidData, e));
                 }
             };

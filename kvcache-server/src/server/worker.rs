@@ -333,11 +333,6 @@ impl Worker {
         if let Some(mut conn) = self.conns[i].take() {
             // A value still arriving: its item's chunks go back.
             recv::abandon(&self.shared.store, &mut conn);
-            if let (Stream::Tls(t), Some(tls)) = (&mut conn.stream, &self.shared.tls) {
-                if t.take_failure() {
-                    tls.handshake_errors.fetch_add(1, Ordering::Relaxed);
-                }
-            }
             let _ = self.poll.registry().deregister(&mut conn.stream);
             let mut list = self.shared.conns.lock().unwrap_or_else(|e| e.into_inner());
             list.retain(|c| !Arc::ptr_eq(c, &conn.info));
