@@ -10,6 +10,8 @@ perl -MCache::Memcached -e1 2>/dev/null || apt_packages+=(libcache-memcached-per
 command -v nutcracker >/dev/null || apt_packages+=(nutcracker)
 command -v strace >/dev/null || apt_packages+=(strace)
 command -v tcpdump >/dev/null || apt_packages+=(tcpdump)
+command -v openssl >/dev/null || apt_packages+=(openssl)
+command -v saslpasswd2 >/dev/null || apt_packages+=(sasl2-bin)
 /usr/bin/python3 -c 'import pylibmc' 2>/dev/null || apt_packages+=(python3-pylibmc)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     echo "setup: apt-get install ${apt_packages[*]}"
