@@ -384,20 +384,28 @@ fn frame(rid: u16, seq: u16, total: u16, payload: &[u8]) -> Vec<u8> {
     d
 }
 
+/// Stores `a` = `hello` and `big` = 3,000 bytes over UDP.
+fn store_a_and_big(c: &UdpSocket, to: SocketAddr, big: &str) {
+    assert_eq!(
+        udp_ask(c, to, &frame(1, 0, 1, b"set a 0 0 5\r\nhello\r\n")),
+        [frame(1, 0, 1, b"STORED\r\n")]
+    );
+    let mut req = format!("set {big} 0 0 3000\r\n").into_bytes();
+    req.extend(std::iter::repeat_n(b'x', 3000));
+    req.extend_from_slice(b"\r\n");
+    assert_eq!(
+        udp_ask(c, to, &frame(2, 0, 1, &req)),
+        [frame(2, 0, 1, b"STORED\r\n")]
+    );
+}
+
 #[test]
 fn udp_frames_split_and_drops() {
     let port = free_udp_port();
     let s = ServerProc::start(&["-U", &port.to_string(), "-t", "2"]);
     let to: SocketAddr = ([127, 0, 0, 1], port).into();
     let c = udp_client();
-    assert_eq!(
-        udp_ask(&c, to, &frame(7, 0, 1, b"set a 0 0 5\r\nhello\r\n")),
-        [frame(7, 0, 1, b"STORED\r\n")]
-    );
-    let mut big = b"set big 0 0 3000\r\n".to_vec();
-    big.extend(std::iter::repeat_n(b'x', 3000));
-    big.extend_from_slice(b"\r\n");
-    udp_ask(&c, to, &frame(8, 0, 1, &big));
+    store_a_and_big(&c, to, "big");
     let got = udp_ask(&c, to, &frame(9, 0, 1, b"get big\r\n"));
     let heads: Vec<&[u8]> = got.iter().map(|d| &d[..8]).collect();
     assert_eq!(
@@ -469,14 +477,7 @@ fn udp_replies_to_other_hosts_are_bounded() {
     let c = UdpSocket::bind(SocketAddr::new(ip, 0)).unwrap();
     c.set_read_timeout(Some(Duration::from_millis(500)))
         .unwrap();
-    assert_eq!(
-        udp_ask(&c, to, &frame(1, 0, 1, b"set a 0 0 5\r\nhello\r\n")),
-        [frame(1, 0, 1, b"STORED\r\n")]
-    );
-    let mut big = b"set b 0 0 3000\r\n".to_vec();
-    big.extend(std::iter::repeat_n(b'x', 3000));
-    big.extend_from_slice(b"\r\n");
-    udp_ask(&c, to, &frame(1, 0, 1, &big));
+    store_a_and_big(&c, to, "b");
     // 15 bytes asking for 33: within 4x.
     assert_eq!(
         udp_ask(&c, to, &frame(2, 0, 1, b"get a\r\n")),
