@@ -256,13 +256,23 @@ pub type TlsClient = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
 /// certificate `who` (`"client"`, `"wrong"`) if given; the handshake completes before
 /// this returns (an error if the server refuses it).
 pub fn tls_connect(addr: SocketAddr, certs: &Certs, who: Option<&str>) -> io::Result<TlsClient> {
+    tls_connect_versions(addr, certs, who, rustls::DEFAULT_VERSIONS)
+}
+
+/// [`tls_connect`] offering only the TLS `versions` given.
+pub fn tls_connect_versions(
+    addr: SocketAddr,
+    certs: &Certs,
+    who: Option<&str>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> io::Result<TlsClient> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(certs.file("ca.pem")).expect("ca") {
         roots.add(c.expect("ca cert")).expect("add ca");
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let b = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .expect("versions")
         .with_root_certificates(roots);
     let cfg = match who {

@@ -10,7 +10,8 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::time::Duration;
 
 use integration_tests::transport::{
-    read_n, read_to_close, roundtrip, stats, tls_connect, Certs, TempDir, UnixServer,
+    read_n, read_to_close, roundtrip, stats, tls_connect, tls_connect_versions, Certs, TempDir,
+    UnixServer,
 };
 use integration_tests::{run_server_to_exit, stat_u64, ServerProc};
 use kvcache_server::protocol::binary::{opcode, request};
@@ -200,6 +201,21 @@ fn tls_stalled_handshake_times_out_without_blocking_others() {
     let st = stats(&mut c, "");
     assert_eq!(stat_u64(&st, "ssl_handshake_errors"), 5);
     assert_eq!(stat_u64(&st, "curr_connections"), 1);
+}
+
+#[test]
+fn tls_min_version_and_session_cache() {
+    let certs = Certs::make();
+    let s = tls_server(&certs, "ssl_min_version=tlsv1.3,ssl_session_cache");
+    let tls12 = [&rustls::version::TLS12];
+    assert!(tls_connect_versions(s.addr, &certs, None, &tls12).is_err());
+    let mut c = tls_connect(s.addr, &certs, None).expect("TLS 1.3");
+    let st = stats(&mut c, "settings");
+    assert_eq!(stat(&st, "ssl_min_version"), "tlsv1.3");
+    assert_eq!(stat(&st, "ssl_session_cache"), "yes");
+    let s = tls_server(&certs, "");
+    let mut c = tls_connect_versions(s.addr, &certs, None, &tls12).expect("TLS 1.2");
+    roundtrip(&mut c, b"get nothing\r\n", b"END\r\n");
 }
 
 #[test]
