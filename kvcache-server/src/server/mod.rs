@@ -18,10 +18,11 @@
 //!               Arc<Store> (shared)
 //! ```
 //!
-//! The listener is TCP, or a unix stream socket with `-s` ([`listen`]); a connection's
-//! bytes go through a [`stream::Stream`], plain or TLS (`-Z`, [`tls`]: rustls, the
+//! The listener is TCP, or a unix stream socket with `-s` (`listen.rs`); a connection's
+//! bytes go through a `Stream` (`stream.rs`), plain or TLS (`-Z`, `tls.rs`: rustls, the
 //! handshake advanced by the worker's reads and writes). With `-U` every worker also
-//! reads the UDP socket ([`udp`]); with `-S` binary requests pass SASL first ([`sasl`]).
+//! reads the UDP socket (`udp.rs`); with `-S` binary requests pass SASL first
+//! (`sasl.rs`).
 //!
 //! Over the `-c` limit a new connection is answered `ERROR Too many open connections` and
 //! closed, as memcached does. On SIGINT/SIGTERM (or `shutdown` with `-A`) the acceptor
