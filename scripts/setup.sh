@@ -12,6 +12,8 @@ command -v strace >/dev/null || apt_packages+=(strace)
 command -v tcpdump >/dev/null || apt_packages+=(tcpdump)
 command -v valgrind >/dev/null || apt_packages+=(valgrind)
 { command -v prlimit && command -v setpriv; } >/dev/null || apt_packages+=(util-linux)
+command -v openssl >/dev/null || apt_packages+=(openssl)
+command -v saslpasswd2 >/dev/null || apt_packages+=(sasl2-bin)
 /usr/bin/python3 -c 'import pylibmc' 2>/dev/null || apt_packages+=(python3-pylibmc)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     echo "setup: apt-get install ${apt_packages[*]}"

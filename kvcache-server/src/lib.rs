@@ -55,6 +55,10 @@
 //!   0. Per-connection input and output are capped (back-pressure on clients that do
 //!   not read), `-o write_timeout`/`-o idle_timeout` drop stalled and idle clients, and
 //!   `-Y` requires memcached's text-protocol authentication (see the crate's README).
+//!   It listens on TCP or on a unix socket (`-s`), optionally with TLS (`-Z`: rustls,
+//!   its handshake advanced inside the workers as bytes arrive), serves UDP (`-U`) from
+//!   the same workers with memcached's framing, and with `-S` requires SASL `PLAIN` on
+//!   the binary protocol.
 //! - [`store`] keeps the items: CAS, expiry, CLOCK eviction per size class, `flush_all`,
 //!   the counters behind `stats`, and the item-size histogram behind `stats sizes`.
 //! - [`item`] is the layout of an item inside its chunk.

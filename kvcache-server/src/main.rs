@@ -126,17 +126,25 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cfg.verbose;
+    let unix = cfg.transport.unix_socket.is_some();
     let announce = verbose > 0 || cfg.port == 0;
     let kept = store.clone();
     let server = match Server::start(cfg, store, auth) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("kvcache-server: failed to listen: {e}");
+            // A live server on the unix socket path: a usage error, as a bad flag.
+            if unix && e.kind() == std::io::ErrorKind::AddrInUse {
+                return ExitCode::from(2);
+            }
             return ExitCode::FAILURE;
         }
     };
     if announce {
-        eprintln!("kvcache-server listening on {}", server.local_addr());
+        match server.listen_name().strip_prefix("tcp:") {
+            Some(_) => eprintln!("kvcache-server listening on {}", server.local_addr()),
+            None => eprintln!("kvcache-server listening on {}", server.listen_name()),
+        }
     }
     if let Err(e) = server.stop_on_signals() {
         eprintln!("kvcache-server: cannot install signal handlers: {e}");

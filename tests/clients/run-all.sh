@@ -56,6 +56,10 @@ fi
 if command -v memcached >/dev/null; then
     run meta-binary-diff-vs-memcached python3 "$here/meta_diff.py" "$bin"
 fi
+run transport-clients python3 "$here/transport_clients.py" "$bin"
+if command -v memcached >/dev/null; then
+    run transport-diff-vs-memcached python3 "$here/transport_diff.py" "$bin"
+fi
 kill -TERM $pid
 wait $pid
 rc=$?

@@ -15,6 +15,7 @@ pub mod kv_client;
 pub mod kv_model;
 pub mod linearizability;
 pub mod rng;
+pub mod transport;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -14,7 +14,7 @@ fn bad_flags_exit_2() {
         &["-p", "notaport"],
         &["-t", "0"],
         &["-I", "10"],
-        &["-U", "11211"],
+        &["-U", "notaport"],
         &["-f", "0.5"],
         &["-o", "slab_sizes=100-104"],
         &["-o", "unknown_option"],

@@ -88,6 +88,10 @@ pub(super) fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigE
                 | "modern" | "hash_algorithm",
                 _,
             ) => {}
+            (n, v) if n.starts_with("ssl_") => match cfg.transport.tls.option(n, v) {
+                Some(r) => r.map_err(ConfigError)?,
+                None => return err(format!("Illegal suboption \"{sub}\"")),
+            },
             _ => return err(format!("Illegal suboption \"{sub}\"")),
         }
     }

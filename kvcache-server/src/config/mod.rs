@@ -9,8 +9,10 @@ mod extended;
 mod store;
 #[cfg(test)]
 mod tests;
+mod transport;
 mod usage;
 
+pub use transport::{TlsConfig, Transport, DEFAULT_UNIX_MASK, MAX_UNIX_PATH};
 pub use usage::usage;
 
 use extended::parse_extended;
@@ -87,6 +89,8 @@ pub struct Config {
     /// `-e <file>`: item memory is this file's pages (on tmpfs); SIGUSR1 saves for a warm
     /// restart.
     pub memory_file: Option<String>,
+    /// `-s`, `-a`, `-U`, `-Z` with `-o ssl_*`, `-S`: transports and SASL.
+    pub transport: Box<Transport>,
 }
 
 impl Default for Config {
@@ -116,6 +120,7 @@ impl Default for Config {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             reap_interval: 1,
             memory_file: None,
+            transport: Box::default(),
         }
     }
 }
@@ -171,6 +176,10 @@ const OPTS: &[(char, &str, bool)] = &[
     ('u', "user", true),
     ('V', "version", false),
     ('h', "help", false),
+    ('s', "unix-socket", true),
+    ('a', "unix-mask", true),
+    ('Z', "enable-ssl", false),
+    ('S', "enable-sasl", false),
 ];
 
 /// Parses the arguments (without the program name).
@@ -241,16 +250,14 @@ where
     let mut memory_mb: usize = 64;
     for (c, val) in opts {
         let v = val.as_deref().unwrap_or("");
+        if let Some(r) = cfg.transport.flag(c, v) {
+            r.map_err(ConfigError)?;
+            continue;
+        }
         match c {
             'h' => return Ok(Action::Help),
             'V' => return Ok(Action::Version),
             'p' => cfg.port = num("-p", v)?,
-            'U' => {
-                let udp: u16 = num("-U", v)?;
-                if udp != 0 {
-                    return err("UDP is not supported: only -U 0 is accepted");
-                }
-            }
             'l' => cfg.listen = v.to_owned(),
             'm' => {
                 let bytes = size_with_suffix("-m", v)?;
@@ -322,6 +329,9 @@ where
     cfg.memory_limit = memory_mb
         .checked_mul(1 << 20)
         .map_or_else(|| err("-m is too large"), Ok)?;
+    cfg.transport
+        .check(cfg.auth_file.is_some())
+        .map_err(ConfigError)?;
     if cfg.item_size_max > cfg.memory_limit / 2 {
         return err("Cannot set item size limit higher than 1/2 of memory max.");
     }

@@ -14,8 +14,25 @@ pub fn usage() -> String {
         ("-p, --port=<num>", "TCP port to listen on (default: 11211)"),
         (
             "-U, --udp-port=<num>",
-            "UDP port; only 0 (off, the default) is supported",
+            "UDP port on the -l address (default: 0, off)",
         ),
+        (
+            "-s, --unix-socket=<file>",
+            "UNIX socket to listen on (disables network support)",
+        ),
+        (
+            "-a, --unix-mask=<mask>",
+            "access mask for UNIX socket, in octal (default: 700)",
+        ),
+        (
+            "-Z, --enable-ssl",
+            "enable TLS/SSL (-o ssl_chain_cert=,ssl_key=...)",
+        ),
+        (
+            "-S, --enable-sasl",
+            "SASL PLAIN authentication on the binary protocol",
+        ),
+        ("", "(users from the file named by MEMCACHED_SASL_PWDB)"),
         (
             "-l, --listen=<addr>",
             "interface to listen on (default: 127.0.0.1, loopback only)",

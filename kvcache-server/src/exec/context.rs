@@ -29,6 +29,11 @@ pub trait Control: fmt::Debug {
     fn set_verbosity(&self, level: u32);
     /// `shutdown` (with `-A`): stop the server; `graceful` for `shutdown graceful`.
     fn stop(&self, graceful: bool);
+    /// `refresh_certs`: reload the TLS certificate and key; the error is memcached's
+    /// message (without its `\r\n`).
+    fn refresh_certs(&self) -> Result<(), String> {
+        Err("Error TLS not enabled".into())
+    }
 }
 
 /// What execution needs besides the request: the same for the three protocols.

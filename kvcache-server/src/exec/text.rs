@@ -175,6 +175,13 @@ pub fn execute(
             put(out, reply::OK, noreply);
         }
         Request::Quit => return (After::Close, None),
+        Request::RefreshCerts => match ctx.control.refresh_certs() {
+            Ok(()) => out.extend_from_slice(reply::OK),
+            Err(msg) => {
+                out.extend_from_slice(msg.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        },
         Request::Shutdown(mode) => match (ctx.settings.shutdown_enabled, mode) {
             (false, _) => out.extend_from_slice(reply::SHUTDOWN_DISABLED),
             (true, ShutdownMode::Invalid) => out.extend_from_slice(reply::SHUTDOWN_INVALID),

@@ -90,6 +90,8 @@ pub enum Status {
     NonNumeric = 0x0006,
     /// Authentication error (also: `flush` disabled).
     AuthError = 0x0020,
+    /// SASL: the mechanism needs another step.
+    AuthContinue = 0x0021,
     /// Unknown command.
     UnknownCommand = 0x0081,
     /// Out of memory.
@@ -108,6 +110,7 @@ impl Status {
             Status::NotStored => b"Not stored.",
             Status::NonNumeric => b"Non-numeric server-side value for incr or decr",
             Status::AuthError => b"Auth failure.",
+            Status::AuthContinue => b"",
             Status::UnknownCommand => b"Unknown command",
             Status::OutOfMemory => b"Out of memory",
         }

@@ -6,9 +6,13 @@
 //! - [`text`]: memcached's classic text protocol (`get`, `set`, `incr`, `stats`...);
 //! - [`meta`]: the meta commands (`mg`, `ms`, `md`, `ma`, `mn`, `me`), spoken on a text
 //!   connection;
-//! - [`binary`]: the binary protocol.
+//! - [`binary`]: the binary protocol;
+//! - [`sasl`]: the SASL `PLAIN` message the binary protocol's `SASL auth` carries;
+//! - [`udp`]: the frame header of memcached's UDP datagrams.
 
 pub mod binary;
 pub mod lex;
 pub mod meta;
+pub mod sasl;
 pub mod text;
+pub mod udp;

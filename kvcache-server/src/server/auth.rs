@@ -135,7 +135,7 @@ impl AuthFile {
 }
 
 /// Equality whose time depends only on the lengths.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

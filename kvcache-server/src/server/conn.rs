@@ -1,12 +1,10 @@
 //! One client connection: its socket, read buffer, output buffer and protocol state.
 
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering::Relaxed};
 use std::time::Instant;
 
-use mio::net::TcpStream;
-
+use super::stream::{PeerAddr, Stream};
 use crate::exec::{Protocol, Receiving};
 
 /// The read buffer's normal size (memcached's `READ_BUFFER_SIZE`).
@@ -30,7 +28,7 @@ pub struct ConnInfo {
     /// The socket's file descriptor (memcached numbers connections by it).
     pub fd: i32,
     /// The client's address.
-    pub peer: SocketAddr,
+    pub peer: PeerAddr,
     /// Server clock of the last command.
     pub last_cmd: AtomicU32,
     /// memcached's state name index (see [`ConnInfo::state_name`]).
@@ -57,7 +55,7 @@ impl ConnInfo {
 /// A connection owned by one worker.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub info: std::sync::Arc<ConnInfo>,
     /// Read buffer: bytes `rstart..rend` are received and not yet consumed.
     pub rbuf: Vec<u8>,
@@ -101,6 +99,8 @@ pub(crate) struct Conn {
     pub write_shut: bool,
     /// Stopped reading with input possibly left in the socket; the worker resumes it.
     pub yielded: bool,
+    /// `-S`: the connection's SASL state.
+    pub sasl: super::sasl::SaslConn,
 }
 
 /// The outcome of a read attempt.
@@ -116,7 +116,7 @@ pub(crate) enum ReadResult {
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, info: std::sync::Arc<ConnInfo>, authenticated: bool) -> Self {
+    pub fn new(stream: Stream, info: std::sync::Arc<ConnInfo>, authenticated: bool) -> Self {
         Conn {
             stream,
             info,
@@ -140,6 +140,7 @@ impl Conn {
             stalled_since: None,
             write_shut: false,
             yielded: false,
+            sasl: Default::default(),
         }
     }
 
@@ -180,7 +181,7 @@ impl Conn {
                     self.rend += n;
                     return Ok(ReadResult::Data {
                         n,
-                        drained: n < space,
+                        drained: n < space && !self.stream.buffers_input(),
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -225,6 +226,16 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
+        match self.stream.flush_pending() {
+            Ok(true) => {}
+            Ok(false) => {
+                if written > 0 || self.stalled_since.is_none() {
+                    self.stalled_since = Some(Instant::now());
+                }
+                return Ok((false, written));
+            }
+            Err(e) => return Err(e),
+        }
         self.stalled_since = None;
         self.out.clear();
         self.out_pos = 0;
@@ -267,6 +278,6 @@ impl Conn {
 
     /// Unwritten reply bytes.
     pub fn pending_out(&self) -> usize {
-        self.out.len() - self.out_pos
+        self.out.len() - self.out_pos + self.stream.pending_out()
     }
 }

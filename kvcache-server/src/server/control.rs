@@ -33,4 +33,11 @@ impl Control for ServerControl<'_> {
         }
         self.shared.request_stop();
     }
+
+    fn refresh_certs(&self) -> Result<(), String> {
+        match &self.shared.tls {
+            Some(tls) => tls.refresh(self.shared.store.now()),
+            None => Err("Error TLS not enabled".into()),
+        }
+    }
 }

@@ -18,6 +18,12 @@
 //!               Arc<Store> (shared)
 //! ```
 //!
+//! The listener is TCP, or a unix stream socket with `-s` (`listen.rs`); a connection's
+//! bytes go through a `Stream` (`stream.rs`), plain or TLS (`-Z`, `tls.rs`: rustls, the
+//! handshake advanced by the worker's reads and writes). With `-U` every worker also
+//! reads the UDP socket (`udp.rs`); with `-S` binary requests pass SASL first
+//! (`sasl.rs`).
+//!
 //! Over the `-c` limit a new connection is answered `ERROR Too many open connections` and
 //! closed, as memcached does. On SIGINT/SIGTERM (or `shutdown` with `-A`) the acceptor
 //! stops listening, the workers answer the requests they have read, flush their replies,
@@ -39,19 +45,24 @@
 pub mod auth;
 mod conn;
 mod control;
+mod listen;
 mod recv;
 mod report;
+mod sasl;
 mod shared;
+mod stream;
+mod tls;
+mod transport_report;
+mod udp;
 mod worker;
 
 use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener as StdListener, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::config::Config;
@@ -61,13 +72,15 @@ use crate::protocol::text::reply;
 use crate::store::Store;
 
 pub use conn::ConnInfo;
+use listen::Listener;
 use shared::Shared;
+pub use stream::PeerAddr;
 
 /// A running server: the listener is bound and the workers are started.
 #[derive(Debug)]
 pub struct Server {
     shared: Arc<Shared>,
-    listener: TcpListener,
+    listener: Listener,
     poll: Poll,
     workers: Vec<(worker::ConnSender, Arc<Waker>)>,
     handles: Vec<JoinHandle<()>>,
@@ -107,16 +120,53 @@ impl Server {
                 "an auth file is configured but its credentials were not given",
             ));
         }
-        let addr = (cfg.listen.as_str(), cfg.port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
-            })?;
-        let std_listener = bind(addr, cfg.backlog)?;
-        let local_addr = std_listener.local_addr()?;
-        let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&std_listener);
-        let listener = TcpListener::from_std(std_listener);
+        let listener = match &cfg.transport.unix_socket {
+            Some(path) => Listener::unix(path, cfg.transport.unix_mask, cfg.backlog)?,
+            None => {
+                let addr = (cfg.listen.as_str(), cfg.port)
+                    .to_socket_addrs()?
+                    .next()
+                    .ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
+                    })?;
+                Listener::tcp(addr, cfg.backlog)?
+            }
+        };
+        let local_addr = listener
+            .tcp_addr()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], cfg.port)));
+        let listen_name = match &cfg.transport.unix_socket {
+            Some(path) => format!("unix:{path}"),
+            None => format!("tcp:{local_addr}"),
+        };
+        let listen_fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+        let sasl = if cfg.transport.sasl {
+            let s = Arc::new(sasl::Sasl::from_env()?);
+            s.reload_on_sighup()?;
+            Some(s)
+        } else {
+            None
+        };
+        let udp = if cfg.transport.udp_port != 0 {
+            let addr = (cfg.listen.as_str(), cfg.transport.udp_port)
+                .to_socket_addrs()?
+                .next()
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on")
+                })?;
+            let sock = std::net::UdpSocket::bind(addr)?;
+            sock.set_nonblocking(true)?;
+            Some((sock, udp::UdpStats::default()))
+        } else {
+            None
+        };
+        let tls = if cfg.transport.tls.enabled {
+            let t = tls::TlsState::new(cfg.transport.tls.clone(), store.now())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+            Some(t)
+        } else {
+            None
+        };
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
@@ -141,7 +191,11 @@ impl Server {
             conns: Mutex::new(Vec::new()),
             local_addr,
             listen_fd,
+            listen_name,
             auth,
+            tls,
+            sasl,
+            udp,
             stop_waker: stop_waker.clone(),
         });
         let mut workers = Vec::new();
@@ -168,6 +222,12 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// Where the server listens, as `stats conns` names it (`tcp:127.0.0.1:11211`,
+    /// `unix:/path/to.sock`).
+    pub fn listen_name(&self) -> &str {
+        &self.shared.listen_name
     }
 
     /// A handle that stops the server.
@@ -212,7 +272,6 @@ impl Server {
                                 continue;
                             }
                             self.shared.curr_conns.fetch_add(1, Ordering::Relaxed);
-                            let _ = stream.set_nodelay(true);
                             let (tx, waker) = &self.workers[next % self.workers.len()];
                             next = next.wrapping_add(1);
                             if tx.send((stream, peer)).is_ok() {
@@ -295,19 +354,4 @@ pub fn raise_fd_limit(max_conns: usize, threads: usize) -> Result<(), &'static s
         }
     }
     Ok(())
-}
-
-/// Binds a listening socket with `SO_REUSEADDR` and the given backlog.
-fn bind(addr: SocketAddr, backlog: u32) -> io::Result<StdListener> {
-    let std_listener = StdListener::bind(addr)?;
-    std_listener.set_nonblocking(true)?;
-    // std binds with a backlog of 128; raise it to the configured one.
-    let backlog = backlog.min(i32::MAX as u32) as libc::c_int;
-    // SAFETY: the fd is a valid, bound socket owned by `std_listener` for the whole call;
-    // listen(2) on an already listening socket only updates its backlog.
-    let rc = unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&std_listener), backlog) };
-    if rc == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(std_listener)
 }

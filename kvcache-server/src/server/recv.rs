@@ -44,7 +44,7 @@ pub(crate) fn read_direct(store: &Store, conn: &mut Conn) -> io::Result<ReadResu
     r.advance(got);
     Ok(ReadResult::Data {
         n: got,
-        drained: got < space,
+        drained: got < space && !conn.stream.buffers_input(),
     })
 }
 

@@ -86,6 +86,7 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "store_no_memory", c.store_no_memory);
     write_stat(out, "auth_cmds", c.auth_cmds);
     write_stat(out, "auth_errors", c.auth_errors);
+    super::transport_report::general(shared, out);
     if cfg.idle_timeout > 0 {
         write_stat(out, "idle_kicks", c.idle_kicks);
     }
@@ -161,7 +162,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "maxbytes", cfg.memory_limit);
     write_stat(out, "maxconns", cfg.max_conns);
     write_stat(out, "tcpport", shared.local_addr.port());
-    write_stat(out, "udpport", 0);
+    write_stat(out, "udpport", cfg.transport.udp_port);
     write_stat(out, "inter", &cfg.listen);
     write_stat(out, "verbosity", shared.verbosity.load(Relaxed));
     write_stat(out, "oldest", 0);
@@ -170,8 +171,12 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
         "evictions",
         if store_cfg.evictions { "on" } else { "off" },
     );
-    write_stat(out, "domain_socket", "NULL");
-    write_stat(out, "umask", 700);
+    write_stat(
+        out,
+        "domain_socket",
+        cfg.transport.unix_socket.as_deref().unwrap_or("NULL"),
+    );
+    write_stat(out, "umask", format_args!("{:o}", cfg.transport.unix_mask));
     write_stat(out, "shutdown_command", yes_no(cfg.shutdown_enabled));
     write_stat(
         out,
@@ -188,6 +193,11 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "tcp_backlog", cfg.backlog);
     // With `-Y` memcached binds the text protocol only and shows the auth file's path.
     match &cfg.auth_file {
+        None if cfg.transport.sasl => {
+            write_stat(out, "binding_protocol", "binary");
+            write_stat(out, "auth_enabled_sasl", "yes");
+            write_stat(out, "auth_enabled_ascii", "no");
+        }
         Some(path) => {
             write_stat(out, "binding_protocol", "ascii");
             write_stat(out, "auth_enabled_sasl", "no");
@@ -227,7 +237,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "idle_timeout", cfg.idle_timeout);
     write_stat(out, "write_timeout", cfg.write_timeout);
     write_stat(out, "track_sizes", "yes");
-    write_stat(out, "ssl_enabled", "no");
+    super::transport_report::settings(cfg, out);
     match &cfg.memory_file {
         Some(path) => write_stat(out, "memory_file", path),
         None => write_stat(out, "memory_file", "(null)"),
@@ -315,7 +325,7 @@ fn sizes(shared: &Shared, out: &mut Vec<u8>, bucket: usize) {
 
 fn conns(shared: &Shared, out: &mut Vec<u8>) {
     let now = shared.store.now();
-    let listen = shared.local_addr;
+    let listen = &shared.listen_name;
     let mut list: Vec<_> = shared
         .conns
         .lock()
@@ -324,11 +334,7 @@ fn conns(shared: &Shared, out: &mut Vec<u8>) {
         .cloned()
         .collect();
     list.sort_by_key(|c| c.fd);
-    write_stat(
-        out,
-        &format!("{}:addr", shared.listen_fd),
-        format_args!("tcp:{listen}"),
-    );
+    write_stat(out, &format!("{}:addr", shared.listen_fd), listen);
     write_stat(
         out,
         &format!("{}:state", shared.listen_fd),
@@ -341,12 +347,8 @@ fn conns(shared: &Shared, out: &mut Vec<u8>) {
     );
     for c in list {
         let fd = c.fd;
-        write_stat(out, &format!("{fd}:addr"), format_args!("tcp:{}", c.peer));
-        write_stat(
-            out,
-            &format!("{fd}:listen_addr"),
-            format_args!("tcp:{listen}"),
-        );
+        write_stat(out, &format!("{fd}:addr"), &c.peer);
+        write_stat(out, &format!("{fd}:listen_addr"), listen);
         write_stat(out, &format!("{fd}:state"), c.state_name());
         write_stat(
             out,

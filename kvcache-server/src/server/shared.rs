@@ -33,6 +33,14 @@ pub(crate) struct Shared {
     pub local_addr: SocketAddr,
     /// The listening socket's fd (for `stats conns`).
     pub listen_fd: i32,
+    /// The listening socket as `stats conns` names it (`tcp:<addr>`, `unix:<path>`).
+    pub listen_name: String,
+    /// `-Z`: the TLS configuration and its counters.
+    pub tls: Option<super::tls::TlsState>,
+    /// `-S`: the SASL password file.
+    pub sasl: Option<Arc<super::sasl::Sasl>>,
+    /// `-U`: the UDP socket (each worker reads a clone) and its counters.
+    pub udp: Option<(std::net::UdpSocket, super::udp::UdpStats)>,
     /// `-Y`: the credentials connections must present.
     pub auth: Option<auth::AuthFile>,
     /// Wakes the acceptor when a stop is asked.

@@ -8,14 +8,12 @@
 //! new edge. Replies of everything parsed from a batch of reads leave in one `write`.
 
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::auth::{self, AuthStep};
@@ -24,10 +22,14 @@ use super::conn::{
 };
 use super::control::ServerControl;
 use super::recv;
+use super::sasl;
 use super::shared::Shared;
+use super::stream::{PeerAddr, Stream};
+use super::udp;
 use crate::exec::{self, After, Counters, Protocol, Receiving, Step};
 
 const WAKER: Token = Token(usize::MAX);
+const UDP: Token = Token(usize::MAX - 1);
 
 /// A connection that still has bytes to read after this many full reads yields to the
 /// others on its worker and is resumed after them (memcached's `conn_yields`): a client
@@ -77,7 +79,7 @@ pub(crate) struct Worker {
     id: usize,
     shared: Arc<Shared>,
     poll: Poll,
-    rx: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    rx: mpsc::Receiver<(Stream, PeerAddr)>,
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     counters: Counters,
@@ -89,10 +91,14 @@ pub(crate) struct Worker {
     /// An empty output buffer kept for the next connection that needs a large one (see
     /// `Conn::borrow_out`).
     spare_out: Vec<u8>,
+    /// `-U`: this worker's clone of the UDP socket.
+    udp: Option<udp::UdpPort>,
+    /// The UDP socket may hold datagrams this worker has not read.
+    udp_more: bool,
 }
 
 /// The channel on which the acceptor hands connections to a worker.
-pub(crate) type ConnSender = mpsc::Sender<(TcpStream, SocketAddr)>;
+pub(crate) type ConnSender = mpsc::Sender<(Stream, PeerAddr)>;
 
 /// A worker with the sender and waker the acceptor uses to hand it connections.
 type Handoff = (Worker, ConnSender, Arc<Waker>);
@@ -102,6 +108,14 @@ impl Worker {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, rx) = mpsc::channel();
+        let udp = match &shared.udp {
+            Some((sock, _)) => {
+                let mut s = mio::net::UdpSocket::from_std(sock.try_clone()?);
+                poll.registry().register(&mut s, UDP, Interest::READABLE)?;
+                Some(udp::UdpPort::new(s))
+            }
+            None => None,
+        };
         Ok((
             Worker {
                 id,
@@ -115,6 +129,8 @@ impl Worker {
                 yielded: Vec::new(),
                 flushes_seen: 0,
                 spare_out: Vec::new(),
+                udp,
+                udp_more: false,
             },
             tx,
             waker,
@@ -124,11 +140,11 @@ impl Worker {
     pub fn run(mut self) {
         let mut events = Events::with_capacity(256);
         let cfg = &self.shared.cfg;
-        let timeouts = cfg.idle_timeout > 0 || cfg.write_timeout > 0;
+        let timeouts = cfg.idle_timeout > 0 || cfg.write_timeout > 0 || cfg.transport.tls.enabled;
         let tick = timeouts.then_some(TIMEOUT_SCAN);
         loop {
             // Connections that yielded are resumed right after a poll that does not wait.
-            let wait = if self.yielded.is_empty() {
+            let wait = if self.yielded.is_empty() && !self.udp_more {
                 tick
             } else {
                 Some(Duration::ZERO)
@@ -144,6 +160,10 @@ impl Worker {
             for ev in events.iter() {
                 if ev.token() == WAKER {
                     self.accept_new();
+                    continue;
+                }
+                if ev.token() == UDP {
+                    self.udp_more = true;
                     continue;
                 }
                 let i = ev.token().0;
@@ -165,6 +185,9 @@ impl Worker {
                 } else if conn.yielded {
                     self.yielded.push(i);
                 }
+            }
+            if self.udp_more {
+                self.serve_udp();
             }
             for i in resume {
                 let Some(Some(conn)) = self.conns.get_mut(i) else {
@@ -213,11 +236,20 @@ impl Worker {
         let write = Duration::from_secs(u64::from(self.shared.cfg.write_timeout));
         let clock = self.shared.store.now();
         let now = Instant::now();
+        let handshake =
+            Duration::from_secs(u64::from(self.shared.cfg.transport.tls.handshake_timeout));
         for i in 0..self.conns.len() {
             let Some(conn) = self.conns[i].as_ref() else {
                 continue;
             };
-            if conn.pending_out() > 0 {
+            let tls_started = conn.stream.tls().and_then(|t| t.handshake_started());
+            if tls_started.is_some_and(|t| now.duration_since(t) >= handshake) {
+                // A handshake that stalls: counted as failed.
+                if let Some(t) = &self.shared.tls {
+                    t.handshake_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                self.close(i);
+            } else if conn.pending_out() > 0 {
                 let stalled = conn
                     .stalled_since
                     .is_some_and(|t| now.duration_since(t) >= write);
@@ -236,7 +268,17 @@ impl Worker {
     }
 
     fn accept_new(&mut self) {
-        while let Ok((mut stream, peer)) = self.rx.try_recv() {
+        while let Ok((stream, peer)) = self.rx.try_recv() {
+            let mut stream = match (stream, &self.shared.tls) {
+                (Stream::Tcp(s), Some(tls)) => match tls.accept(s) {
+                    Ok(t) => Stream::Tls(Box::new(t)),
+                    Err(_) => {
+                        self.shared.curr_conns.fetch_sub(1, Ordering::Relaxed);
+                        continue;
+                    }
+                },
+                (s, _) => s,
+            };
             let i = self.free.pop().unwrap_or_else(|| {
                 self.conns.push(None);
                 self.conns.len() - 1
@@ -271,8 +313,20 @@ impl Worker {
                 // memcached binds the text protocol only with `-Y`.
                 conn.proto = Some(Protocol::Text);
             }
+            if self.shared.sasl.is_some() {
+                // ... and the binary protocol only with `-S`.
+                conn.proto = Some(Protocol::Binary);
+            }
             self.conns[i] = Some(conn);
         }
+    }
+
+    fn serve_udp(&mut self) {
+        let (Some(port), Some((_, stats))) = (self.udp.as_mut(), self.shared.udp.as_ref()) else {
+            return;
+        };
+        let mut ctx = Ctx::new(&self.shared, &mut self.counters, self.id);
+        self.udp_more = port.serve(&mut ctx.exec(), stats);
     }
 
     fn close(&mut self, i: usize) {
@@ -359,7 +413,7 @@ fn finish_step(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
                 return false;
             }
         }
-        let _ = conn.stream.shutdown(std::net::Shutdown::Write);
+        conn.stream.shutdown_write();
         conn.write_shut = true;
     }
     let mut scratch = [0u8; 4096];
@@ -577,15 +631,23 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
             let proto = *conn
                 .proto
                 .get_or_insert_with(|| Protocol::of_first_byte(buf[0]));
-            let written = conn.out_pos;
-            exec::run(
-                &mut ctx.exec(),
-                proto,
-                buf,
-                &mut conn.out,
-                written,
-                &mut conn.recv,
-            )
+            let max = ctx.shared.settings.item_size_max;
+            let sasl = ctx.shared.sasl.as_deref().and_then(|s| {
+                sasl::intercept(s, &mut conn.sasl, buf, max, &mut conn.out, ctx.counters)
+            });
+            if let Some(step) = sasl {
+                step
+            } else {
+                let written = conn.out_pos;
+                exec::run(
+                    &mut ctx.exec(),
+                    proto,
+                    buf,
+                    &mut conn.out,
+                    written,
+                    &mut conn.recv,
+                )
+            }
         };
         match step {
             Step::Done { used, after } => {

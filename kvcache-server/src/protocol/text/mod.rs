@@ -220,6 +220,8 @@ pub enum Request<'a> {
     Shutdown(ShutdownMode),
     /// `stats [...]`.
     Stats(StatsKind),
+    /// `refresh_certs`: reload the TLS certificate and key (arguments are ignored).
+    RefreshCerts,
     /// `slabs reassign <src> <dst>` (memcached's ids; `src` -1: any class).
     SlabsReassign {
         /// `(src, dst)`, or `None` if they are not numbers (memcached checks that

@@ -343,6 +343,7 @@ fn parse_simple<'a>(cmd: &'a [u8], line: &'a [u8]) -> Request<'a> {
             _ => ShutdownMode::Invalid,
         }),
         b"quit" => Request::Quit,
+        b"refresh_certs" => Request::RefreshCerts,
         b"verbosity" => {
             if !(2..=3).contains(&t.n) {
                 return reply(reply::ERROR, false);
