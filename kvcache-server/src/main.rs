@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use kvcache_server::config::{self, Action};
+use kvcache_server::process;
 use kvcache_server::server::{self, auth::AuthFile, Server};
 use kvcache_server::store::Store;
 
@@ -41,12 +42,43 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
+        Ok(Action::License) => {
+            println!(
+                "kvcache-server is licensed under {}.",
+                env!("CARGO_PKG_LICENSE")
+            );
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("kvcache-server: {e}");
             eprintln!("Try 'kvcache-server -h' for the list of options.");
             return ExitCode::from(2);
         }
     };
+    // Before any thread exists: the fork of `-d`.
+    let daemon = if cfg.operator.daemonize {
+        match process::daemonize() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("kvcache-server: failed to daemon() in order to daemonize: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    if cfg.operator.core_dumps {
+        if let Err(e) = process::enable_core_dumps() {
+            eprintln!("kvcache-server: failed to set the core file limit: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if cfg.operator.lock_memory {
+        if let Err(msg) = process::lock_memory() {
+            eprintln!("kvcache-server: {msg}");
+            return ExitCode::FAILURE;
+        }
+    }
     let store_cfg = match cfg.store_config() {
         Ok(c) => c,
         Err(e) => {
@@ -95,6 +127,8 @@ fn main() -> ExitCode {
         }
     };
     let verbose = cfg.verbose;
+    let cfg_user = cfg.operator.user.clone();
+    let pid_path = cfg.operator.pid_file.clone();
     let announce = verbose > 0 || cfg.port == 0;
     let server = match Server::start(cfg, store, auth) {
         Ok(s) => s,
@@ -105,6 +139,26 @@ fn main() -> ExitCode {
     };
     if announce {
         eprintln!("kvcache-server listening on {}", server.local_addr());
+    }
+    if let Some(user) = cfg_user.as_deref() {
+        if let Err(msg) = process::drop_privileges(user) {
+            eprintln!("kvcache-server: {msg}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let _pid_file = match pid_path.as_deref().map(process::PidFile::write) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            eprintln!("kvcache-server: could not open the pid file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(d) = daemon {
+        if let Err(e) = d.ready() {
+            eprintln!("kvcache-server: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     if let Err(e) = server.stop_on_signals() {
         eprintln!("kvcache-server: cannot install signal handlers: {e}");

@@ -6,16 +6,19 @@
 //! of `name[=value]` suboptions.
 
 mod extended;
+mod operator;
 mod store;
 #[cfg(test)]
 mod tests;
 mod usage;
 
+pub use operator::{Operator, WireProtocol};
 pub use usage::usage;
 
 use extended::parse_extended;
 
 /// What the command line asks for.
+#[allow(clippy::large_enum_variant)] // made once per process
 #[derive(Clone, Debug, PartialEq)]
 pub enum Action {
     /// Run the server.
@@ -24,6 +27,8 @@ pub enum Action {
     Help,
     /// Print the version and exit 0.
     Version,
+    /// Print the license and exit 0 (`-i`).
+    License,
 }
 
 /// A bad command line: the message says what is wrong.
@@ -83,6 +88,15 @@ pub struct Config {
     /// `-o reap_interval=<s>`: seconds between maintenance steps (crawl an eighth of the
     /// index, return idle memory to the OS). Default 1.
     pub reap_interval: u32,
+    /// `-X`: not given (dumps allowed).
+    pub dump_enabled: bool,
+    /// `-W`: not given (`watch` allowed).
+    pub watch_enabled: bool,
+    /// `-D <char>`: the `stats detail` prefix delimiter.
+    pub prefix_delimiter: u8,
+    /// `-d -P -u -k -r -L -B` and `-o metrics_port`: how the process runs (see
+    /// [`Operator`]).
+    pub operator: Operator,
 }
 
 impl Default for Config {
@@ -111,6 +125,10 @@ impl Default for Config {
             idle_timeout: 0,
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             reap_interval: 1,
+            dump_enabled: true,
+            watch_enabled: true,
+            prefix_delimiter: b':',
+            operator: Operator::default(),
         }
     }
 }
@@ -163,6 +181,16 @@ const OPTS: &[(char, &str, bool)] = &[
     ('o', "extended", true),
     ('v', "verbose", false),
     ('u', "user", true),
+    ('d', "daemon", false),
+    ('P', "pidfile", true),
+    ('r', "enable-coredumps", false),
+    ('k', "lock-memory", false),
+    ('L', "enable-largepages", false),
+    ('D', "prefix-delimiter", true),
+    ('B', "protocol", true),
+    ('X', "disable-dumping", false),
+    ('W', "disable-watch", false),
+    ('i', "license", false),
     ('V', "version", false),
     ('h', "help", false),
 ];
@@ -308,7 +336,18 @@ where
             'Y' => cfg.auth_file = Some(v.to_owned()),
             'o' => parse_extended(&mut cfg, v)?,
             'v' => cfg.verbose = cfg.verbose.saturating_add(1),
-            'u' => {}
+            'u' => cfg.operator.user = Some(v.to_owned()),
+            'X' => cfg.dump_enabled = false,
+            'W' => cfg.watch_enabled = false,
+            'i' => return Ok(Action::License),
+            'D' => {
+                let &[d] = v.as_bytes() else {
+                    return err("No delimiter specified");
+                };
+                cfg.prefix_delimiter = d;
+                cfg.operator.detail = true;
+            }
+            'd' | 'P' | 'r' | 'k' | 'L' | 'B' => cfg.operator.flag(c, v)?,
             _ => unreachable!("every option in OPTS is handled"),
         }
     }

@@ -34,6 +34,8 @@
 pub mod binary;
 pub mod context;
 pub mod meta;
+pub mod operator;
+pub mod ops;
 pub mod stats;
 pub mod step;
 pub mod text;

@@ -39,6 +39,7 @@ pub fn execute(
     written: usize,
 ) -> (After, Resume) {
     let store = ctx.store;
+    let ops = ctx.control.ops();
     let c = &mut *ctx.counters;
     let over_budget = |out: &Vec<u8>| out.len().saturating_sub(written) > OUT_BUDGET;
     match *req {
@@ -54,6 +55,7 @@ pub fn execute(
                 if hit {
                     out.extend_from_slice(b"\r\n");
                 }
+                ops.record(key, usize::from(hit));
                 if hit {
                     c.get_hits += 1;
                 } else {
@@ -81,6 +83,7 @@ pub fn execute(
                 if hit {
                     out.extend_from_slice(b"\r\n");
                 }
+                ops.record(key, usize::from(hit));
                 if hit {
                     c.get_hits += 1;
                     c.touch_hits += 1;
@@ -97,7 +100,10 @@ pub fn execute(
             out.extend_from_slice(reply::END);
             return (After::Sent, None);
         }
-        Request::Storage(s) => storage(c, store, s, out),
+        Request::Storage(s) => {
+            ops.record(s.key, 2);
+            storage(c, store, s, out)
+        }
         Request::TooLarge {
             key,
             noreply,
@@ -111,6 +117,7 @@ pub fn execute(
             return (After::SwallowThenReply(swallow), None);
         }
         Request::Delete { key, noreply } => {
+            ops.record(key, 3);
             if store.delete(key) {
                 c.delete_hits += 1;
                 put(out, reply::DELETED, noreply);
@@ -220,6 +227,7 @@ pub fn execute(
             store.set_automove_ratio(ratio);
             put(out, reply::OK, noreply);
         }
+        Request::Ops(r) => return (super::ops::execute(ctx, &r, out), None),
         Request::Reply { line, noreply } => put(out, line, noreply),
         Request::RetrievalKeyTooLong => {
             // As memcached: the replies not yet sent are dropped.

@@ -101,6 +101,8 @@ pub(crate) struct Conn {
     pub write_shut: bool,
     /// Stopped reading with input possibly left in the socket; the worker resumes it.
     pub yielded: bool,
+    /// A `lru_crawler metadump` streaming: runs before the next request.
+    pub dump: Option<crate::exec::ops::Dump>,
 }
 
 /// The outcome of a read attempt.
@@ -140,6 +142,7 @@ impl Conn {
             stalled_since: None,
             write_shut: false,
             yielded: false,
+            dump: None,
         }
     }
 

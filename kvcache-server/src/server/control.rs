@@ -27,6 +27,10 @@ impl Control for ServerControl<'_> {
         self.shared.verbosity.store(level, Ordering::Relaxed);
     }
 
+    fn ops(&self) -> &crate::exec::ops::OpsState {
+        &self.shared.ops
+    }
+
     fn stop(&self, graceful: bool) {
         if graceful {
             eprintln!("Gracefully stopping");

@@ -129,6 +129,12 @@ impl Server {
                 flush_enabled: cfg.flush_enabled,
                 shutdown_enabled: cfg.shutdown_enabled,
             },
+            ops: crate::exec::ops::OpsState::new(
+                cfg.dump_enabled,
+                cfg.watch_enabled,
+                cfg.prefix_delimiter,
+            )
+            .with_detail(cfg.operator.detail),
             stats: StatsHub::new(cfg.threads),
             verbosity: AtomicU32::new(u32::from(cfg.verbose)),
             cfg,

@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub cfg: Config,
     /// What requests depend on, from `cfg`.
     pub settings: Settings,
+    /// Operator settings changed at run time (`lru_crawler`, `stats detail`, `lru`).
+    pub ops: crate::exec::ops::OpsState,
     pub store: Arc<Store>,
     pub stats: StatsHub,
     /// Unix time at start (memcached's `process_started`).

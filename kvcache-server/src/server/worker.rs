@@ -271,6 +271,11 @@ impl Worker {
                 // memcached binds the text protocol only with `-Y`.
                 conn.proto = Some(Protocol::Text);
             }
+            match self.shared.cfg.operator.protocol {
+                crate::config::WireProtocol::Auto => {}
+                crate::config::WireProtocol::Ascii => conn.proto = Some(Protocol::Text),
+                crate::config::WireProtocol::Binary => conn.proto = Some(Protocol::Binary),
+            }
             self.conns[i] = Some(conn);
         }
     }
@@ -456,7 +461,7 @@ fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
 /// Executes every complete request in the read buffer. Returns the total length of the
 /// incomplete request at the front, when known (so the buffer can grow to hold it).
 fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
-    if conn.rstart == conn.rend && conn.recv.is_none() {
+    if conn.rstart == conn.rend && conn.recv.is_none() && conn.dump.is_none() {
         return 0;
     }
     let mut commands = false;
@@ -560,6 +565,20 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
                 return 0;
             }
         }
+        if let Some(dump) = conn.dump.as_mut() {
+            // A dump goes out a buffer at a time; between buffers the connection yields,
+            // so the other connections of this worker run while it streams.
+            if dump.fill(&ctx.shared.store, &mut conn.out, OUT_HIGH_WATER) {
+                conn.dump = None;
+            } else {
+                match send(ctx, conn) {
+                    Ok(true) => conn.yielded = true,
+                    Ok(false) => conn.read_paused = true,
+                    Err(_) => conn.broken = true,
+                }
+                return 0;
+            }
+        }
         if !conn.after_swallow.is_empty() {
             conn.out.extend_from_slice(&conn.after_swallow);
             conn.after_swallow.clear();
@@ -602,6 +621,9 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
                         conn.out.truncate(mark);
                     }
                     After::Close => conn.closing = true,
+                    After::Dump { format, classes } => {
+                        conn.dump = Some(crate::exec::ops::Dump::new(format, classes));
+                    }
                     After::Abort => {
                         conn.drop_unsent();
                         conn.closing = true;

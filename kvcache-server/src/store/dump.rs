@@ -1,0 +1,85 @@
+//! Walking every live item for `lru_crawler metadump`, a shard and a batch at a time, so
+//! that no lock is held across the walk.
+//!
+//! A walk copies one shard's handles (and their hash bits) under the shard's lock, then
+//! visits them in small batches: for each batch it takes the walk lock (shared: slabs stay
+//! mapped) and the shard lock, and reports a handle only if the index still holds it,
+//! which it checks without reading the chunk ([`super::Shard::holds`], given the hash bits
+//! copied while the item was linked). An item stored after its shard was copied is not
+//! reported; one deleted before its batch is not either. Each lock is held for one copy
+//! of a shard's table (4 bytes an entry plus a tag read) or one batch.
+
+use slab_core::engine::size_class::ClassId;
+
+use super::Store;
+use crate::item::{widen_access, FETCHED};
+
+/// Handles visited under one taking of the shard lock.
+pub const DUMP_BATCH: usize = 64;
+
+/// One live item as a dump reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct DumpItem<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// Expiration in server-clock seconds (0: never).
+    pub exptime: u32,
+    /// Last access in server-clock seconds.
+    pub last_access: u32,
+    /// CAS unique.
+    pub cas: u64,
+    /// Fetched since stored.
+    pub fetched: bool,
+    /// The class of its chunk.
+    pub class: ClassId,
+    /// Its size in memcached's accounting (`ITEM_ntotal`).
+    pub size: usize,
+}
+
+impl Store {
+    /// How many shards a walk goes through.
+    pub fn dump_shards(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Replaces `out` with shard `shard`'s entries: `(handle, hash bits)` pairs.
+    pub fn dump_snapshot(&self, shard: usize, out: &mut Vec<(u32, u32)>) {
+        out.clear();
+        let s = self.index.lock(shard);
+        out.reserve(s.table.len());
+        // Linked items under their shard lock: their tags are readable.
+        out.extend(s.table.iter().map(|&h| (h, self.item(h).tag() >> 8)));
+    }
+
+    /// Calls `f` with each entry of `batch` (from [`dump_snapshot`](Self::dump_snapshot)
+    /// of `shard`) that is still linked and neither expired nor flushed.
+    pub fn dump_visit(&self, shard: usize, batch: &[(u32, u32)], mut f: impl FnMut(&DumpItem<'_>)) {
+        let _walk = self.mem.walk();
+        let s = self.index.lock(shard);
+        let now = self.now();
+        for &(h, h24) in batch {
+            if !s.holds(h24, h) {
+                continue;
+            }
+            let it = self.item(h);
+            if self.expiry.is_dead(&it, now).is_some() {
+                continue;
+            }
+            let size = crate::item::memcached_stored_size(
+                it.klen(),
+                it.value_len(),
+                it.flags(),
+                self.cfg.cas_enabled,
+            );
+            f(&DumpItem {
+                key: it.key(),
+                exptime: it.exptime(),
+                last_access: widen_access(now, it.access_low()),
+                cas: it.cas(),
+                fetched: it.bits() & FETCHED != 0,
+                class: self.class_of(h),
+                size,
+            });
+        }
+    }
+}
