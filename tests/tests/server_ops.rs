@@ -574,3 +574,114 @@ fn process_flags() {
         assert!(err.contains(want), "{args:?}: {err}");
     }
 }
+
+/// Reads what arrives on `c` within `wait` after the first byte.
+fn drain_for(c: &mut Client, wait: Duration) -> String {
+    let mut out = Vec::new();
+    let mut b = [0u8; 65536];
+    c.stream.set_read_timeout(Some(wait)).unwrap();
+    while let Ok(n) = c.stream.read(&mut b) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[..n]);
+    }
+    c.stream
+        .set_read_timeout(Some(integration_tests::READ_TIMEOUT))
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn watch_streams_events_as_memcached_does() {
+    let s = ServerProc::start(&["-t", "2"]);
+    let theirs = Memcached::start(&[]);
+    let script = b"set w:1 3 0 2\r\nhi\r\nget w:1 w:2\r\n";
+    let mut got = Vec::new();
+    for addr in [s.addr, theirs.addr] {
+        let mut w = Client::connect(addr);
+        w.send(b"watch fetchers mutations\r\n");
+        w.expect(b"OK\r\n");
+        let mut c = Client::connect(addr);
+        c.send(script);
+        c.expect(b"STORED\r\nVALUE w:1 3 2\r\nhi\r\nEND\r\n");
+        let mut text = String::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while text.matches('\n').count() < 3 && Instant::now() < deadline {
+            text += &drain_for(&mut w, Duration::from_millis(100));
+        }
+        // Without ts, gid, clsid and cfd, which differ by design.
+        let lines: Vec<String> = text
+            .lines()
+            .map(|l| {
+                l.split(' ')
+                    .filter(|f| {
+                        !["ts=", "gid=", "clsid=", "cfd="]
+                            .iter()
+                            .any(|p| f.starts_with(p))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .filter(|l| !l.contains("status=not_found") || l.contains("w%3A2"))
+            .collect();
+        got.push(lines);
+    }
+    // memcached also logs the lookup its `set` makes first; the client's own requests
+    // read the same.
+    assert_eq!(got[0], got[1]);
+    assert_eq!(
+        got[0],
+        [
+            "type=item_store key=w%3A1 status=stored cmd=set ttl=0 size=2",
+            "type=item_get key=w%3A1 status=found size=2",
+            "type=item_get key=w%3A2 status=not_found size=0",
+        ]
+    );
+}
+
+#[test]
+fn slow_watcher_gets_skipped_lines_and_never_blocks_workers() {
+    let s = ServerProc::start(&[
+        "-t",
+        "1",
+        "-o",
+        "watcher_logbuf_size=16,worker_logbuf_size=8192",
+    ]);
+    let mut w = s.connect();
+    w.send(b"watch\r\n");
+    w.expect(b"OK\r\n");
+    // The watcher reads nothing while 60k gets of long keys run: the worker answers all.
+    let key = "k".repeat(200);
+    let mut c = s.connect();
+    let n = 60_000;
+    let req = format!("get {key}\r\n").repeat(n);
+    let reader = {
+        let mut r = Client {
+            stream: c.stream.try_clone().unwrap(),
+        };
+        std::thread::spawn(move || {
+            r.expect(&b"END\r\n".repeat(n));
+        })
+    };
+    c.send(req.as_bytes());
+    reader.join().unwrap();
+    // Now the watcher drains; its next line is announced by what it lost.
+    let mut seen = drain_for(&mut w, Duration::from_millis(500));
+    c.send(b"get after\r\n");
+    c.expect(b"END\r\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !seen.contains("key=after") && Instant::now() < deadline {
+        seen += &drain_for(&mut w, Duration::from_millis(100));
+    }
+    let lines = seen.lines().count();
+    let skipped: u64 = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("skipped="))
+        .map(|v| v.parse::<u64>().unwrap())
+        .sum();
+    eprintln!("watcher got {lines} lines, skipped {skipped}");
+    assert!(skipped > 0, "no skipped= line in {lines} lines");
+    assert!(seen.contains("key=after"));
+    assert!((lines as u64) < n as u64);
+}

@@ -80,6 +80,12 @@ pub(super) fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigE
                 cfg.slab_automove = n as u8;
             }
             ("idle_timeout", Some(v)) => cfg.idle_timeout = num("idle_timeout", v)?,
+            ("watcher_logbuf_size", Some(v)) => {
+                cfg.operator.watcher_logbuf = num::<usize>(name, v)?.saturating_mul(1024)
+            }
+            ("worker_logbuf_size", Some(v)) => {
+                cfg.operator.worker_logbuf = num::<usize>(name, v)?.saturating_mul(1024)
+            }
             ("metrics_port", Some(v)) => cfg.operator.metrics_port = Some(num("metrics_port", v)?),
             ("metrics_listen", Some(v)) => cfg.operator.metrics_listen = v.to_owned(),
             // memcached's LRU and crawler tunables: checked as numbers; our CLOCK has no
@@ -92,8 +98,6 @@ pub(super) fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigE
                 | "temporary_ttl"
                 | "tail_repair_time"
                 | "read_buf_mem_limit"
-                | "watcher_logbuf_size"
-                | "worker_logbuf_size"
                 | "sock_cookie_id",
                 Some(v),
             ) => {

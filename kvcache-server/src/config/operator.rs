@@ -40,6 +40,10 @@ pub struct Operator {
     pub metrics_port: Option<u16>,
     /// `-o metrics_listen=<addr>`: its address (default 127.0.0.1).
     pub metrics_listen: String,
+    /// `-o worker_logbuf_size=<kb>`: each worker's `watch` buffer, in bytes.
+    pub worker_logbuf: usize,
+    /// `-o watcher_logbuf_size=<kb>`: each watcher's buffer, in bytes.
+    pub watcher_logbuf: usize,
 }
 
 impl Default for Operator {
@@ -55,6 +59,8 @@ impl Default for Operator {
             detail: false,
             metrics_port: None,
             metrics_listen: "127.0.0.1".into(),
+            worker_logbuf: 64 << 10,
+            watcher_logbuf: 256 << 10,
         }
     }
 }

@@ -33,6 +33,14 @@ pub trait Control: fmt::Debug {
     fn stop(&self, graceful: bool);
     /// The operator settings shared by every worker (`lru_crawler`, `stats detail`...).
     fn ops(&self) -> &OpsState;
+    /// This worker's number (its `watch` log buffer).
+    fn worker(&self) -> usize {
+        0
+    }
+    /// The connection's file descriptor (`cfd=` of `watch` lines).
+    fn conn_fd(&self) -> i32 {
+        -1
+    }
 }
 
 /// What execution needs besides the request: the same for the three protocols.
@@ -68,6 +76,9 @@ pub enum After {
     /// Drop the replies not sent yet (see [`After::Sent`]) and close at once (an enabled
     /// `shutdown`, as memcached closes that connection without a reply).
     Abort,
+    /// `watch`: the reply written, the connection becomes a watcher of these event kinds
+    /// (see [`super::watch`]).
+    Watch(u8),
     /// Stream a `lru_crawler metadump`/`mgdump` (the connection keeps an
     /// [`ops::Dump`](super::ops::Dump) and runs it before its next request).
     Dump {

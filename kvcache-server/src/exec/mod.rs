@@ -40,6 +40,7 @@ pub mod stats;
 pub mod step;
 pub mod text;
 pub mod value;
+pub mod watch;
 
 pub use context::{After, Control, Ctx, Settings, Step};
 pub use stats::Counters;

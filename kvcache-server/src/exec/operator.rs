@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::Relaxed};
 use std::sync::Mutex;
 
+use super::watch::EventLog;
 use crate::protocol::text::reply;
 
 /// Most distinct prefixes `stats detail` tracks; later ones are not counted.
@@ -29,6 +30,10 @@ pub struct OpsState {
     pub(super) temp_ttl: AtomicI32,
     /// `-D`: the prefix delimiter.
     pub delimiter: u8,
+    /// The event log of `watch`.
+    pub log: EventLog,
+    /// Bytes a watcher's buffer holds (`-o watcher_logbuf_size`, in KiB there).
+    pub watcher_buf: usize,
     pub(super) detail: AtomicBool,
     /// Each prefix's counters and the order it was first seen in.
     prefixes: Mutex<HashMap<Vec<u8>, (usize, PrefixCounts)>>,
@@ -54,9 +59,19 @@ impl OpsState {
             warm_pct: AtomicU32::new(40),
             temp_ttl: AtomicI32::new(61),
             delimiter,
+            log: EventLog::default(),
+            watcher_buf: 256 << 10,
             detail: AtomicBool::new(false),
             prefixes: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// An event log for `workers` workers with `worker_buf` bytes each, and watchers'
+    /// buffers of `watcher_buf` bytes.
+    pub fn with_log(mut self, workers: usize, worker_buf: usize, watcher_buf: usize) -> Self {
+        self.log = EventLog::new(workers, worker_buf);
+        self.watcher_buf = watcher_buf;
+        self
     }
 
     /// `stats detail` on from the start (`-D`).

@@ -90,9 +90,10 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &OpsRequest, out: &mut Vec<u8>) -> After 
             out.extend_from_slice(reply::OK);
         }
         OpsRequest::DetailDump => ops.detail_dump(out),
-        OpsRequest::Watch(_) => {
+        OpsRequest::Watch(mask) => {
             if ops.watch_enabled {
-                out.extend_from_slice(b"SERVER_ERROR watch is not supported\r\n");
+                out.extend_from_slice(reply::OK);
+                return After::Watch(super::watch::kinds(&mask));
             } else {
                 out.extend_from_slice(b"CLIENT_ERROR watch commands not allowed\r\n");
             }

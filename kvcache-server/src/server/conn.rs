@@ -103,6 +103,8 @@ pub(crate) struct Conn {
     pub yielded: bool,
     /// A `lru_crawler metadump` streaming: runs before the next request.
     pub dump: Option<crate::exec::ops::Dump>,
+    /// `watch` was sent: once the reply is out, the logger thread takes the socket.
+    pub watch: Option<u8>,
 }
 
 /// The outcome of a read attempt.
@@ -143,6 +145,7 @@ impl Conn {
             write_shut: false,
             yielded: false,
             dump: None,
+            watch: None,
         }
     }
 

@@ -42,6 +42,7 @@ mod control;
 mod recv;
 mod report;
 mod shared;
+mod watch;
 mod worker;
 
 use std::io::{self, Write};
@@ -134,7 +135,13 @@ impl Server {
                 cfg.watch_enabled,
                 cfg.prefix_delimiter,
             )
-            .with_detail(cfg.operator.detail),
+            .with_detail(cfg.operator.detail)
+            .with_log(
+                cfg.threads,
+                cfg.operator.worker_logbuf,
+                cfg.operator.watcher_logbuf,
+            ),
+            watchers: watch::Watchers::default(),
             stats: StatsHub::new(cfg.threads),
             verbosity: AtomicU32::new(u32::from(cfg.verbose)),
             cfg,

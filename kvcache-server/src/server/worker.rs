@@ -55,7 +55,11 @@ impl<'a> Ctx<'a> {
         Ctx {
             shared,
             counters,
-            control: ServerControl { shared, worker },
+            control: ServerControl {
+                shared,
+                worker,
+                fd: -1,
+            },
         }
     }
 
@@ -266,6 +270,12 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(info.clone());
+            let log = &self.shared.ops.log;
+            if log.wants(exec::watch::CONNEVENTS) {
+                log.emit(self.id, exec::watch::CONNEVENTS, |o| {
+                    exec::watch::conn_event(o, peer, info.fd, None)
+                });
+            }
             let mut conn = Conn::new(stream, info, self.shared.auth.is_none());
             if self.shared.auth.is_some() {
                 // memcached binds the text protocol only with `-Y`.
@@ -290,6 +300,15 @@ impl Worker {
             drop(list);
             self.shared.curr_conns.fetch_sub(1, Ordering::Relaxed);
             self.free.push(i);
+            let log = &self.shared.ops.log;
+            if let Some(kinds) = conn.watch {
+                self.shared.watchers.add(&self.shared, conn.stream, kinds);
+            } else if log.wants(exec::watch::CONNEVENTS) {
+                let (peer, fd) = (conn.info.peer, conn.info.fd);
+                log.emit(self.id, exec::watch::CONNEVENTS, |o| {
+                    exec::watch::conn_event(o, peer, fd, Some("normal"))
+                });
+            }
         }
     }
 
@@ -545,6 +564,7 @@ fn authenticate(ctx: &mut Ctx<'_>, conn: &mut Conn) -> AuthProgress {
 }
 
 fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usize {
+    ctx.control.fd = conn.info.fd;
     loop {
         if conn.closing {
             return 0;
@@ -621,6 +641,10 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
                         conn.out.truncate(mark);
                     }
                     After::Close => conn.closing = true,
+                    After::Watch(kinds) => {
+                        conn.watch = Some(kinds);
+                        conn.closing = true;
+                    }
                     After::Dump { format, classes } => {
                         conn.dump = Some(crate::exec::ops::Dump::new(format, classes));
                     }

@@ -37,6 +37,13 @@ pub struct DumpItem<'a> {
 }
 
 impl Store {
+    /// The memcached id of the class an item of this key and value length (no client
+    /// flags) goes to; 0 if none (for `watch` lines).
+    pub fn class_for_item(&self, key_len: usize, value_len: usize) -> usize {
+        let size = crate::item::stored_size(key_len, value_len, 0, self.cfg.cas_enabled);
+        self.placement.class_for(size).map_or(0, |c| c.display_id())
+    }
+
     /// How many shards a walk goes through.
     pub fn dump_shards(&self) -> usize {
         self.index.len()

@@ -237,6 +237,7 @@ pub(super) fn stats_detail(args: &[u8]) -> Parsed {
 }
 
 /// `watch [fetchers|mutations|evictions|connevents ...]` (no argument: fetchers).
+/// Evictions are not reported: the mask is kept, no eviction lines are written.
 pub(super) fn watch(mut args: &[u8]) -> Parsed {
     let mut m = WatchMask::default();
     let mut any = false;
@@ -248,6 +249,9 @@ pub(super) fn watch(mut args: &[u8]) -> Parsed {
             b"mutations" => m.mutations = true,
             b"evictions" => m.evictions = true,
             b"connevents" => m.connevents = true,
+            // memcached's other kinds: accepted; we produce no such events (raw command
+            // lines, system events, proxy events).
+            b"rawcmds" | b"sysevents" | b"proxyreqs" | b"proxyevents" | b"proxyuser" => {}
             _ => return err(reply::ERROR),
         }
     }
