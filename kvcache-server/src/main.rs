@@ -140,6 +140,14 @@ fn main() -> ExitCode {
     if announce {
         eprintln!("kvcache-server listening on {}", server.local_addr());
     }
+    match server.start_metrics() {
+        Ok(Some(addr)) if announce => eprintln!("kvcache-server metrics on http://{addr}/metrics"),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("kvcache-server: failed to listen for metrics: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if let Some(user) = cfg_user.as_deref() {
         if let Err(msg) = process::drop_privileges(user) {
             eprintln!("kvcache-server: {msg}");

@@ -45,6 +45,7 @@ if command -v memcached >/dev/null; then
 else
     echo "=== diff-vs-memcached: skipped (memcached not installed)"
 fi
+run metrics-prometheus-client python3 "$here/metrics_check.py" "$bin"
 run memccapable-binary bash "$here/binary_memccapable.sh" "$bin"
 run memcaslap-verify bash "$here/memcaslap_check.sh" "$bin"
 run cluster-nutcracker bash "$here/cluster_check.sh" "$bin"

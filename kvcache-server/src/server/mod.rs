@@ -39,6 +39,7 @@
 pub mod auth;
 mod conn;
 mod control;
+mod metrics;
 mod recv;
 mod report;
 mod shared;
@@ -181,6 +182,21 @@ impl Server {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// Serves `GET /metrics` (Prometheus text format) on `-o metrics_port`, if given;
+    /// returns the address it listens on.
+    pub fn start_metrics(&self) -> io::Result<Option<SocketAddr>> {
+        let op = &self.shared.cfg.operator;
+        let Some(port) = op.metrics_port else {
+            return Ok(None);
+        };
+        let addr = if op.metrics_listen.contains(':') {
+            format!("[{}]:{port}", op.metrics_listen)
+        } else {
+            format!("{}:{port}", op.metrics_listen)
+        };
+        metrics::serve(self.shared.clone(), &addr).map(Some)
     }
 
     /// A handle that stops the server.
