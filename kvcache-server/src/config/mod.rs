@@ -6,12 +6,14 @@
 //! of `name[=value]` suboptions.
 
 mod extended;
+mod man;
 mod operator;
 mod store;
 #[cfg(test)]
 mod tests;
 mod usage;
 
+pub use man::man_page;
 pub use operator::{Operator, WireProtocol};
 pub use usage::usage;
 
