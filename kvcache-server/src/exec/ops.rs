@@ -185,10 +185,10 @@ fn write_line(out: &mut Vec<u8>, format: DumpFormat, it: &DumpItem<'_>, started:
     if it.exptime == 0 {
         out.extend_from_slice(b"-1");
     } else {
-        push_num(out, started + i64::from(it.exptime));
+        push_num(out, (started + i64::from(it.exptime)).max(0) as u64);
     }
     out.extend_from_slice(b" la=");
-    push_num(out, started + i64::from(it.last_access));
+    push_num(out, (started + i64::from(it.last_access)).max(0) as u64);
     out.extend_from_slice(b" cas=");
     push_num(out, it.cas);
     out.extend_from_slice(if it.fetched {
@@ -196,13 +196,24 @@ fn write_line(out: &mut Vec<u8>, format: DumpFormat, it: &DumpItem<'_>, started:
     } else {
         b" fetch=no cls="
     });
-    push_num(out, it.class.display_id() as i64);
+    push_num(out, it.class.display_id() as u64);
     out.extend_from_slice(b" size=");
-    push_num(out, it.size as i64);
+    push_num(out, it.size as u64);
     out.push(b'\n');
 }
 
-fn push_num(out: &mut Vec<u8>, n: impl std::fmt::Display) {
-    use std::io::Write as _;
-    let _ = write!(out, "{n}");
+/// Decimal digits of `n` (a dump writes several numbers per item: no `fmt` machinery).
+fn push_num(out: &mut Vec<u8>, n: u64) {
+    let mut v = n;
+    let mut d = [0u8; 20];
+    let mut i = d.len();
+    loop {
+        i -= 1;
+        d[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&d[i..]);
 }
