@@ -685,3 +685,21 @@ fn slow_watcher_gets_skipped_lines_and_never_blocks_workers() {
     assert!(seen.contains("key=after"));
     assert!((lines as u64) < n as u64);
 }
+
+#[test]
+fn crawler_off_at_start_and_large_pages_reported() {
+    let ours = ServerProc::start(&["-o", "no_lru_crawler", "-L"]);
+    let theirs = Memcached::start(&["-o", "no_lru_crawler"]);
+    let (mut a, mut b) = (ours.connect(), theirs.connect());
+    for line in [
+        "lru_crawler metadump all",
+        "lru_crawler crawl all",
+        "lru_crawler enable",
+        "lru_crawler crawl all",
+    ] {
+        assert_eq!(ask(&mut a, line), ask(&mut b, line), "{line}");
+    }
+    let st = a.stats("settings");
+    assert!(st.contains(&("large_pages".to_owned(), "yes".to_owned())));
+    assert!(st.contains(&("lru_crawler".to_owned(), "yes".to_owned())));
+}

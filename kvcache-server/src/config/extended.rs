@@ -113,11 +113,12 @@ pub(super) fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigE
                 ))
             }
             ("write_timeout", Some(v)) => cfg.write_timeout = num("write_timeout", v)?,
+            ("lru_crawler", _) => cfg.operator.crawler = true,
+            ("no_lru_crawler", _) => cfg.operator.crawler = false,
             // memcached tunables we accept and have no use for.
             (
-                "maxconns_fast" | "no_maxconns_fast" | "hashpower" | "lru_crawler"
-                | "no_lru_crawler" | "lru_maintainer" | "no_lru_maintainer" | "track_sizes"
-                | "modern" | "hash_algorithm",
+                "maxconns_fast" | "no_maxconns_fast" | "hashpower" | "lru_maintainer"
+                | "no_lru_maintainer" | "track_sizes" | "modern" | "hash_algorithm",
                 _,
             ) => {}
             _ => return err(format!("Illegal suboption \"{sub}\"")),

@@ -40,6 +40,9 @@ pub struct Operator {
     pub metrics_port: Option<u16>,
     /// `-o metrics_listen=<addr>`: its address (default 127.0.0.1).
     pub metrics_listen: String,
+    /// `-o no_lru_crawler` not given: `lru_crawler` dumps and crawls are allowed until
+    /// `lru_crawler disable`.
+    pub crawler: bool,
     /// `-o worker_logbuf_size=<kb>`: each worker's `watch` buffer, in bytes.
     pub worker_logbuf: usize,
     /// `-o watcher_logbuf_size=<kb>`: each watcher's buffer, in bytes.
@@ -59,6 +62,7 @@ impl Default for Operator {
             detail: false,
             metrics_port: None,
             metrics_listen: "127.0.0.1".into(),
+            crawler: true,
             worker_logbuf: 64 << 10,
             watcher_logbuf: 256 << 10,
         }

@@ -74,6 +74,12 @@ impl OpsState {
         self
     }
 
+    /// The crawler on or off at start (`-o no_lru_crawler`).
+    pub fn with_crawler(self, on: bool) -> Self {
+        self.crawler.store(on, Relaxed);
+        self
+    }
+
     /// `stats detail` on from the start (`-D`).
     pub fn with_detail(self, on: bool) -> Self {
         self.detail.store(on, Relaxed);

@@ -137,6 +137,7 @@ impl Server {
                 cfg.prefix_delimiter,
             )
             .with_detail(cfg.operator.detail)
+            .with_crawler(cfg.operator.crawler)
             .with_log(
                 cfg.threads,
                 cfg.operator.worker_logbuf,

@@ -236,6 +236,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "idle_timeout", cfg.idle_timeout);
     write_stat(out, "write_timeout", cfg.write_timeout);
     write_stat(out, "track_sizes", "yes");
+    write_stat(out, "large_pages", yes_no(store_cfg.huge_pages));
     write_stat(out, "ssl_enabled", "no");
 }
 
