@@ -153,12 +153,27 @@ fn load(c: &mut Client, keys: &[String]) {
     assert!(ask(c, "version").starts_with("VERSION"));
 }
 
+/// Sends `noreply` storage requests in writes of about a megabyte, then waits until the
+/// server has run them all.
+fn send_sets(c: &mut Client, reqs: impl Iterator<Item = String>) {
+    let mut buf = Vec::new();
+    for r in reqs {
+        buf.extend_from_slice(r.as_bytes());
+        if buf.len() > 1 << 20 {
+            c.send(&buf);
+            buf.clear();
+        }
+    }
+    c.send(&buf);
+    assert!(ask(c, "version").starts_with("VERSION"));
+}
+
 #[test]
 fn operator_replies_match_memcached() {
     let ours = ServerProc::start(&["-t", "2"]);
     let theirs = Memcached::start(&[]);
     let (mut a, mut b) = (ours.connect(), theirs.connect());
-    for line in [
+    let lines = &[
         "lru_crawler",
         "lru_crawler foo",
         "lru_crawler metadump",
@@ -215,8 +230,14 @@ fn operator_replies_match_memcached() {
         "watch foo",
         "misbehave",
         "debugtime 5",
-    ] {
-        assert_eq!(ask(&mut a, line), ask(&mut b, line), "{line}");
+    ];
+    same_replies(&mut a, &mut b, lines);
+}
+
+/// Each line gets the same reply from both servers.
+fn same_replies(a: &mut Client, b: &mut Client, lines: &[&str]) {
+    for line in lines {
+        assert_eq!(ask(a, line), ask(b, line), "{line}");
     }
 }
 
@@ -353,16 +374,10 @@ fn metadump_streams_under_load() {
     let s = ServerProc::start(&["-t", "2", "-m", "128"]);
     let mut c = s.connect();
     let n = 200_000;
-    let mut req = Vec::new();
-    for i in 0..n {
-        req.extend_from_slice(format!("set k:{i} 0 0 10 noreply\r\n0123456789\r\n").as_bytes());
-        if req.len() > 1 << 20 {
-            c.send(&req);
-            req.clear();
-        }
-    }
-    c.send(&req);
-    assert!(ask(&mut c, "version").starts_with("VERSION"));
+    send_sets(
+        &mut c,
+        (0..n).map(|i| format!("set k:{i} 0 0 10 noreply\r\n0123456789\r\n")),
+    );
     let addr = s.addr;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let other = {
@@ -403,16 +418,10 @@ fn cache_memlimit_shrinks_and_grows() {
     let s = ServerProc::start(&["-t", "2", "-m", "128"]);
     let mut c = s.connect();
     let v = "v".repeat(1000);
-    let mut req = Vec::new();
-    for i in 0..110_000 {
-        req.extend_from_slice(format!("set k{i} 0 0 1000 noreply\r\n{v}\r\n").as_bytes());
-        if req.len() > 1 << 20 {
-            c.send(&req);
-            req.clear();
-        }
-    }
-    c.send(&req);
-    assert!(ask(&mut c, "version").starts_with("VERSION"));
+    send_sets(
+        &mut c,
+        (0..110_000).map(|i| format!("set k{i} 0 0 1000 noreply\r\n{v}\r\n")),
+    );
     let (before, _) = rss_kib(s.pid()).unwrap();
     assert!(before > 100_000, "loaded RSS {before} KiB");
     assert_eq!(ask(&mut c, "cache_memlimit 16"), "OK\r\n");
@@ -428,12 +437,10 @@ fn cache_memlimit_shrinks_and_grows() {
     // Growing takes effect at once.
     assert_eq!(ask(&mut c, "cache_memlimit 256"), "OK\r\n");
     assert_eq!(stat_u64(&c.stats("settings"), "maxbytes"), 256 << 20);
-    let mut req = Vec::new();
-    for i in 0..60_000 {
-        req.extend_from_slice(format!("set g{i} 0 0 1000 noreply\r\n{v}\r\n").as_bytes());
-    }
-    c.send(&req);
-    assert!(ask(&mut c, "version").starts_with("VERSION"));
+    send_sets(
+        &mut c,
+        (0..60_000).map(|i| format!("set g{i} 0 0 1000 noreply\r\n{v}\r\n")),
+    );
     assert!(stat_u64(&c.stats(""), "mapped_bytes") > 32 << 20);
     // Beyond the address space reserved at start (four times -m): refused.
     assert_eq!(
@@ -691,14 +698,16 @@ fn crawler_off_at_start_and_large_pages_reported() {
     let ours = ServerProc::start(&["-o", "no_lru_crawler", "-L"]);
     let theirs = Memcached::start(&["-o", "no_lru_crawler"]);
     let (mut a, mut b) = (ours.connect(), theirs.connect());
-    for line in [
-        "lru_crawler metadump all",
-        "lru_crawler crawl all",
-        "lru_crawler enable",
-        "lru_crawler crawl all",
-    ] {
-        assert_eq!(ask(&mut a, line), ask(&mut b, line), "{line}");
-    }
+    same_replies(
+        &mut a,
+        &mut b,
+        &[
+            "lru_crawler metadump all",
+            "lru_crawler crawl all",
+            "lru_crawler enable",
+            "lru_crawler crawl all",
+        ],
+    );
     let st = a.stats("settings");
     assert!(st.contains(&("large_pages".to_owned(), "yes".to_owned())));
     assert!(st.contains(&("lru_crawler".to_owned(), "yes".to_owned())));

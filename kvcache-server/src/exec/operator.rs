@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::Relaxed};
 use std::sync::Mutex;
 
 use super::watch::EventLog;
+use crate::protocol::text::ops::OpsRequest;
 use crate::protocol::text::reply;
 
 /// Most distinct prefixes `stats detail` tracks; later ones are not counted.
@@ -78,6 +79,24 @@ impl OpsState {
     pub fn with_crawler(self, on: bool) -> Self {
         self.crawler.store(on, Relaxed);
         self
+    }
+
+    /// Applies a request that only changes a setting (`lru_crawler sleep|tocrawl`,
+    /// `lru tune|mode|temp_ttl`, `stats detail on|off`: answered `OK`); false for others.
+    pub(super) fn apply(&self, req: &OpsRequest) -> bool {
+        match *req {
+            OpsRequest::CrawlerSleep(us) => self.crawler_sleep.store(us, Relaxed),
+            OpsRequest::CrawlerToCrawl(n) => self.crawler_tocrawl.store(n, Relaxed),
+            OpsRequest::LruTune { hot, warm } => {
+                self.hot_pct.store(hot, Relaxed);
+                self.warm_pct.store(warm, Relaxed);
+            }
+            OpsRequest::LruMode(segmented) => self.lru_segmented.store(segmented, Relaxed),
+            OpsRequest::LruTempTtl(s) => self.temp_ttl.store(s, Relaxed),
+            OpsRequest::Detail(on) => self.detail.store(on, Relaxed),
+            _ => return false,
+        }
+        true
     }
 
     /// `stats detail` on from the start (`-D`).

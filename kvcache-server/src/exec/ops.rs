@@ -18,6 +18,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::context::{After, Ctx};
 pub use super::operator::OpsState;
+use crate::protocol::lex::push_u64;
 use crate::protocol::text::ops::{uri_encode, ClassFilter, DumpFormat, OpsRequest};
 use crate::protocol::text::reply;
 use crate::store::{DumpItem, Store, DUMP_BATCH};
@@ -26,6 +27,10 @@ use crate::store::{DumpItem, Store, DUMP_BATCH};
 pub fn execute(ctx: &mut Ctx<'_>, req: &OpsRequest, out: &mut Vec<u8>) -> After {
     let ops = ctx.control.ops();
     let store = ctx.store;
+    if ops.apply(req) {
+        out.extend_from_slice(reply::OK);
+        return After::Continue;
+    }
     match *req {
         OpsRequest::Dump { format, classes } => {
             if format == DumpFormat::Meta && !ops.dump_enabled {
@@ -54,14 +59,6 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &OpsRequest, out: &mut Vec<u8>) -> After 
                 out.extend_from_slice(reply::OK);
             }
         }
-        OpsRequest::CrawlerSleep(us) => {
-            ops.crawler_sleep.store(us, Relaxed);
-            out.extend_from_slice(reply::OK);
-        }
-        OpsRequest::CrawlerToCrawl(n) => {
-            ops.crawler_tocrawl.store(n, Relaxed);
-            out.extend_from_slice(reply::OK);
-        }
         OpsRequest::MemLimit { mb, noreply } => {
             let line: &[u8] = if store.set_memory_limit(mb as usize * (1 << 20)) {
                 reply::OK
@@ -72,24 +69,14 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &OpsRequest, out: &mut Vec<u8>) -> After 
                 out.extend_from_slice(line);
             }
         }
-        OpsRequest::LruTune { hot, warm } => {
-            ops.hot_pct.store(hot, Relaxed);
-            ops.warm_pct.store(warm, Relaxed);
-            out.extend_from_slice(reply::OK);
-        }
-        OpsRequest::LruMode(segmented) => {
-            ops.lru_segmented.store(segmented, Relaxed);
-            out.extend_from_slice(reply::OK);
-        }
-        OpsRequest::LruTempTtl(s) => {
-            ops.temp_ttl.store(s, Relaxed);
-            out.extend_from_slice(reply::OK);
-        }
-        OpsRequest::Detail(on) => {
-            ops.detail.store(on, Relaxed);
-            out.extend_from_slice(reply::OK);
-        }
         OpsRequest::DetailDump => ops.detail_dump(out),
+        // Settings, answered above.
+        OpsRequest::CrawlerSleep(_)
+        | OpsRequest::CrawlerToCrawl(_)
+        | OpsRequest::LruTune { .. }
+        | OpsRequest::LruMode(_)
+        | OpsRequest::LruTempTtl(_)
+        | OpsRequest::Detail(_) => {}
         OpsRequest::Watch(mask) => {
             if ops.watch_enabled {
                 out.extend_from_slice(reply::OK);
@@ -185,35 +172,19 @@ fn write_line(out: &mut Vec<u8>, format: DumpFormat, it: &DumpItem<'_>, started:
     if it.exptime == 0 {
         out.extend_from_slice(b"-1");
     } else {
-        push_num(out, (started + i64::from(it.exptime)).max(0) as u64);
+        push_u64(out, (started + i64::from(it.exptime)).max(0) as u64);
     }
     out.extend_from_slice(b" la=");
-    push_num(out, (started + i64::from(it.last_access)).max(0) as u64);
+    push_u64(out, (started + i64::from(it.last_access)).max(0) as u64);
     out.extend_from_slice(b" cas=");
-    push_num(out, it.cas);
+    push_u64(out, it.cas);
     out.extend_from_slice(if it.fetched {
         b" fetch=yes cls=".as_slice()
     } else {
         b" fetch=no cls="
     });
-    push_num(out, it.class.display_id() as u64);
+    push_u64(out, it.class.display_id() as u64);
     out.extend_from_slice(b" size=");
-    push_num(out, it.size as u64);
+    push_u64(out, it.size as u64);
     out.push(b'\n');
-}
-
-/// Decimal digits of `n` (a dump writes several numbers per item: no `fmt` machinery).
-fn push_num(out: &mut Vec<u8>, n: u64) {
-    let mut v = n;
-    let mut d = [0u8; 20];
-    let mut i = d.len();
-    loop {
-        i -= 1;
-        d[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&d[i..]);
 }
