@@ -79,8 +79,10 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &OpsRequest, out: &mut Vec<u8>) -> After 
         | OpsRequest::Detail(_) => {}
         OpsRequest::Watch(mask) => {
             if ops.watch_enabled {
+                let kinds = super::watch::kinds(&mask);
+                ops.log.announce(kinds);
                 out.extend_from_slice(reply::OK);
-                return After::Watch(super::watch::kinds(&mask));
+                return After::Watch(kinds);
             } else {
                 out.extend_from_slice(b"CLIENT_ERROR watch commands not allowed\r\n");
             }
@@ -96,7 +98,7 @@ pub struct Dump {
     format: DumpFormat,
     classes: ClassFilter,
     next_shard: usize,
-    entries: Vec<(u32, u32)>,
+    entries: Vec<u32>,
     pos: usize,
 }
 

@@ -47,6 +47,9 @@ pub struct EventLog {
     active: AtomicU8,
     gid: AtomicU64,
     dropped: AtomicU64,
+    /// Watchers that sent `watch` and are not yet with the logger thread, and the kinds
+    /// they want: logging starts before their `OK` goes out, as in memcached.
+    announced: Mutex<(usize, u8)>,
     cap: usize,
     bufs: Box<[Mutex<WorkerBuf>]>,
 }
@@ -64,14 +67,36 @@ impl EventLog {
             active: AtomicU8::new(0),
             gid: AtomicU64::new(1),
             dropped: AtomicU64::new(0),
+            announced: Mutex::new((0, 0)),
             cap: cap.max(1024),
             bufs: (0..workers.max(1)).map(|_| Mutex::default()).collect(),
         }
     }
 
-    /// Sets the kinds watchers want (the logger thread keeps it up to date).
-    pub fn set_active(&self, kinds: u8) {
-        self.active.store(kinds, Relaxed);
+    /// A connection sent `watch` for `kinds`: they are logged from now on, until the
+    /// logger thread has the watcher ([`arrived`](Self::arrived)).
+    pub fn announce(&self, kinds: u8) {
+        let mut a = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        a.0 += 1;
+        a.1 |= kinds;
+        self.active.fetch_or(kinds, Relaxed);
+    }
+
+    /// An announced watcher reached the logger thread.
+    pub fn arrived(&self) {
+        let mut a = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        a.0 = a.0.saturating_sub(1);
+    }
+
+    /// Sets the kinds the logger's watchers want (plus those announced); returns whether
+    /// watchers are still on their way (their lines must wait for them).
+    pub fn set_active(&self, kinds: u8) -> bool {
+        let mut a = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        if a.0 == 0 {
+            a.1 = 0;
+        }
+        self.active.store(kinds | a.1, Relaxed);
+        a.0 > 0
     }
 
     /// Whether some watcher wants `kind`.

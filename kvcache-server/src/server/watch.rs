@@ -28,6 +28,9 @@ pub(crate) trait Source: Send + Sync + 'static {
 /// How often the logger thread moves lines while someone watches.
 const TICK: Duration = Duration::from_millis(5);
 
+/// How long lines wait for a watcher that sent `watch` and is not yet here.
+const HOLD: Duration = Duration::from_millis(200);
+
 /// One watching connection.
 #[derive(Debug)]
 struct Watcher {
@@ -101,6 +104,7 @@ impl Watchers {
             skipped: 0,
         });
         drop(list);
+        shared.log().arrived();
         let mut t = self.thread.lock().unwrap_or_else(|e| e.into_inner());
         match &*t {
             Some(th) => th.unpark(),
@@ -122,6 +126,7 @@ fn run<S: Source>(shared: &S) {
     let cap = shared.watcher_buf();
     let mut watchers: Vec<Watcher> = Vec::new();
     let mut spare = Vec::new();
+    let mut held = Duration::ZERO;
     loop {
         watchers.append(
             &mut shared
@@ -130,14 +135,20 @@ fn run<S: Source>(shared: &S) {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         );
-        log.set_active(watchers.iter().fold(0, |k, w| k | w.kinds));
-        log.drain(&mut spare, |kind, line| {
-            for w in watchers.iter_mut().filter(|w| w.kinds & kind != 0) {
-                w.queue(line, cap);
-            }
-        });
+        let coming = log.set_active(watchers.iter().fold(0, |k, w| k | w.kinds));
+        // Lines logged for a watcher on its way wait for it (for at most `HOLD`).
+        if coming && held < HOLD {
+            held += TICK;
+        } else {
+            held = Duration::ZERO;
+            log.drain(&mut spare, |kind, line| {
+                for w in watchers.iter_mut().filter(|w| w.kinds & kind != 0) {
+                    w.queue(line, cap);
+                }
+            });
+        }
         watchers.retain_mut(Watcher::flush);
-        if watchers.is_empty() {
+        if watchers.is_empty() && !coming {
             log.set_active(0);
             std::thread::park_timeout(Duration::from_secs(1));
         } else {

@@ -1,18 +1,23 @@
 //! Walking every live item for `lru_crawler metadump`, a shard and a batch at a time, so
 //! that no lock is held across the walk.
 //!
-//! A walk copies one shard's handles (and their hash bits) under the shard's lock, then
-//! visits them in small batches: for each batch it takes the walk lock (shared: slabs stay
-//! mapped) and the shard lock, and reports a handle only if the index still holds it,
-//! which it checks without reading the chunk ([`super::Shard::holds`], given the hash bits
-//! copied while the item was linked). An item stored after its shard was copied is not
-//! reported; one deleted before its batch is not either. Each lock is held for one copy
-//! of a shard's table (4 bytes an entry plus a tag read) or one batch.
+//! A walk copies one shard's handles under the shard's lock (4 bytes an entry, no item
+//! memory read), then visits them in small batches: for each batch it takes the walk lock
+//! (shared: slabs stay mapped) and the shard lock, and reports a handle only if it still
+//! names a linked item of that shard. The check reads no item memory until it passes: the
+//! handle must start a chunk of a slab some class owns now (the engine's owner words),
+//! that chunk's tag (the word only ever accessed atomically, as the eviction hand reads
+//! it) must say `LIVE`, and the shard's index must hold the handle under the tag's hash
+//! bits. An item stored after its shard was copied is not reported; one deleted before
+//! its batch is not either. Each lock is held for one copy of a shard's table or one
+//! batch.
+
+use std::sync::atomic::Ordering;
 
 use slab_core::engine::size_class::ClassId;
 
 use super::Store;
-use crate::item::{widen_access, FETCHED};
+use crate::item::{tag_atomic, widen_access, FETCHED, LIVE};
 
 /// Handles visited under one taking of the shard lock.
 pub const DUMP_BATCH: usize = 64;
@@ -49,23 +54,30 @@ impl Store {
         self.index.len()
     }
 
-    /// Replaces `out` with shard `shard`'s entries: `(handle, hash bits)` pairs.
-    pub fn dump_snapshot(&self, shard: usize, out: &mut Vec<(u32, u32)>) {
+    /// Replaces `out` with shard `shard`'s handles.
+    pub fn dump_snapshot(&self, shard: usize, out: &mut Vec<u32>) {
         out.clear();
         let s = self.index.lock(shard);
         out.reserve(s.table.len());
-        // Linked items under their shard lock: their tags are readable.
-        out.extend(s.table.iter().map(|&h| (h, self.item(h).tag() >> 8)));
+        out.extend(s.table.iter().copied());
     }
 
     /// Calls `f` with each entry of `batch` (from [`dump_snapshot`](Self::dump_snapshot)
     /// of `shard`) that is still linked and neither expired nor flushed.
-    pub fn dump_visit(&self, shard: usize, batch: &[(u32, u32)], mut f: impl FnMut(&DumpItem<'_>)) {
+    pub fn dump_visit(&self, shard: usize, batch: &[u32], mut f: impl FnMut(&DumpItem<'_>)) {
         let _walk = self.mem.walk();
         let s = self.index.lock(shard);
         let now = self.now();
-        for &(h, h24) in batch {
-            if !s.holds(h24, h) {
+        let engine = self.engine();
+        for &h in batch {
+            let p = self.ptr(h);
+            // A chunk start in a slab a class owns: mapped while the walk lock is held,
+            // and its tag word is only ever accessed atomically.
+            if engine.class_of(p.as_ptr()).is_none() {
+                continue;
+            }
+            let tag = tag_atomic(p).load(Ordering::Acquire);
+            if tag & LIVE == 0 || !s.holds(tag >> 8, h) {
                 continue;
             }
             let it = self.item(h);
