@@ -16,7 +16,7 @@ else
     export RUSTC_BOOTSTRAP=1
 fi
 cargo $toolchain fuzz build -O
-for target in text_parse meta_parse binary_parse exec_requests ops_parse; do
+for target in text_parse meta_parse binary_parse exec_requests restart_meta ops_parse; do
     echo "== fuzzing $target for ${secs}s"
     mkdir -p "corpus/$target"
     # corpus/ (ignored by git) grows; seeds/ is the curated starting set kept in the repo.

@@ -1,11 +1,13 @@
 //! The `kvcache-server` binary: parses memcached's flags, builds the store and serves.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kvcache_server::config::{self, Action};
 use kvcache_server::process;
-use kvcache_server::server::{self, auth::AuthFile, Server};
+use kvcache_server::server::{self, auth::AuthFile, Server, StopHandle};
 use kvcache_server::store::Store;
 
 /// Sets glibc's malloc up so freed memory can go back to the OS. By default its thresholds
@@ -25,6 +27,24 @@ fn tune_malloc() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 10);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 10);
     }
+}
+
+/// SIGUSR1 stops the server as SIGTERM does and sets the returned flag: after the stop,
+/// the store saves what a warm restart needs (with `-e`).
+fn save_on_sigusr1(handle: StopHandle) -> std::io::Result<Arc<AtomicBool>> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGUSR1])?;
+    std::thread::Builder::new()
+        .name("sigusr1".into())
+        .spawn(move || {
+            if signals.forever().next().is_some() {
+                eprintln!("Gracefully stopping");
+                set.store(true, Ordering::SeqCst);
+                handle.stop();
+            }
+        })?;
+    Ok(flag)
 }
 
 fn main() -> ExitCode {
@@ -114,7 +134,18 @@ fn main() -> ExitCode {
         eprintln!("{msg}");
         return ExitCode::from(71);
     }
-    let store = match Store::new(store_cfg) {
+    let built = match cfg.memory_file.as_deref() {
+        // `-e`: a clear error and exit 2 when the file cannot serve (see `open_file`).
+        Some(path) => match Store::open_file(store_cfg, Path::new(path)) {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                eprintln!("kvcache-server: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Store::new(store_cfg),
+    };
+    let store = match built {
         Ok(s) => {
             let s = Arc::new(s);
             // Reclaims expired items, refreshes ages, returns idle memory to the OS.
@@ -130,6 +161,7 @@ fn main() -> ExitCode {
     let cfg_user = cfg.operator.user.clone();
     let pid_path = cfg.operator.pid_file.clone();
     let announce = verbose > 0 || cfg.port == 0;
+    let kept = store.clone();
     let server = match Server::start(cfg, store, auth) {
         Ok(s) => s,
         Err(e) => {
@@ -172,7 +204,26 @@ fn main() -> ExitCode {
         eprintln!("kvcache-server: cannot install signal handlers: {e}");
         return ExitCode::FAILURE;
     }
+    let save = match save_on_sigusr1(server.stop_handle()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("kvcache-server: cannot install signal handlers: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match server.run() {
+        Ok(()) if save.load(Ordering::SeqCst) => match kept.save_restart() {
+            Ok(saved) => {
+                if let (Some(meta), true) = (saved, verbose > 0) {
+                    eprintln!("kvcache-server: restart data saved to {}", meta.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kvcache-server: restart: cannot save the metadata: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Ok(()) => {
             if verbose > 0 {
                 eprintln!("kvcache-server: stopped");

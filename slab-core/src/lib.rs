@@ -53,6 +53,11 @@
 //! * Release is batched ([`engine::release`]): the empty slabs to return are sorted by address, adjacent
 //!   ones merged into runs, and each run unmapped with exactly one `munmap`, outside every lock,
 //!   so the kernel does one TLB shootdown per run instead of one per page or slab.
+//! * The slabs can be a file's pages instead of anonymous memory
+//!   ([`engine::Backing::File`], `MAP_SHARED`): released runs are then also punched out of
+//!   the file (`fallocate(FALLOC_FL_PUNCH_HOLE)`, one call per run), and
+//!   [`engine::SlabEngine::slab_table`] with [`engine::Config::restore`] takes the slabs up
+//!   again in a later process (a warm restart).
 //! * Retention adapts to demand, like glibc's dynamic mmap threshold: [`engine::SlabEngine::reap`]
 //!   keeps a target number of empty slabs. Mapping new memory within a few reap intervals of
 //!   releasing some raises the target by that amount (the release was a misjudgement); pooled

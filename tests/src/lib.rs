@@ -48,6 +48,8 @@ pub struct ServerProc {
     /// Where it listens.
     pub addr: SocketAddr,
     stderr_lines: mpsc::Receiver<String>,
+    /// What the server printed to stderr before its listening line.
+    startup: Vec<String>,
 }
 
 impl ServerProc {
@@ -73,6 +75,7 @@ impl ServerProc {
             }
         });
         let deadline = Instant::now() + READ_TIMEOUT;
+        let mut startup = Vec::new();
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
@@ -80,6 +83,7 @@ impl ServerProc {
                     if let Some(a) = line.strip_prefix("kvcache-server listening on ") {
                         break a.trim().parse().expect("listen address");
                     }
+                    startup.push(line);
                 }
                 Err(_) => {
                     let _ = child.kill();
@@ -91,7 +95,13 @@ impl ServerProc {
             child: Some(child),
             addr,
             stderr_lines: rx,
+            startup,
         }
+    }
+
+    /// The lines the server printed to stderr before it listened.
+    pub fn startup_lines(&self) -> &[String] {
+        &self.startup
     }
 
     /// A new client connection.

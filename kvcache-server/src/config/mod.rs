@@ -20,8 +20,8 @@ pub use usage::usage;
 use extended::parse_extended;
 
 /// What the command line asks for.
-#[allow(clippy::large_enum_variant)] // made once per process
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // built once at start
 pub enum Action {
     /// Run the server.
     Run(Config),
@@ -99,6 +99,9 @@ pub struct Config {
     /// `-d -P -u -k -r -L -B` and `-o metrics_port`: how the process runs (see
     /// [`Operator`]).
     pub operator: Operator,
+    /// `-e <file>`: item memory is this file's pages (on tmpfs); SIGUSR1 saves for a warm
+    /// restart.
+    pub memory_file: Option<String>,
 }
 
 impl Default for Config {
@@ -131,6 +134,7 @@ impl Default for Config {
             watch_enabled: true,
             prefix_delimiter: b':',
             operator: Operator::default(),
+            memory_file: None,
         }
     }
 }
@@ -180,6 +184,7 @@ const OPTS: &[(char, &str, bool)] = &[
     ('F', "disable-flush-all", false),
     ('A', "enable-shutdown", false),
     ('Y', "auth-file", true),
+    ('e', "memory-file", true),
     ('o', "extended", true),
     ('v', "verbose", false),
     ('u', "user", true),
@@ -336,6 +341,7 @@ where
             'F' => cfg.flush_enabled = false,
             'A' => cfg.shutdown_enabled = true,
             'Y' => cfg.auth_file = Some(v.to_owned()),
+            'e' => cfg.memory_file = Some(v.to_owned()),
             'o' => parse_extended(&mut cfg, v)?,
             'v' => cfg.verbose = cfg.verbose.saturating_add(1),
             'u' => cfg.operator.user = Some(v.to_owned()),

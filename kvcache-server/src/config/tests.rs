@@ -161,3 +161,21 @@ fn bad_command_lines() {
     }
     assert_eq!(parse(["-V"]), Ok(Action::Version));
 }
+
+#[test]
+fn memory_file_flag() {
+    assert_eq!(run(&[]).memory_file, None);
+    for args in [
+        &["-e", "/dev/shm/m"][..],
+        &["-e/dev/shm/m"],
+        &["--memory-file=/dev/shm/m"],
+        &["--memory-file", "/dev/shm/m"],
+    ] {
+        assert_eq!(
+            run(args).memory_file.as_deref(),
+            Some("/dev/shm/m"),
+            "{args:?}"
+        );
+    }
+    assert!(parse(["-e"]).is_err());
+}

@@ -33,6 +33,11 @@ pub fn usage() -> String {
             "first sends \"set <any> 0 0 <n>\\r\\n<user> <password>\\r\\n\"",
         ),
         (
+            "-e, --memory-file=<file>",
+            "item memory in this file (tmpfs): SIGUSR1 saves it, the same",
+        ),
+        ("", "command line restarts warm"),
+        (
             "-m, --memory-limit=<num>",
             "item memory in megabytes (default: 64)",
         ),

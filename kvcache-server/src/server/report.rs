@@ -145,6 +145,13 @@ fn general(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "items_moved", s.items_moved);
     write_stat(out, "slab_reclasses", s.slab_reclasses);
     write_stat(out, "items_migrated", s.items_migrated);
+    let r = shared.store.restart_info();
+    write_stat(out, "restart_state", r.state);
+    write_stat(out, "restart_items_restored", r.restored);
+    write_stat(out, "restart_items_dropped", r.dropped);
+    let e = shared.store.engine().stats();
+    write_stat(out, "slab_punch_calls", e.punch_calls);
+    write_stat(out, "slab_punched_bytes", e.punched_bytes);
 }
 
 fn settings(shared: &Shared, out: &mut Vec<u8>) {
@@ -238,6 +245,10 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "track_sizes", "yes");
     write_stat(out, "large_pages", yes_no(store_cfg.huge_pages));
     write_stat(out, "ssl_enabled", "no");
+    match &cfg.memory_file {
+        Some(path) => write_stat(out, "memory_file", path),
+        None => write_stat(out, "memory_file", "(null)"),
+    }
 }
 
 fn items(shared: &Shared, out: &mut Vec<u8>) {

@@ -66,6 +66,16 @@ impl Clock {
         START_OFFSET + secs + self.skew.load(Ordering::Relaxed)
     }
 
+    /// A clock that continues another process's: Unix start `process_started`, reading
+    /// `now` at once (a warm restart).
+    pub fn resumed(process_started: i64, now: u32) -> Self {
+        Clock {
+            start: coarse_secs(),
+            process_started,
+            skew: AtomicU32::new(now.saturating_sub(START_OFFSET)),
+        }
+    }
+
     /// Moves the clock forward by `secs` (tests, and a debugging aid).
     pub fn advance(&self, secs: u32) {
         self.skew.fetch_add(secs, Ordering::Relaxed);

@@ -57,6 +57,28 @@ impl Expiry {
     }
 
     /// The server clock.
+    /// Continues a saved state: the clock, the CAS counter, the flush horizon.
+    pub(super) fn resume(&mut self, clock: Clock, cas: u64, oldest_live: u32, oldest_cas: u64) {
+        self.clock = clock;
+        *self.cas.get_mut() = cas;
+        *self.oldest_live.get_mut() = oldest_live;
+        *self.oldest_cas.get_mut() = oldest_cas;
+    }
+
+    /// Raises the CAS counter to at least `cas`.
+    pub(super) fn cas_at_least(&self, cas: u64) {
+        self.cas.fetch_max(cas, Ordering::Relaxed);
+    }
+
+    /// What a save keeps: the CAS counter and the flush horizon.
+    pub(super) fn saved(&self) -> (u64, u32, u64) {
+        (
+            self.cas.load(Ordering::Relaxed),
+            self.oldest_live.load(Ordering::Relaxed),
+            self.oldest_cas.load(Ordering::Relaxed),
+        )
+    }
+
     #[inline]
     pub(super) fn clock(&self) -> &Clock {
         &self.clock

@@ -211,6 +211,10 @@ impl Store {
                 std::thread::sleep(interval);
                 match weak.upgrade() {
                     Some(s) => {
+                        // A warm-restart save halts maintenance for good.
+                        let Some(_gate) = s.restart.enter() else {
+                            return;
+                        };
                         s.maintenance();
                     }
                     None => return,

@@ -134,6 +134,8 @@
 //! | `automove.rs` | `slabs reassign` and the automove policy |
 //! | `compact.rs` | moving items out of sparse slabs |
 //! | `reclass.rs` | `slabs classes` and migrating items out of retired classes |
+//! | `restart.rs` | `-e`: the metadata file, saving on SIGUSR1, the walk that takes items up |
+//! | `restart_state.rs` | the warm-restart mode, figures and maintenance gate (leaf) |
 //! | `expiry.rs` | the clock, CAS uniques, the flush horizon (leaf) |
 //! | `stats.rs` | counters, gauges, the histogram and the `stats` snapshot (leaf) |
 //! | `classes.rs` | the default classes, the spare grid, where new items go (leaf) |
@@ -179,6 +181,8 @@ mod maintenance;
 mod memlimit;
 mod read;
 mod reclass;
+mod restart;
+mod restart_state;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -198,6 +202,7 @@ pub use histogram::SizeHistogram;
 pub use maintenance::CRAWL_STEPS;
 pub use read::{ItemView, ValueHead};
 pub use reclass::{MAX_LISTED, MIGRATE_BUDGET};
+pub use restart::{check_restart_meta, meta_path, RestartError, RestartInfo, RESTART_VERSION};
 pub use stats::{ClassSample, ClassStats, StoreStats};
 pub(crate) use write::Pending;
 
@@ -206,13 +211,14 @@ use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 use slab_core::engine::size_class::{ClassId, SizeClasses};
-use slab_core::engine::{Config as EngineConfig, SlabEngine};
+use slab_core::engine::{Backing, Config as EngineConfig, SlabEngine, SlabRecord};
 use slab_core::lazy::LazyTable;
 use slab_core::magazine::{AllocatorStats, MagazineConfig, SlabAllocator};
 
 use crate::item::{self, key_offset, memcached_stored_size, KEY_MAX, SEGMENT_DATA};
 use classes::Placement;
 use expiry::Expiry;
+use restart_state::RestartState;
 use stats::Counters;
 
 /// Default number of index shards.
@@ -345,6 +351,8 @@ pub struct Store {
     hands: Hands,
     /// Slab moves: settings and the policy's state (`automove.rs`).
     moves: SlabMoves,
+    /// Warm restart: mode, figures, the maintenance gate (`restart.rs`).
+    restart: RestartState,
 }
 
 // The store is shared by worker threads as `Arc<Store>`.
@@ -451,7 +459,22 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Store {
     /// Builds a store: reserves the engine's address space (nothing is mapped yet).
-    pub fn new(mut cfg: StoreConfig) -> Result<Self, StoreError> {
+    pub fn new(cfg: StoreConfig) -> Result<Self, StoreError> {
+        Self::build(cfg, Backing::Anonymous, Vec::new())
+    }
+
+    /// Builds a store on `backing`, taking up `table` (see `restart.rs`).
+    fn build(
+        mut cfg: StoreConfig,
+        backing: Backing,
+        table: Vec<SlabRecord>,
+    ) -> Result<Self, StoreError> {
+        let settings = restart_state::settings_lines(
+            cfg.memory_limit,
+            cfg.item_size_max,
+            &cfg.classes,
+            cfg.cas_enabled,
+        );
         let bad = |m: String| Err(StoreError::Config(m));
         if cfg.shards == 0 || cfg.shards > 256 {
             return bad(format!(
@@ -520,7 +543,9 @@ impl Store {
         let ecfg = EngineConfig::new(all)
             .memory_limit(cfg.memory_limit)
             .reserve_bytes(reserve)
-            .huge_pages(cfg.huge_pages);
+            .huge_pages(cfg.huge_pages)
+            .backing(backing)
+            .restore(table);
         let alloc = SlabAllocator::with_magazines(
             ecfg,
             MagazineConfig::default().max_depot_bytes(DEPOT_BYTES),
@@ -551,6 +576,7 @@ impl Store {
                 peak_chunks: AtomicU64::new(0),
                 tables_shrunk: AtomicBool::new(false),
             },
+            restart: RestartState::new(settings),
             cfg,
         })
     }

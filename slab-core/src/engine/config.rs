@@ -1,8 +1,39 @@
 //! The engine's settings: size classes, the memory limit, the reservation and mapping granule,
 //! and the bounds of retention.
 
+use std::fs::File;
+use std::sync::Arc;
+
 use super::os::HUGE_PAGE;
-use super::size_class::SizeClasses;
+use super::size_class::{ClassId, SizeClasses};
+
+/// One slab of a saved table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlabRecord {
+    /// Its slot in the reservation (the file offset is `slot * slab_size`).
+    pub slot: u32,
+    /// The class that held it.
+    pub class: ClassId,
+    /// Chunks carved from its start (chunks `carved..` were never handed out).
+    pub carved: u32,
+}
+
+/// What the engine's slabs are made of.
+#[derive(Clone, Debug, Default)]
+pub enum Backing {
+    /// Anonymous private memory (the default): gone when the process ends.
+    #[default]
+    Anonymous,
+    /// A file, mapped `MAP_SHARED`: the slab in slot `i` of the reservation is the file's
+    /// bytes at `i * slab_size`, so what the engine's chunks hold outlives the process (on
+    /// tmpfs, `/dev/shm`, or a DAX file system). The engine grows the file to the
+    /// reservation's size if it is shorter (sparse: no blocks yet), allocates each range's
+    /// blocks with `fallocate` before mapping it (a full file system is an
+    /// [`Error::Os`](crate::error::Error::Os) from allocation, never a `SIGBUS`), and
+    /// releases empty slabs by punching their blocks out of the file as well as unmapping
+    /// them, one `fallocate(FALLOC_FL_PUNCH_HOLE)` per contiguous run.
+    File(Arc<File>),
+}
 
 /// Engine configuration. Build with [`Config::new`] and the builder-style setters.
 #[derive(Clone, Debug)]
@@ -29,6 +60,11 @@ pub struct Config {
     /// After this many consecutive reap intervals in which pooled slabs stayed unused, the
     /// target decays by half the unused amount per interval. Default 2.
     pub decay_after: u32,
+    /// Anonymous memory or a file (see [`Backing`]).
+    pub backing: Backing,
+    /// Slabs to take up again from a file-backed engine's earlier life (see
+    /// [`SlabEngine::slab_table`](super::SlabEngine::slab_table)); empty for a fresh engine.
+    pub restore: Vec<SlabRecord>,
 }
 
 impl Config {
@@ -46,7 +82,25 @@ impl Config {
             max_retained_slabs: None,
             misjudge_window: 4,
             decay_after: 2,
+            backing: Backing::Anonymous,
+            restore: Vec::new(),
         }
+    }
+
+    /// Sets what the slabs are made of.
+    pub fn backing(mut self, backing: Backing) -> Self {
+        self.backing = backing;
+        self
+    }
+
+    /// Takes up a saved slab table at start: every listed slab is mapped again from the
+    /// file at its slot and belongs to its class with all its carved chunks in use. The
+    /// caller then frees the chunks that hold nothing it wants (the free lists are rebuilt
+    /// from those frees). Needs [`Backing::File`] and the same classes and slab size as
+    /// the engine that wrote the table.
+    pub fn restore(mut self, table: Vec<SlabRecord>) -> Self {
+        self.restore = table;
+        self
     }
 
     /// Sets the hard memory limit in bytes.

@@ -10,8 +10,9 @@
 //! | `class_list.rs`  | per-class slab lists (partial, spare, owner words), free-list links |
 //! | `empty_slabs.rs` | the pool of empty slabs and its adaptive retention target           |
 //! | `draining.rs`    | slabs marked draining for a compactor ([`DrainSlab`])               |
+//! | `restore.rs`     | the slab table a file-backed engine saves and takes up ([`SlabRecord`])  |
 //! | [`release`]      | run coalescing and the release report                               |
-//! | `os.rs`          | the only file that calls `mmap`, `munmap` and `madvise`             |
+//! | `os.rs`          | the only file that calls `mmap`, `munmap`, `madvise`, `fallocate`   |
 //! | [`size_class`]   | the size-class tables and size -> class lookup                      |
 //! | [`stats`]        | the accounting snapshot                                             |
 //!
@@ -26,10 +27,11 @@ mod empty_slabs;
 mod os;
 pub mod release;
 mod reservation;
+mod restore;
 pub mod size_class;
 pub mod stats;
 
-pub use self::config::Config;
+pub use self::config::{Backing, Config, SlabRecord};
 pub use self::draining::DrainSlab;
 
 use std::fmt;
@@ -111,13 +113,22 @@ impl SlabEngine {
         if config.classes.len() >= u16::MAX as usize {
             return Err(config_err("too many classes".into()));
         }
-        let os = Os::default();
+        let os = match &config.backing {
+            Backing::Anonymous => Os::default(),
+            Backing::File(f) => Os::with_file(f.clone()),
+        };
         let slots = Slots::reserve(&os, &config)?;
+        if let Backing::File(f) = &config.backing {
+            // Slot `i` maps the file at `i * slab`: the file spans the reservation (sparse).
+            if f.metadata()?.len() < slots.reserved as u64 {
+                f.set_len(slots.reserved as u64)?;
+            }
+        }
         let nslots = slots.nslots as usize;
         let owner = (0..nslots).map(|_| AtomicU64::new(0)).collect();
         let class_state = LazyTable::new(config.classes.len());
         let pool = EmptySlabs::new(nslots, &config);
-        Ok(SlabEngine {
+        let engine = SlabEngine {
             slots,
             granule_slabs: (config.map_granule / slab) as u32,
             owner,
@@ -127,7 +138,11 @@ impl SlabEngine {
             limit: AtomicU64::new(config.memory_limit.map_or(u64::MAX, |l| l as u64)),
             huge_pages: config.huge_pages,
             classes: config.classes,
-        })
+        };
+        if !config.restore.is_empty() {
+            engine.restore_table(&config.restore)?;
+        }
+        Ok(engine)
     }
 
     /// The size classes.
@@ -697,6 +712,10 @@ impl SlabEngine {
             mmap_calls: calls.mmap,
             munmap_calls: calls.munmap,
             madvise_calls: calls.madvise,
+            file_backed: self.os.file_backed(),
+            fallocate_calls: calls.fallocate,
+            punch_calls: calls.punch,
+            punched_bytes: calls.punched_bytes,
             released_bytes: pool.slots.released_bytes,
             released_slabs: pool.slots.released_slabs,
             pooled_slabs: pool.empty.len(),

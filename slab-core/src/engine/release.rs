@@ -1,5 +1,7 @@
 //! Batched release: empty slabs are sorted by address, adjacent ones merged into runs, and
-//! each run returned to the OS with exactly one `munmap`, outside every lock.
+//! each run returned to the OS with exactly one `munmap`, outside every lock (and, when the
+//! engine's memory is a file, one `fallocate(FALLOC_FL_PUNCH_HOLE)` that gives the run's
+//! blocks back to the file system).
 
 use std::fmt;
 
@@ -14,6 +16,9 @@ pub struct ReleaseReport {
     pub munmap_calls: usize,
     /// Contiguous runs the slabs formed.
     pub runs: usize,
+    /// Holes punched in the backing file (`fallocate(FALLOC_FL_PUNCH_HOLE)`, one per run;
+    /// 0 for anonymous memory).
+    pub punch_calls: usize,
 }
 
 impl ReleaseReport {
@@ -28,6 +33,7 @@ impl ReleaseReport {
         self.bytes += other.bytes;
         self.munmap_calls += other.munmap_calls;
         self.runs += other.runs;
+        self.punch_calls += other.punch_calls;
     }
 }
 
@@ -123,6 +129,7 @@ mod tests {
             bytes: 4 << 20,
             munmap_calls: 2,
             runs: 2,
+            punch_calls: 0,
         };
         assert_eq!(r.bytes_per_call(), 2 << 20);
         r.merge(ReleaseReport {
@@ -130,7 +137,9 @@ mod tests {
             bytes: 1 << 20,
             munmap_calls: 1,
             runs: 1,
+            punch_calls: 1,
         });
+        assert_eq!(r.punch_calls, 1);
         assert_eq!(r.slabs, 5);
         assert_eq!(ReleaseReport::default().bytes_per_call(), 0);
         assert!(r.to_string().contains("3 munmap calls"));

@@ -133,6 +133,11 @@ impl Slots {
                 report.runs += 1;
                 continue;
             }
+            // A file-backed run gives its blocks back first: one hole punched per run. A
+            // failed punch leaves the blocks allocated but loses nothing.
+            if os.punch(r.start as usize * slab, bytes).is_ok() && os.file_backed() {
+                report.punch_calls += 1;
+            }
             report.munmap_calls += 1;
             // SAFETY: the run's slots are marked `Releasing`: mapped by us, owned by no class
             // (so no chunk in them is handed out), and no other code maps or uses them until the
@@ -243,7 +248,7 @@ impl SlotMap {
                 let addr = slots.slot_ptr(h);
                 // SAFETY: MAP_FIXED_NOREPLACE replaces nothing; the range is inside our
                 // reservation and page-aligned.
-                match unsafe { os.map_fixed(addr, len as usize * slab, true) } {
+                match unsafe { os.map_fixed(addr, len as usize * slab, true, h as usize * slab) } {
                     Ok(()) => break (h, len),
                     Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                         // Someone else mapped into the hole: never touch those slots again.
@@ -268,7 +273,14 @@ impl SlotMap {
             let start = self.next_fresh;
             // SAFETY: 1. slots `next_fresh..` are fresh: still our PROT_NONE reservation, and
             // nothing points into them; 2. slot addresses and slab sizes are page multiples.
-            unsafe { os.map_fixed(slots.slot_ptr(start), len as usize * slab, false)? };
+            unsafe {
+                os.map_fixed(
+                    slots.slot_ptr(start),
+                    len as usize * slab,
+                    false,
+                    start as usize * slab,
+                )?
+            };
             self.next_fresh += len;
             break (start, len);
         };
@@ -277,6 +289,61 @@ impl SlotMap {
         }
         self.mapped_slabs += len as usize;
         Ok((start, len))
+    }
+
+    /// Takes up a saved slab table: maps the slots in `sorted` (ascending, distinct, inside
+    /// the reservation) from the engine's file, one `mmap` per contiguous run, and marks
+    /// them mapped. Every other slot below the highest one becomes a hole (unmapped from
+    /// the reservation, so later mappings there use `MAP_FIXED_NOREPLACE` as for any
+    /// hole), and the file's blocks outside the table are punched out, one call per gap,
+    /// so the file holds exactly the restored slabs. Called on a fresh slot map only.
+    pub(super) fn restore(&mut self, slots: &Slots, os: &Os, sorted: &[u32]) -> Result<(), Error> {
+        debug_assert_eq!(self.next_fresh, 0);
+        let slab = 1usize << slots.slab_shift;
+        let mut v = sorted.to_vec();
+        let runs = super::release::coalesce(&mut v);
+        let mut prev_end = 0u32;
+        for r in &runs {
+            // SAFETY: 1. slots `r.start..r.start + r.len` lie in our fresh `PROT_NONE`
+            // reservation (the caller checked the bounds) and nothing points into them yet;
+            // 2. slot addresses and slab sizes are page multiples.
+            unsafe {
+                os.map_fixed(
+                    slots.slot_ptr(r.start),
+                    r.len as usize * slab,
+                    false,
+                    r.start as usize * slab,
+                )?
+            };
+            for s in r.start..r.start + r.len {
+                self.state[s as usize] = SlotState::Mapped;
+            }
+            self.mapped_slabs += r.len as usize;
+            if r.start > prev_end {
+                self.make_holes(slots, os, prev_end, r.start)?;
+            }
+            prev_end = r.start + r.len;
+        }
+        self.next_fresh = prev_end;
+        let tail = (slots.nslots - prev_end) as usize * slab;
+        os.punch(prev_end as usize * slab, tail)?;
+        Ok(())
+    }
+
+    /// Slots `start..end`, fresh in the reservation, become holes, and the file's blocks
+    /// behind them are punched out.
+    fn make_holes(&mut self, slots: &Slots, os: &Os, start: u32, end: u32) -> Result<(), Error> {
+        let slab = 1usize << slots.slab_shift;
+        let len = (end - start) as usize * slab;
+        // SAFETY: the slots are fresh parts of our own reservation: nothing is mapped or
+        // used there.
+        unsafe { os.unmap(slots.slot_ptr(start), len)? };
+        os.punch(start as usize * slab, len)?;
+        for s in start..end {
+            self.state[s as usize] = SlotState::Hole;
+            self.holes.insert(s);
+        }
+        Ok(())
     }
 
     /// Marks `slots` as being released: from now on only the releasing code touches them.

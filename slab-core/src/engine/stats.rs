@@ -23,6 +23,15 @@ pub struct Stats {
     pub munmap_calls: u64,
     /// `madvise` calls made.
     pub madvise_calls: u64,
+    /// Whether the slabs are a file's pages ([`Backing::File`](crate::engine::Backing)).
+    pub file_backed: bool,
+    /// `fallocate` calls that allocated a file-backed range before mapping it.
+    pub fallocate_calls: u64,
+    /// Holes punched in the backing file: one per released run, plus those punched at a
+    /// restore over the file's ranges outside the restored slabs.
+    pub punch_calls: u64,
+    /// Bytes of the backing file punched out so far.
+    pub punched_bytes: u64,
     /// Bytes returned to the OS so far.
     pub released_bytes: u64,
     /// Slabs returned to the OS so far.
