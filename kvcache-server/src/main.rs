@@ -75,6 +75,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // memcached's rule: root must name the user to run as (`-u root` keeps root).
+    if process::is_root() && cfg.operator.user.is_none() {
+        eprintln!("can't run as root without the -u switch");
+        return ExitCode::from(64); // EX_USAGE
+    }
     // Before any thread exists: the fork of `-d`.
     let daemon = if cfg.operator.daemonize {
         match process::daemonize() {
@@ -180,12 +185,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    if let Some(user) = cfg_user.as_deref() {
-        if let Err(msg) = process::drop_privileges(user) {
-            eprintln!("kvcache-server: {msg}");
-            return ExitCode::FAILURE;
-        }
-    }
     let _pid_file = match pid_path.as_deref().map(process::PidFile::write) {
         None => None,
         Some(Ok(p)) => Some(p),
@@ -194,6 +193,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(user) = cfg_user.as_deref() {
+        if let Err(msg) = process::drop_privileges(user) {
+            eprintln!("kvcache-server: {msg}");
+            return ExitCode::FAILURE;
+        }
+    }
     if let Some(d) = daemon {
         if let Err(e) = d.ready() {
             eprintln!("kvcache-server: {e}");

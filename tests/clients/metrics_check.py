@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 binary = sys.argv[1]
 sizes = [64 + 16 * i for i in range(200)]
 proc = subprocess.Popen(
-    [binary, "-l", "127.0.0.1", "-p", "0", "-t", "2", "-o",
+    [binary, "-u", "root", "-l", "127.0.0.1", "-p", "0", "-t", "2", "-o",
      "metrics_port=0,slab_sizes=" + "-".join(map(str, sizes))],
     stderr=subprocess.PIPE, text=True)
 try:

@@ -500,6 +500,7 @@ fn daemon_mode_writes_and_removes_the_pidfile() {
     let pidfile = dir.join("kv.pid");
     let port = free_port().to_string();
     let st = Command::new(server_bin())
+        .args(["-u", "root"])
         .args([
             "-d",
             "-P",
@@ -712,4 +713,54 @@ fn crawler_off_at_start_and_large_pages_reported() {
     let st = a.stats("settings");
     assert!(st.contains(&("large_pages".to_owned(), "yes".to_owned())));
     assert!(st.contains(&("lru_crawler".to_owned(), "yes".to_owned())));
+}
+
+#[test]
+fn root_must_name_a_user() {
+    // SAFETY: getuid takes nothing and cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("not root: the refusal does not apply");
+        return;
+    }
+    // Without -u, as memcached 1.6.18: its message and EX_USAGE.
+    let out = Command::new(server_bin())
+        .args(["-l", "127.0.0.1", "-p", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "can't run as root without the -u switch\n"
+    );
+    let mc = Command::new(MEMCACHED)
+        .args(["-l", "127.0.0.1", "-p", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(mc.status.code(), Some(64));
+    assert_eq!(mc.stderr, out.stderr);
+    // -u nobody: serving as nobody.
+    let port = free_port().to_string();
+    let mut child = Command::new(server_bin())
+        .args(["-u", "nobody", "-l", "127.0.0.1", "-p", &port])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    wait_listening(addr);
+    let mut c = Client::connect(addr);
+    assert!(ask(&mut c, "version").starts_with("VERSION"));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let uid = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        uid.split_whitespace().skip(1).all(|u| u == "65534"),
+        "{uid}"
+    );
+    let bad = Command::new(server_bin())
+        .args(["-u", "no-such-user-here", "-p", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("can't find the user"));
 }
