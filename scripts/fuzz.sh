@@ -9,7 +9,7 @@ secs="${1:-${FUZZ_SECONDS:-45}}"
 cd "$(dirname "$0")/../kvcache-server/fuzz"
 . ../../scripts/fuzz-toolchain.sh
 cargo $toolchain fuzz build -O
-for target in text_parse meta_parse binary_parse exec_requests restart_meta udp_frame sasl_plain; do
+for target in text_parse meta_parse binary_parse exec_requests restart_meta udp_frame sasl_plain ops_parse; do
     echo "== fuzzing $target for ${secs}s"
     mkdir -p "corpus/$target"
     # corpus/ (ignored by git) grows; seeds/ is the curated starting set kept in the repo.

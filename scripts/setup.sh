@@ -31,6 +31,10 @@ python3 -c 'import pymemcache' 2>/dev/null || {
     echo "setup: pip install pymemcache"
     python3 -m pip install -q --disable-pip-version-check pymemcache
 }
+python3 -c 'import prometheus_client' 2>/dev/null || {
+    echo "setup: pip install prometheus_client"
+    python3 -m pip install -q --disable-pip-version-check prometheus_client
+}
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

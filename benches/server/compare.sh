@@ -46,7 +46,7 @@ start() {
     if [ "$name" = memcached ]; then
         cmd=("$MEMCACHED" -u nobody -l 127.0.0.1 -p "$port" -U 0 -m 1024 -t 1 -c 4096)
     else
-        cmd=("$KVCACHE" -l 127.0.0.1 -p "$port" -U 0 -m 1024 -t 1 -c 4096)
+        cmd=("$KVCACHE" -u root -l 127.0.0.1 -p "$port" -U 0 -m 1024 -t 1 -c 4096)
     fi
     if [ "$cpu" -ge 0 ]; then cmd=(taskset -c "$cpu" "${cmd[@]}"); fi
     "${cmd[@]}" 2>/dev/null &

@@ -50,7 +50,7 @@ def command(name, port, memfile, mb, threads=2):
     if name == "memcached":
         return [MEMCACHED, "-u", "nobody", "-l", "127.0.0.1", "-p", str(port), "-U", "0",
                 "-m", str(mb), "-t", str(threads), "-c", "4096", "-e", memfile]
-    return [KVCACHE, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", str(mb),
+    return [KVCACHE, "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-m", str(mb),
             "-t", str(threads), "-c", "4096"] + (["-e", memfile] if memfile else [])
 
 

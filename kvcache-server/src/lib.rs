@@ -75,6 +75,7 @@
 pub mod config;
 pub mod exec;
 pub mod item;
+pub mod process;
 pub mod protocol;
 pub mod server;
 pub mod store;

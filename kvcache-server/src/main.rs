@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use kvcache_server::config::{self, Action};
+use kvcache_server::process;
 use kvcache_server::server::{self, auth::AuthFile, Server, StopHandle};
 use kvcache_server::store::Store;
 
@@ -61,12 +62,48 @@ fn main() -> ExitCode {
             );
             return ExitCode::SUCCESS;
         }
+        Ok(Action::License) => {
+            println!(
+                "kvcache-server is licensed under {}.",
+                env!("CARGO_PKG_LICENSE")
+            );
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("kvcache-server: {e}");
             eprintln!("Try 'kvcache-server -h' for the list of options.");
             return ExitCode::from(2);
         }
     };
+    // memcached's rule: root must name the user to run as (`-u root` keeps root).
+    if process::is_root() && cfg.operator.user.is_none() {
+        eprintln!("can't run as root without the -u switch");
+        return ExitCode::from(64); // EX_USAGE
+    }
+    // Before any thread exists: the fork of `-d`.
+    let daemon = if cfg.operator.daemonize {
+        match process::daemonize() {
+            Ok(d) => Some(d),
+            Err(e) => {
+                eprintln!("kvcache-server: failed to daemon() in order to daemonize: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    if cfg.operator.core_dumps {
+        if let Err(e) = process::enable_core_dumps() {
+            eprintln!("kvcache-server: failed to set the core file limit: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if cfg.operator.lock_memory {
+        if let Err(msg) = process::lock_memory() {
+            eprintln!("kvcache-server: {msg}");
+            return ExitCode::FAILURE;
+        }
+    }
     let store_cfg = match cfg.store_config() {
         Ok(c) => c,
         Err(e) => {
@@ -127,6 +164,8 @@ fn main() -> ExitCode {
     };
     let verbose = cfg.verbose;
     let unix = cfg.transport.unix_socket.is_some();
+    let cfg_user = cfg.operator.user.clone();
+    let pid_path = cfg.operator.pid_file.clone();
     let announce = verbose > 0 || cfg.port == 0;
     let kept = store.clone();
     let server = match Server::start(cfg, store, auth) {
@@ -144,6 +183,34 @@ fn main() -> ExitCode {
         match server.listen_name().strip_prefix("tcp:") {
             Some(_) => eprintln!("kvcache-server listening on {}", server.local_addr()),
             None => eprintln!("kvcache-server listening on {}", server.listen_name()),
+        }
+    }
+    match server.start_metrics() {
+        Ok(Some(addr)) if announce => eprintln!("kvcache-server metrics on http://{addr}/metrics"),
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("kvcache-server: failed to listen for metrics: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let _pid_file = match pid_path.as_deref().map(process::PidFile::write) {
+        None => None,
+        Some(Ok(p)) => Some(p),
+        Some(Err(e)) => {
+            eprintln!("kvcache-server: could not open the pid file: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(user) = cfg_user.as_deref() {
+        if let Err(msg) = process::drop_privileges(user) {
+            eprintln!("kvcache-server: {msg}");
+            return ExitCode::FAILURE;
+        }
+    }
+    if let Some(d) = daemon {
+        if let Err(e) = d.ready() {
+            eprintln!("kvcache-server: {e}");
+            return ExitCode::FAILURE;
         }
     }
     if let Err(e) = server.stop_on_signals() {

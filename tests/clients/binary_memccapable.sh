@@ -6,7 +6,7 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 bin="${1:-${KVCACHE_SERVER_BIN:-$root/target/debug/kvcache-server}}"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-"$bin" -l 127.0.0.1 -p "$port" -U 0 -t 2 &
+"$bin" -u root -l 127.0.0.1 -p "$port" -U 0 -t 2 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
 for _ in $(seq 50); do

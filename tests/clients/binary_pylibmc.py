@@ -22,7 +22,7 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 port = s.getsockname()[1]
 s.close()
-server = subprocess.Popen([binary, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "2"],
+server = subprocess.Popen([binary, "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-t", "2"],
                           stderr=subprocess.DEVNULL)
 try:
     for _ in range(100):

@@ -19,7 +19,7 @@ cleanup() {
 trap cleanup EXIT
 ports=()
 for n in 0 1 2; do
-    "$bin" -l 127.0.0.1 -p 0 -U 0 -t 1 -m 64 2>"$tmp/server$n.log" &
+    "$bin" -u root -l 127.0.0.1 -p 0 -U 0 -t 1 -m 64 2>"$tmp/server$n.log" &
     pids+=($!)
     port=""
     for _ in $(seq 1 100); do

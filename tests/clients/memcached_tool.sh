@@ -22,4 +22,9 @@ rows=$(grep -cE '^ +[0-9]+ +[0-9.]+[BKM] ' <<<"$out" || true)
 echo "memcached-tool display: $rows class rows"
 [ "$rows" -ge 2 ] || { echo "memcached-tool display shows no classes" >&2; exit 1; }
 perl "$tool" "$host:$port" stats | grep -q curr_items || { echo "memcached-tool stats failed" >&2; exit 1; }
+# `keys` and `dump` read `lru_crawler metadump all`.
+keys=$(perl "$tool" "$host:$port" keys 2>/dev/null | grep -c '^key=tool%3A' || true)
+[ "$keys" -eq 50 ] || { echo "memcached-tool keys listed $keys of 50 keys" >&2; exit 1; }
+adds=$(perl "$tool" "$host:$port" dump 2>/dev/null | grep -c '^add tool:' || true)
+[ "$adds" -eq 50 ] || { echo "memcached-tool dump gave $adds of 50 items" >&2; exit 1; }
 echo "memcached-tool: ok"

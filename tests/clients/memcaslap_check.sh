@@ -16,7 +16,7 @@ bin=$1
 secs=${MEMCASLAP_SECS:-30}
 command -v memcaslap >/dev/null || { echo "memcaslap is not installed"; exit 1; }
 tmp=$(mktemp -d)
-"$bin" -l 127.0.0.1 -p 0 -U 0 -t 2 -m 1024 2>"$tmp/server.log" &
+"$bin" -u root -l 127.0.0.1 -p 0 -U 0 -t 2 -m 1024 2>"$tmp/server.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 port=""

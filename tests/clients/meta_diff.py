@@ -178,7 +178,7 @@ def zero_cas(b):
 def main():
     mp, kp = free_port(), free_port()
     procs = [start([MC, "-u", "nobody", "-l", "127.0.0.1", "-p", str(mp), "-U", "0"], mp),
-             start([KV, "-l", "127.0.0.1", "-p", str(kp), "-U", "0"], kp)]
+             start([KV, "-u", "root", "-l", "127.0.0.1", "-p", str(kp), "-U", "0"], kp)]
     bad = 0
     try:
         for i, case in enumerate(META):

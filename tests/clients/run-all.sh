@@ -14,7 +14,7 @@ if [ ! -x "$bin" ]; then
     (cd "$root" && cargo build --release -p kvcache-server) || exit 1
 fi
 log=$(mktemp)
-"$bin" -l 127.0.0.1 -p 0 -U 0 -t 2 -m 256 2>"$log" &
+"$bin" -u root -l 127.0.0.1 -p 0 -U 0 -t 2 -m 256 2>"$log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
 port=""
@@ -45,6 +45,7 @@ if command -v memcached >/dev/null; then
 else
     echo "=== diff-vs-memcached: skipped (memcached not installed)"
 fi
+run metrics-prometheus-client python3 "$here/metrics_check.py" "$bin"
 run memccapable-binary bash "$here/binary_memccapable.sh" "$bin"
 run memcaslap-verify bash "$here/memcaslap_check.sh" "$bin"
 run cluster-nutcracker bash "$here/cluster_check.sh" "$bin"

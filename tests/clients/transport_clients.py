@@ -52,7 +52,7 @@ def main():
     procs = []
     try:
         sock = os.path.join(tmp, "kv.sock")
-        p = subprocess.Popen([KV, "-s", sock, "-t", "2"], stderr=subprocess.DEVNULL)
+        p = subprocess.Popen([KV, "-u", "root", "-s", sock, "-t", "2"], stderr=subprocess.DEVNULL)
         procs.append(p)
 
         def unix():
@@ -81,7 +81,7 @@ def main():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
         s.close()
-        p = subprocess.Popen([KV, "-p", str(port), "-t", "2", "-Z", "-o",
+        p = subprocess.Popen([KV, "-u", "root", "-p", str(port), "-t", "2", "-Z", "-o",
                               f"ssl_chain_cert={cert},ssl_key={key}"], stderr=subprocess.DEVNULL)
         procs.append(p)
         wait_for(lambda: socket.create_connection(("127.0.0.1", port)), p)

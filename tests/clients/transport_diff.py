@@ -229,7 +229,7 @@ def main():
         socks = [os.path.join(tmp, "mc.sock"), os.path.join(tmp, "kv.sock")]
         procs.append(start([MC, "-u", "nobody", "-s", socks[0], "-a", "777", "-t", "1"],
                            ready=unix_ready(socks[0])))
-        procs.append(start([KV, "-s", socks[1], "-t", "1"], ready=unix_ready(socks[1])))
+        procs.append(start([KV, "-u", "root", "-s", socks[1], "-t", "1"], ready=unix_ready(socks[1])))
 
         def unix(path):
             def c():
@@ -250,7 +250,7 @@ def main():
         tports = [free_port(), free_port()]
         procs.append(start([MC, "-u", "nobody", "-l", "127.0.0.1", "-p", str(tports[0]), "-U",
                             "0", "-t", "1", "-Z", "-o", opts], ready=tcp_ready(tports[0])))
-        procs.append(start([KV, "-l", "127.0.0.1", "-p", str(tports[1]), "-t", "1", "-Z", "-o",
+        procs.append(start([KV, "-u", "root", "-l", "127.0.0.1", "-p", str(tports[1]), "-t", "1", "-Z", "-o",
                             opts], ready=tcp_ready(tports[1])))
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
@@ -268,7 +268,7 @@ def main():
         pp = [free_port(), free_port()]
         procs.append(start([MC, "-u", "nobody", "-l", "127.0.0.1", "-p", str(pp[0]), "-U",
                             str(uports[0]), "-t", "1"], ready=tcp_ready(pp[0])))
-        procs.append(start([KV, "-l", "127.0.0.1", "-p", str(pp[1]), "-U", str(uports[1]),
+        procs.append(start([KV, "-u", "root", "-l", "127.0.0.1", "-p", str(pp[1]), "-U", str(uports[1]),
                             "-t", "1"], ready=tcp_ready(pp[1])))
         failures += udp_compare(uports)
 
@@ -287,7 +287,7 @@ def main():
             procs.append(start([MC, "-u", "nobody", "-l", "127.0.0.1", "-p", str(sp[0]), "-U",
                                 "0", "-t", "1", "-S"], ready=tcp_ready(sp[0]),
                                env=dict(os.environ, SASL_CONF_PATH=tmp)))
-            procs.append(start([KV, "-l", "127.0.0.1", "-p", str(sp[1]), "-t", "1", "-S"],
+            procs.append(start([KV, "-u", "root", "-l", "127.0.0.1", "-p", str(sp[1]), "-t", "1", "-S"],
                                ready=tcp_ready(sp[1]),
                                env=dict(os.environ, MEMCACHED_SASL_PWDB=pwdb)))
 

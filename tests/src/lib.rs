@@ -79,6 +79,8 @@ impl ServerProc {
         };
         let mut child = cmd
             .args(["-l", "127.0.0.1", "-p", "0", "-U", "0"])
+            // Tests may run as root, which the server refuses without `-u`.
+            .args(["-u", "root"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -187,6 +189,7 @@ impl Drop for ServerProc {
 /// killing it after `timeout`. Returns (status, stdout, stderr).
 pub fn run_server_to_exit(args: &[&str], timeout: Duration) -> (Option<i32>, String, String) {
     let mut child = Command::new(server_bin())
+        .args(["-u", "root"])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

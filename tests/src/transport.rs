@@ -65,6 +65,8 @@ impl UnixServer {
     /// Starts the server on `path` with `args` and waits until the socket answers.
     pub fn start(path: &Path, args: &[&str]) -> UnixServer {
         let child = Command::new(server_bin())
+            // The server refuses to run as root without `-u`.
+            .args(["-u", "root"])
             .arg("-s")
             .arg(path)
             .args(args)

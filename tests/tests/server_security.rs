@@ -62,7 +62,7 @@ impl Drop for TempFile {
 fn listens_on_loopback_without_udp_by_default() {
     // No -l: the address printed is 127.0.0.1 (memcached's default is every interface).
     let mut child = Command::new(server_bin())
-        .args(["-p", "0", "-v"])
+        .args(["-u", "root", "-p", "0", "-v"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -406,6 +406,7 @@ fn server_bin() -> PathBuf {
 
 fn start_server() -> (Proc, SocketAddr) {
     let mut child = Command::new(server_bin())
+        .args(["-u", "root"])
         .args([
             "-l",
             "127.0.0.1",

@@ -246,7 +246,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     servers = [
-        ("kvcache-server", [args.server, "-p", str(args.port), "-l", "127.0.0.1", "-m",
+        ("kvcache-server", [args.server, "-u", "root", "-p", str(args.port), "-l", "127.0.0.1", "-m",
                             str(args.memory), "-t", "1"] + args.server_args.split()),
         ("memcached", [args.memcached, "-p", str(args.port + 1), "-l", "127.0.0.1", "-m",
                        str(args.memory), "-t", "1", "-U", "0"]

@@ -65,6 +65,9 @@ class Server:
         cmd = [self.binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0"]
         if self.kind == "memcached" and os.geteuid() == 0:
             cmd += ["-u", "nobody"]
+        if self.kind == "kvcache-server":
+            # Refused as root without -u, as memcached does; -u root keeps the identity.
+            cmd += ["-u", "root"]
         cmd += list(args)
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

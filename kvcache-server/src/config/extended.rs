@@ -80,12 +80,45 @@ pub(super) fn parse_extended(cfg: &mut Config, list: &str) -> Result<(), ConfigE
                 cfg.slab_automove = n as u8;
             }
             ("idle_timeout", Some(v)) => cfg.idle_timeout = num("idle_timeout", v)?,
+            ("watcher_logbuf_size", Some(v)) => {
+                cfg.operator.watcher_logbuf = num::<usize>(name, v)?.saturating_mul(1024)
+            }
+            ("worker_logbuf_size", Some(v)) => {
+                cfg.operator.worker_logbuf = num::<usize>(name, v)?.saturating_mul(1024)
+            }
+            ("metrics_port", Some(v)) => cfg.operator.metrics_port = Some(num("metrics_port", v)?),
+            ("metrics_listen", Some(v)) => cfg.operator.metrics_listen = v.to_owned(),
+            // memcached's LRU and crawler tunables: checked as numbers; our CLOCK has no
+            // segments or crawler pacing for them to change (see `exec::ops`).
+            (
+                "lru_crawler_sleep"
+                | "lru_crawler_tocrawl"
+                | "hot_lru_pct"
+                | "warm_lru_pct"
+                | "temporary_ttl"
+                | "tail_repair_time"
+                | "read_buf_mem_limit"
+                | "sock_cookie_id",
+                Some(v),
+            ) => {
+                let _: i64 = num(name, v)?;
+            }
+            ("hot_max_factor" | "warm_max_factor" | "slab_automove_freeratio", Some(v)) => {
+                let _: f64 = num(name, v)?;
+            }
+            ("no_hashexpand" | "no_modern", None) => {}
+            (n, _) if n.starts_with("ext_") => {
+                return err(format!(
+                    "\"{n}\": external storage (extstore) is not supported"
+                ))
+            }
             ("write_timeout", Some(v)) => cfg.write_timeout = num("write_timeout", v)?,
+            ("lru_crawler", _) => cfg.operator.crawler = true,
+            ("no_lru_crawler", _) => cfg.operator.crawler = false,
             // memcached tunables we accept and have no use for.
             (
-                "maxconns_fast" | "no_maxconns_fast" | "hashpower" | "lru_crawler"
-                | "no_lru_crawler" | "lru_maintainer" | "no_lru_maintainer" | "track_sizes"
-                | "modern" | "hash_algorithm",
+                "maxconns_fast" | "no_maxconns_fast" | "hashpower" | "lru_maintainer"
+                | "no_lru_maintainer" | "track_sizes" | "modern" | "hash_algorithm",
                 _,
             ) => {}
             (n, v) if n.starts_with("ssl_") => match cfg.transport.tls.option(n, v) {

@@ -16,6 +16,7 @@ impl Config {
         sc.evictions = self.evictions;
         sc.slab_reassign = self.slab_reassign;
         sc.slab_automove = self.slab_automove;
+        sc.huge_pages = self.operator.huge_pages;
         let slab_size = sc.classes.slab_size();
         sc.classes = if let Some(sizes) = &self.slab_sizes {
             let largest = sizes.iter().copied().max().unwrap_or(0);

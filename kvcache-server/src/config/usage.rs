@@ -93,6 +93,37 @@ pub fn usage() -> String {
         ),
         ("-F, --disable-flush-all", "disable flush_all"),
         (
+            "-X, --disable-dumping",
+            "disable lru_crawler metadump (and mgdump)",
+        ),
+        (
+            "-W, --disable-watch",
+            "disable watch commands (live logging)",
+        ),
+        (
+            "-D <char>",
+            "prefix delimiter of stats detail (default ':'); turns it on",
+        ),
+        (
+            "-B, --protocol=<name>",
+            "ascii, binary or auto (default: auto-negotiate)",
+        ),
+        ("-d, --daemon", "run as a daemon (exits 0 once listening)"),
+        (
+            "-P, --pidfile=<file>",
+            "write the PID to <file> once listening; removed at exit",
+        ),
+        (
+            "-u, --user=<user>",
+            "assume the identity of <user> (only when run as root)",
+        ),
+        ("-k, --lock-memory", "lock down all paged memory (mlockall)"),
+        ("-r, --enable-coredumps", "maximize the core file limit"),
+        (
+            "-L, --enable-largepages",
+            "advise slab memory for transparent huge pages",
+        ),
+        (
             "-o, --extended=<list>",
             "comma separated: slab_sizes=a-b-c, slab_chunk_max=<kb>,",
         ),
@@ -107,14 +138,35 @@ pub fn usage() -> String {
         ),
         (
             "",
-            "reap_interval=<s> (memory back to the OS every <s> seconds, default 1)",
+            "reap_interval=<s> (memory back to the OS every <s> seconds, default 1),",
         ),
+        (
+            "",
+            "metrics_port=<port> (serve GET /metrics, Prometheus text; default off),",
+        ),
+        (
+            "",
+            "metrics_listen=<addr> (its address; default 127.0.0.1),",
+        ),
+        (
+            "",
+            "watcher_logbuf_size=<kb> (default 256), worker_logbuf_size=<kb> (default 64),",
+        ),
+        (
+            "",
+            "memcached's lru_crawler_sleep, lru_crawler_tocrawl, hot_lru_pct, warm_lru_pct,",
+        ),
+        (
+            "",
+            "hot_max_factor, warm_max_factor, temporary_ttl and other LRU tunables are",
+        ),
+        ("", "checked and have no effect (one CLOCK per class)"),
         (
             "-v, --verbose",
             "verbose; -vv also prints the size class table",
         ),
-        ("-u, --user=<user>", "accepted for compatibility; ignored"),
         ("-V, --version", "print version and exit"),
+        ("-i, --license", "print the license and exit"),
         ("-h, --help", "print this help and exit"),
     ] {
         let _ = writeln!(s, "{flag:<34}{text}");

@@ -2,7 +2,9 @@
 
 use std::fmt;
 
+use super::operator::OpsState;
 use super::stats::Counters;
+use crate::protocol::text::ops::{ClassFilter, DumpFormat};
 use crate::protocol::text::StatsKind;
 use crate::store::Store;
 
@@ -33,6 +35,16 @@ pub trait Control: fmt::Debug {
     /// message (without its `\r\n`).
     fn refresh_certs(&self) -> Result<(), String> {
         Err("Error TLS not enabled".into())
+    }
+    /// The operator settings shared by every worker (`lru_crawler`, `stats detail`...).
+    fn ops(&self) -> &OpsState;
+    /// This worker's number (its `watch` log buffer).
+    fn worker(&self) -> usize {
+        0
+    }
+    /// The connection's file descriptor (`cfd=` of `watch` lines).
+    fn conn_fd(&self) -> i32 {
+        -1
     }
 }
 
@@ -69,6 +81,17 @@ pub enum After {
     /// Drop the replies not sent yet (see [`After::Sent`]) and close at once (an enabled
     /// `shutdown`, as memcached closes that connection without a reply).
     Abort,
+    /// `watch`: the reply written, the connection becomes a watcher of these event kinds
+    /// (see [`super::watch`]).
+    Watch(u8),
+    /// Stream a `lru_crawler metadump`/`mgdump` (the connection keeps an
+    /// [`ops::Dump`](super::ops::Dump) and runs it before its next request).
+    Dump {
+        /// Line format.
+        format: DumpFormat,
+        /// Classes covered.
+        classes: ClassFilter,
+    },
 }
 
 /// What became of the bytes at the front of a connection's input.
@@ -104,7 +127,7 @@ pub(crate) fn ttl_left(exptime: u32, now: u32) -> Option<u32> {
 /// [`Control`] that reports no stats and ignores `verbosity` and `shutdown`.
 #[doc(hidden)]
 pub mod testing {
-    use super::{Control, Counters, Ctx, Settings, StatsKind, Store};
+    use super::{Control, Counters, Ctx, OpsState, Settings, StatsKind, Store};
 
     /// The [`Control`] of [`with_ctx`].
     #[derive(Debug)]
@@ -117,6 +140,10 @@ pub mod testing {
         }
         fn set_verbosity(&self, _: u32) {}
         fn stop(&self, _: bool) {}
+        fn ops(&self) -> &OpsState {
+            static OPS: std::sync::LazyLock<OpsState> = std::sync::LazyLock::new(OpsState::default);
+            &OPS
+        }
     }
 
     /// Runs `f` with a context on `store` (item size limit `item_size_max`).

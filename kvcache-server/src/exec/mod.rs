@@ -34,10 +34,13 @@
 pub mod binary;
 pub mod context;
 pub mod meta;
+pub mod operator;
+pub mod ops;
 pub mod stats;
 pub mod step;
 pub mod text;
 pub mod value;
+pub mod watch;
 
 pub use context::{After, Control, Ctx, Settings, Step};
 pub use stats::Counters;

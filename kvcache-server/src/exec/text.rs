@@ -1,8 +1,9 @@
 //! Runs text-protocol requests (`get`, `set`, `incr`, `stats`...) with memcached
 //! 1.6.18's semantics and reply bytes.
 
-use super::context::{After, Ctx};
+use super::context::{After, Control, Ctx};
 use super::stats::Counters;
+use super::watch;
 use crate::protocol::text::{
     reply, write_number, write_value_head, Request, ShutdownMode, StatsKind, StorageHead,
     StorageKind, StorageRequest,
@@ -39,6 +40,7 @@ pub fn execute(
     written: usize,
 ) -> (After, Resume) {
     let store = ctx.store;
+    let ops = ctx.control.ops();
     let c = &mut *ctx.counters;
     let over_budget = |out: &Vec<u8>| out.len().saturating_sub(written) > OUT_BUDGET;
     match *req {
@@ -48,12 +50,16 @@ pub fn execute(
             while let Some(key) = keys.next() {
                 first.get_or_insert(key.as_ptr() as usize);
                 c.cmd_get += 1;
+                let mut vlen = 0;
                 let hit = store.get_append(key, None, out, |it, out| {
+                    vlen = it.len;
                     write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
                 });
                 if hit {
                     out.extend_from_slice(b"\r\n");
                 }
+                ops.record(key, usize::from(hit));
+                log_get(ctx.control, store, key, hit, vlen);
                 if hit {
                     c.get_hits += 1;
                 } else {
@@ -75,12 +81,16 @@ pub fn execute(
                 first.get_or_insert(key.as_ptr() as usize);
                 c.cmd_get += 1;
                 c.cmd_touch += 1;
+                let mut vlen = 0;
                 let hit = store.get_append(key, Some(exptime), out, |it, out| {
+                    vlen = it.len;
                     write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
                 });
                 if hit {
                     out.extend_from_slice(b"\r\n");
                 }
+                ops.record(key, usize::from(hit));
+                log_get(ctx.control, store, key, hit, vlen);
                 if hit {
                     c.get_hits += 1;
                     c.touch_hits += 1;
@@ -97,7 +107,19 @@ pub fn execute(
             out.extend_from_slice(reply::END);
             return (After::Sent, None);
         }
-        Request::Storage(s) => storage(c, store, s, out),
+        Request::Storage(s) => {
+            ops.record(s.key, 2);
+            let outcome = storage(c, store, s, out);
+            log_store(
+                ctx.control,
+                store,
+                s.kind,
+                s.key,
+                s.exptime,
+                s.data.len(),
+                outcome,
+            );
+        }
         Request::TooLarge {
             key,
             noreply,
@@ -111,6 +133,7 @@ pub fn execute(
             return (After::SwallowThenReply(swallow), None);
         }
         Request::Delete { key, noreply } => {
+            ops.record(key, 3);
             if store.delete(key) {
                 c.delete_hits += 1;
                 put(out, reply::DELETED, noreply);
@@ -227,6 +250,7 @@ pub fn execute(
             store.set_automove_ratio(ratio);
             put(out, reply::OK, noreply);
         }
+        Request::Ops(r) => return (super::ops::execute(ctx, &r, out), None),
         Request::Reply { line, noreply } => put(out, line, noreply),
         Request::RetrievalKeyTooLong => {
             // As memcached: the replies not yet sent are dropped.
@@ -252,8 +276,67 @@ fn storage_mode(kind: StorageKind, cas: u64) -> StoreMode {
     }
 }
 
+/// For `watch fetchers`: an `item_get` line.
+fn log_get(control: &dyn Control, store: &Store, key: &[u8], hit: bool, size: usize) {
+    let log = &control.ops().log;
+    if !log.wants(watch::FETCHERS) {
+        return;
+    }
+    let clsid = if hit {
+        store.class_for_item(key.len(), size)
+    } else {
+        0
+    };
+    log.emit(control.worker(), watch::FETCHERS, |o| {
+        watch::item_get(o, key, hit, clsid, control.conn_fd(), size)
+    });
+}
+
+/// For `watch mutations`: an `item_store` line.
+pub(crate) fn log_store(
+    control: &dyn Control,
+    store: &Store,
+    kind: StorageKind,
+    key: &[u8],
+    exptime: i64,
+    vlen: usize,
+    outcome: StoreOutcome,
+) {
+    let log = &control.ops().log;
+    if !log.wants(watch::MUTATIONS) {
+        return;
+    }
+    let status = match outcome {
+        StoreOutcome::Stored => "stored",
+        StoreOutcome::NotStored => "not_stored",
+        StoreOutcome::Exists => "exists",
+        StoreOutcome::NotFound => "not_found",
+        StoreOutcome::TooLarge => "too_large",
+        StoreOutcome::OutOfMemory => "no_memory",
+    };
+    let cmd = match kind {
+        StorageKind::Set => "set",
+        StorageKind::Add => "add",
+        StorageKind::Replace => "replace",
+        StorageKind::Append => "append",
+        StorageKind::Prepend => "prepend",
+        StorageKind::Cas => "cas",
+    };
+    // memcached logs the item's expiration time on its own clock (0: never).
+    let ttl = store.clock().realtime(exptime);
+    let clsid = store.class_for_item(key.len(), vlen);
+    log.emit(control.worker(), watch::MUTATIONS, |o| {
+        watch::item_store(o, key, status, cmd, ttl, clsid, control.conn_fd(), vlen)
+    });
+}
+
 /// Executes a storage request with its data.
-pub(crate) fn storage(c: &mut Counters, store: &Store, s: StorageRequest<'_>, out: &mut Vec<u8>) {
+pub(crate) fn storage(
+    c: &mut Counters,
+    store: &Store,
+    s: StorageRequest<'_>,
+    out: &mut Vec<u8>,
+) -> StoreOutcome {
     let outcome = store.store(
         storage_mode(s.kind, s.cas),
         s.key,
@@ -262,6 +345,7 @@ pub(crate) fn storage(c: &mut Counters, store: &Store, s: StorageRequest<'_>, ou
         s.data,
     );
     storage_reply(c, s.kind, s.noreply, outcome, out);
+    outcome
 }
 
 /// Starts a storage command whose value is received into its item (see
@@ -296,9 +380,10 @@ pub(crate) fn storage_finish(
     key: &[u8],
     pending: Pending,
     out: &mut Vec<u8>,
-) {
+) -> StoreOutcome {
     let (outcome, _) = store.finish_store(storage_mode(h.kind, h.cas), key, pending);
     storage_reply(c, h.kind, h.noreply, outcome, out);
+    outcome
 }
 
 /// Counts a storage command's outcome and writes its reply.

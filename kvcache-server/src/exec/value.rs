@@ -286,7 +286,9 @@ fn finish_item(ctx: &mut Ctx<'_>, head: &Head, i: IntoItem, out: &mut Vec<u8>) {
     let line = &i.line[..];
     match head {
         Head::Text(h) if good => {
-            text::storage_finish(ctx.counters, store, h, h.key.get(line), i.pending, out)
+            let key = h.key.get(line);
+            let outcome = text::storage_finish(ctx.counters, store, h, key, i.pending, out);
+            text::log_store(ctx.control, store, h.kind, key, h.exptime, h.vlen, outcome);
         }
         Head::Text(h) => {
             store.abandon_store(i.pending);
@@ -312,7 +314,12 @@ fn finish_item(ctx: &mut Ctx<'_>, head: &Head, i: IntoItem, out: &mut Vec<u8>) {
 fn finish_buffered(ctx: &mut Ctx<'_>, head: &Head, request: &[u8], out: &mut Vec<u8>) -> After {
     let good = request.ends_with(b"\r\n");
     match head {
-        Head::Text(h) if good => text::storage(ctx.counters, ctx.store, h.request(request), out),
+        Head::Text(h) if good => {
+            let s = h.request(request);
+            let outcome = text::storage(ctx.counters, ctx.store, s, out);
+            let (key, len) = (s.key, s.data.len());
+            text::log_store(ctx.control, ctx.store, h.kind, key, h.exptime, len, outcome);
+        }
         Head::Text(h) => {
             if !h.noreply {
                 out.extend_from_slice(text_reply::BAD_CHUNK);

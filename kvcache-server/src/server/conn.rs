@@ -101,6 +101,10 @@ pub(crate) struct Conn {
     pub yielded: bool,
     /// `-S`: the connection's SASL state.
     pub sasl: super::sasl::SaslConn,
+    /// A `lru_crawler metadump` streaming: runs before the next request.
+    pub dump: Option<crate::exec::ops::Dump>,
+    /// `watch` was sent: once the reply is out, the logger thread takes the socket.
+    pub watch: Option<u8>,
 }
 
 /// The outcome of a read attempt.
@@ -141,6 +145,8 @@ impl Conn {
             write_shut: false,
             yielded: false,
             sasl: Default::default(),
+            dump: None,
+            watch: None,
         }
     }
 

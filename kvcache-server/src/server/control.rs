@@ -12,6 +12,8 @@ use crate::protocol::text::StatsKind;
 pub(crate) struct ServerControl<'a> {
     pub shared: &'a Shared,
     pub worker: usize,
+    /// The connection being served (for `watch` lines).
+    pub fd: i32,
 }
 
 impl Control for ServerControl<'_> {
@@ -25,6 +27,18 @@ impl Control for ServerControl<'_> {
 
     fn set_verbosity(&self, level: u32) {
         self.shared.verbosity.store(level, Ordering::Relaxed);
+    }
+
+    fn ops(&self) -> &crate::exec::ops::OpsState {
+        &self.shared.ops
+    }
+
+    fn worker(&self) -> usize {
+        self.worker
+    }
+
+    fn conn_fd(&self) -> i32 {
+        self.fd
     }
 
     fn stop(&self, graceful: bool) {

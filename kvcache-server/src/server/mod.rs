@@ -46,6 +46,7 @@ pub mod auth;
 mod conn;
 mod control;
 mod listen;
+mod metrics;
 mod recv;
 mod report;
 mod sasl;
@@ -54,6 +55,7 @@ mod stream;
 mod tls;
 mod transport_report;
 mod udp;
+mod watch;
 mod worker;
 
 use std::io::{self, Write};
@@ -179,6 +181,19 @@ impl Server {
                 flush_enabled: cfg.flush_enabled,
                 shutdown_enabled: cfg.shutdown_enabled,
             },
+            ops: crate::exec::ops::OpsState::new(
+                cfg.dump_enabled,
+                cfg.watch_enabled,
+                cfg.prefix_delimiter,
+            )
+            .with_detail(cfg.operator.detail)
+            .with_crawler(cfg.operator.crawler)
+            .with_log(
+                cfg.threads,
+                cfg.operator.worker_logbuf,
+                cfg.operator.watcher_logbuf,
+            ),
+            watchers: watch::Watchers::default(),
             stats: StatsHub::new(cfg.threads),
             verbosity: AtomicU32::new(u32::from(cfg.verbose)),
             cfg,
@@ -228,6 +243,21 @@ impl Server {
     /// `unix:/path/to.sock`).
     pub fn listen_name(&self) -> &str {
         &self.shared.listen_name
+    }
+
+    /// Serves `GET /metrics` (Prometheus text format) on `-o metrics_port`, if given;
+    /// returns the address it listens on.
+    pub fn start_metrics(&self) -> io::Result<Option<SocketAddr>> {
+        let op = &self.shared.cfg.operator;
+        let Some(port) = op.metrics_port else {
+            return Ok(None);
+        };
+        let addr = if op.metrics_listen.contains(':') {
+            format!("[{}]:{port}", op.metrics_listen)
+        } else {
+            format!("{}:{port}", op.metrics_listen)
+        };
+        metrics::serve(self.shared.clone(), &addr).map(Some)
     }
 
     /// A handle that stops the server.

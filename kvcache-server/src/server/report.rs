@@ -159,7 +159,7 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     let cfg = &shared.cfg;
     let store_cfg = shared.store.config();
     let yes_no = |b: bool| if b { "yes" } else { "no" };
-    write_stat(out, "maxbytes", cfg.memory_limit);
+    write_stat(out, "maxbytes", shared.store.memory_limit());
     write_stat(out, "maxconns", cfg.max_conns);
     write_stat(out, "tcpport", shared.local_addr.port());
     write_stat(out, "udpport", cfg.transport.udp_port);
@@ -186,8 +186,14 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "chunk_size", cfg.min_space.unwrap_or(48));
     write_stat(out, "num_threads", cfg.threads);
     write_stat(out, "num_threads_per_udp", cfg.threads);
-    write_stat(out, "stat_key_prefix", ":");
-    write_stat(out, "detail_enabled", "no");
+    let ops = shared.ops.settings();
+    let op = |name: &str| {
+        ops.iter()
+            .find(|(n, _)| *n == name)
+            .map_or(String::new(), |(_, v)| v.clone())
+    };
+    write_stat(out, "stat_key_prefix", op("stat_key_prefix"));
+    write_stat(out, "detail_enabled", op("detail_enabled"));
     write_stat(out, "reqs_per_event", cfg.reqs_per_event);
     write_stat(out, "cas_enabled", yes_no(store_cfg.cas_enabled));
     write_stat(out, "tcp_backlog", cfg.backlog);
@@ -226,17 +232,28 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     write_stat(out, "slab_chunk_max", store_cfg.classes.max_chunk());
     write_stat(out, "slab_page_size", store_cfg.classes.slab_size());
     write_stat(out, "slab_classes", store_cfg.classes.len());
-    write_stat(out, "lru_crawler", "no");
+    for name in ["lru_crawler", "lru_crawler_sleep", "lru_crawler_tocrawl"] {
+        write_stat(out, name, op(name));
+    }
     write_stat(out, "flush_enabled", yes_no(cfg.flush_enabled));
     write_stat(out, "reap_interval", cfg.reap_interval);
-    write_stat(out, "dump_enabled", "no");
+    write_stat(out, "dump_enabled", op("dump_enabled"));
+    write_stat(out, "watch_enabled", op("watch_enabled"));
     write_stat(out, "hash_algorithm", "foldhash");
     write_stat(out, "lru_maintainer_thread", "no");
-    write_stat(out, "lru_segmented", "no");
+    for name in [
+        "lru_segmented",
+        "hot_lru_pct",
+        "warm_lru_pct",
+        "temporary_ttl",
+    ] {
+        write_stat(out, name, op(name));
+    }
     write_stat(out, "eviction_policy", "clock");
     write_stat(out, "idle_timeout", cfg.idle_timeout);
     write_stat(out, "write_timeout", cfg.write_timeout);
     write_stat(out, "track_sizes", "yes");
+    write_stat(out, "large_pages", yes_no(store_cfg.huge_pages));
     super::transport_report::settings(cfg, out);
     match &cfg.memory_file {
         Some(path) => write_stat(out, "memory_file", path),

@@ -19,6 +19,10 @@ pub(crate) struct Shared {
     pub cfg: Config,
     /// What requests depend on, from `cfg`.
     pub settings: Settings,
+    /// Operator settings changed at run time (`lru_crawler`, `stats detail`, `lru`).
+    pub ops: crate::exec::ops::OpsState,
+    /// The connections that sent `watch`, and the logger thread.
+    pub watchers: super::watch::Watchers,
     pub store: Arc<Store>,
     pub stats: StatsHub,
     /// Unix time at start (memcached's `process_started`).
@@ -45,6 +49,21 @@ pub(crate) struct Shared {
     pub auth: Option<auth::AuthFile>,
     /// Wakes the acceptor when a stop is asked.
     pub(super) stop_waker: Arc<Waker>,
+}
+
+impl super::watch::Source for Shared {
+    fn log(&self) -> &crate::exec::watch::EventLog {
+        &self.ops.log
+    }
+    fn watcher_buf(&self) -> usize {
+        self.ops.watcher_buf
+    }
+    fn watchers(&self) -> &super::watch::Watchers {
+        &self.watchers
+    }
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
 }
 
 impl Shared {

@@ -33,6 +33,16 @@ pub enum PeerAddr {
     Unix,
 }
 
+impl PeerAddr {
+    /// The TCP address; `None` for a unix-socket client.
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        match self {
+            PeerAddr::Tcp(a) => Some(*a),
+            PeerAddr::Unix => None,
+        }
+    }
+}
+
 impl fmt::Display for PeerAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -36,6 +36,9 @@ const UDP: Token = Token(usize::MAX - 1);
 /// that pipelines without pause cannot starve its neighbours.
 const READS_PER_EVENT: usize = 4;
 
+/// Dump bytes a connection writes before it yields to the others of its worker.
+const DUMP_SLICE: usize = 16 * 1024;
+
 /// How often the idle and write timeouts are checked.
 const TIMEOUT_SCAN: Duration = Duration::from_secs(1);
 
@@ -57,7 +60,11 @@ impl<'a> Ctx<'a> {
         Ctx {
             shared,
             counters,
-            control: ServerControl { shared, worker },
+            control: ServerControl {
+                shared,
+                worker,
+                fd: -1,
+            },
         }
     }
 
@@ -308,9 +315,21 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(info.clone());
+            let log = &self.shared.ops.log;
+            if log.wants(exec::watch::CONNEVENTS) {
+                let peer = info.peer.tcp();
+                log.emit(self.id, exec::watch::CONNEVENTS, |o| {
+                    exec::watch::conn_event(o, peer, info.fd, None)
+                });
+            }
             let mut conn = Conn::new(stream, info, self.shared.auth.is_none());
+            match self.shared.cfg.operator.protocol {
+                crate::config::WireProtocol::Auto => {}
+                crate::config::WireProtocol::Ascii => conn.proto = Some(Protocol::Text),
+                crate::config::WireProtocol::Binary => conn.proto = Some(Protocol::Binary),
+            }
             if self.shared.auth.is_some() {
-                // memcached binds the text protocol only with `-Y`.
+                // memcached binds the text protocol only with `-Y`...
                 conn.proto = Some(Protocol::Text);
             }
             if self.shared.sasl.is_some() {
@@ -339,6 +358,15 @@ impl Worker {
             drop(list);
             self.shared.curr_conns.fetch_sub(1, Ordering::Relaxed);
             self.free.push(i);
+            let log = &self.shared.ops.log;
+            if let Some(kinds) = conn.watch {
+                self.shared.watchers.add(&self.shared, conn.stream, kinds);
+            } else if log.wants(exec::watch::CONNEVENTS) {
+                let (peer, fd) = (conn.info.peer.tcp(), conn.info.fd);
+                log.emit(self.id, exec::watch::CONNEVENTS, |o| {
+                    exec::watch::conn_event(o, peer, fd, Some("normal"))
+                });
+            }
         }
     }
 
@@ -510,7 +538,7 @@ fn read_and_execute(ctx: &mut Ctx<'_>, conn: &mut Conn) -> bool {
 /// Executes every complete request in the read buffer. Returns the total length of the
 /// incomplete request at the front, when known (so the buffer can grow to hold it).
 fn process(ctx: &mut Ctx<'_>, conn: &mut Conn) -> usize {
-    if conn.rstart == conn.rend && conn.recv.is_none() {
+    if conn.rstart == conn.rend && conn.recv.is_none() && conn.dump.is_none() {
         return 0;
     }
     let mut commands = false;
@@ -594,6 +622,7 @@ fn authenticate(ctx: &mut Ctx<'_>, conn: &mut Conn) -> AuthProgress {
 }
 
 fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usize {
+    ctx.control.fd = conn.info.fd;
     loop {
         if conn.closing {
             return 0;
@@ -611,6 +640,21 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
             conn.rstart += n;
             if conn.swallow > 0 {
                 conn.info.state.store(STATE_SWALLOW, Ordering::Relaxed);
+                return 0;
+            }
+        }
+        if let Some(dump) = conn.dump.as_mut() {
+            // A dump goes out 16 KiB at a time (about 200 items, a few hundred
+            // microseconds); between them the connection yields, so the other connections
+            // of this worker run while it streams.
+            if dump.fill(&ctx.shared.store, &mut conn.out, DUMP_SLICE) {
+                conn.dump = None;
+            } else {
+                match send(ctx, conn) {
+                    Ok(true) => conn.yielded = true,
+                    Ok(false) => conn.read_paused = true,
+                    Err(_) => conn.broken = true,
+                }
                 return 0;
             }
         }
@@ -664,6 +708,13 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
                         conn.out.truncate(mark);
                     }
                     After::Close => conn.closing = true,
+                    After::Watch(kinds) => {
+                        conn.watch = Some(kinds);
+                        conn.closing = true;
+                    }
+                    After::Dump { format, classes } => {
+                        conn.dump = Some(crate::exec::ops::Dump::new(format, classes));
+                    }
                     After::Abort => {
                         conn.drop_unsent();
                         conn.closing = true;

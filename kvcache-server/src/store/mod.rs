@@ -172,6 +172,7 @@ mod clock;
 mod commands;
 mod compact;
 mod conditional;
+mod dump;
 mod evict;
 mod expiry;
 mod histogram;
@@ -179,6 +180,7 @@ mod index;
 #[cfg(all(test, loom))]
 mod loom_moves;
 mod maintenance;
+mod memlimit;
 mod read;
 mod reclass;
 mod restart;
@@ -197,6 +199,7 @@ pub use clock::{Clock, REALTIME_MAXDELTA, START_OFFSET};
 use commands::parse_counter;
 pub use compact::{CompactReport, COMPACT_BUDGET, COMPACT_MAX_FILL, COMPACT_MIN_SLABS};
 pub use conditional::{ItemDebug, MetaDeleteOutcome, MetaGetOptions, MetaGetState};
+pub use dump::{DumpItem, DUMP_BATCH};
 pub use histogram::SizeHistogram;
 pub use maintenance::CRAWL_STEPS;
 pub use read::{ItemView, ValueHead};
@@ -533,7 +536,8 @@ impl Store {
                 cfg.item_size_max
             ));
         }
-        let reserve = (cfg.memory_limit * 2).clamp(64 << 20, span);
+        // Address space only: room for `cache_memlimit` to grow the limit fourfold.
+        let reserve = (cfg.memory_limit * 4).clamp(256 << 20, span);
         let all = cfg
             .classes
             .with_spares(&spare_sizes(&cfg.classes))
@@ -634,7 +638,7 @@ impl Store {
             .load(std::sync::atomic::Ordering::Relaxed);
         self.counters.snapshot(
             self.engine(),
-            self.cfg.memory_limit as u64,
+            self.memory_limit() as u64,
             self.now(),
             running,
         )

@@ -63,8 +63,9 @@ pub struct SlabEngine {
     /// The pool lock: empty slabs, the slot map, retention.
     pool: Mutex<EmptySlabs>,
     os: Os,
-    limit_slabs: Option<usize>,
-    limit: Option<usize>,
+    /// The memory limit in bytes, `u64::MAX` for none; changed by
+    /// [`set_limit`](SlabEngine::set_limit).
+    limit: AtomicU64,
     huge_pages: bool,
 }
 
@@ -82,7 +83,7 @@ impl fmt::Debug for SlabEngine {
             .field("reserved", &self.slots.reserved)
             .field("slab_size", &self.classes.slab_size())
             .field("classes", &self.classes.len())
-            .field("limit", &self.limit)
+            .field("limit", &self.limit())
             .finish_non_exhaustive()
     }
 }
@@ -134,8 +135,7 @@ impl SlabEngine {
             class_state,
             pool: Mutex::new(pool),
             os,
-            limit_slabs: config.memory_limit.map(|l| l / slab),
-            limit: config.memory_limit,
+            limit: AtomicU64::new(config.memory_limit.map_or(u64::MAX, |l| l as u64)),
             huge_pages: config.huge_pages,
             classes: config.classes,
         };
@@ -160,7 +160,30 @@ impl SlabEngine {
     /// The hard memory limit, if any.
     #[inline]
     pub fn limit(&self) -> Option<usize> {
-        self.limit
+        let l = self.limit.load(Ordering::Relaxed);
+        (l != u64::MAX).then_some(l as usize)
+    }
+
+    /// Changes the memory limit while the engine runs. A higher limit takes effect at
+    /// once; a lower one stops further mapping while more than it is mapped (allocations
+    /// then fail with [`Error::LimitReached`] until slabs are freed and released, e.g. by
+    /// [`release_all`](Self::release_all)). Fails if `bytes` is below one slab or above the
+    /// reserved address space.
+    pub fn set_limit(&self, bytes: usize) -> Result<(), Error> {
+        if bytes < self.slab_size() || bytes > self.slots.reserved {
+            return Err(config_err(format!(
+                "memory limit {bytes} must lie between one slab ({}) and the reservation ({})",
+                self.slab_size(),
+                self.slots.reserved
+            )));
+        }
+        self.limit.store(bytes as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Bytes mapped now (slabs of classes and pooled empty slabs).
+    pub fn mapped_bytes(&self) -> usize {
+        self.pool.lock().slots.mapped_slabs * self.slab_size()
     }
 
     #[inline]
@@ -554,12 +577,11 @@ impl SlabEngine {
     /// Maps up to one granule of new slabs into the pool, within the limit.
     fn map_more(&self, pool: &mut EmptySlabs) -> Result<(), Error> {
         let mut n = self.granule_slabs as usize;
-        if let Some(max) = self.limit_slabs {
+        if let Some(limit) = self.limit() {
+            let max = limit / self.slab_size();
             n = n.min(max.saturating_sub(pool.slots.mapped_slabs));
             if n == 0 {
-                return Err(Error::LimitReached {
-                    limit: self.limit.unwrap_or(0),
-                });
+                return Err(Error::LimitReached { limit });
             }
         }
         let (start, len) = pool.slots.map(&self.slots, &self.os, n)?;
@@ -686,7 +708,7 @@ impl SlabEngine {
         Stats {
             mapped_bytes: pool.slots.mapped_slabs * self.slab_size(),
             reserved_bytes: self.slots.reserved,
-            limit: self.limit,
+            limit: self.limit(),
             mmap_calls: calls.mmap,
             munmap_calls: calls.munmap,
             madvise_calls: calls.madvise,

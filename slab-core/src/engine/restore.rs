@@ -106,7 +106,7 @@ impl SlabEngine {
                 return bad(format!("slot {last} is outside the reservation"));
             }
         }
-        if let Some(max) = self.limit_slabs {
+        if let Some(max) = self.limit().map(|l| l / self.slab_size()) {
             if table.len() > max {
                 return bad(format!(
                     "{} slabs exceed the memory limit of {max}",

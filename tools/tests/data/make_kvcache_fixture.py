@@ -16,7 +16,7 @@ def free_port():
 
 def main():
     port = free_port()
-    srv = subprocess.Popen([sys.argv[1], "-l", "127.0.0.1", "-p", str(port), "-U", "0"], stderr=subprocess.DEVNULL)
+    srv = subprocess.Popen([sys.argv[1], "-u", "root", "-l", "127.0.0.1", "-p", str(port), "-U", "0"], stderr=subprocess.DEVNULL)
     cap = os.path.join(here, "kvcache_traffic.pcap")
     td = subprocess.Popen(["tcpdump", "-i", "lo", "-w", cap, "-U", "tcp port %d" % port], stderr=subprocess.DEVNULL)
     time.sleep(1.0)

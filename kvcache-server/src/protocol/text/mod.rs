@@ -31,6 +31,7 @@
 //! [`ParseError`]: super::lex::ParseError
 //! [`MAX_LINE`]: super::lex::MAX_LINE
 
+pub mod ops;
 mod parse;
 pub mod reply;
 #[cfg(test)]
@@ -265,6 +266,9 @@ pub enum Request<'a> {
     /// every reply of the connection not yet sent (its `conn_release_items`) and answers
     /// `CLIENT_ERROR bad command line format`.
     RetrievalKeyTooLong,
+    /// An operator's command (`lru_crawler`, `lru`, `cache_memlimit`, `stats detail`,
+    /// `watch`).
+    Ops(ops::OpsRequest),
     /// A request answered by a fixed line (an error, mostly): send `line` (which ends in
     /// `\r\n`) unless `noreply`.
     Reply {

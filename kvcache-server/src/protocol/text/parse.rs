@@ -1,7 +1,7 @@
 //! The text-protocol request parser.
 
 use super::{
-    reply, Keys, Request, ShutdownMode, StatsKind, StorageHead, StorageKind, MAX_GET_LINE,
+    ops, reply, Keys, Request, ShutdownMode, StatsKind, StorageHead, StorageKind, MAX_GET_LINE,
 };
 use crate::protocol::lex::{
     key_fits, next_token, parse_f64, parse_i32, parse_u32, parse_u64, split_line, ParseError, Span,
@@ -264,7 +264,23 @@ fn parse_storage<'a>(
     Ok((Request::Storage(h.request(buf)), total))
 }
 
+/// An operator's command as a request.
+fn operator(parsed: ops::Parsed) -> Request<'static> {
+    match parsed {
+        Ok(r) => Request::Ops(r),
+        Err((line, noreply)) => reply(line, noreply),
+    }
+}
+
 fn parse_simple<'a>(cmd: &'a [u8], line: &'a [u8]) -> Request<'a> {
+    let args = next_token(line).1;
+    match cmd {
+        b"lru_crawler" => return operator(ops::lru_crawler(args)),
+        b"lru" => return operator(ops::lru(args)),
+        b"cache_memlimit" => return operator(ops::cache_memlimit(args)),
+        b"watch" => return operator(ops::watch(args)),
+        _ => {}
+    }
     let t = LineTokens::new(line);
     let noreply = t.noreply();
     match cmd {
@@ -366,7 +382,7 @@ fn parse_simple<'a>(cmd: &'a [u8], line: &'a [u8]) -> Request<'a> {
                 b"sizes_fine" => StatsKind::SizesFine,
                 b"conns" => StatsKind::Conns,
                 b"reset" => StatsKind::Reset,
-                b"detail" => return reply(reply::STATS_DETAIL, false),
+                b"detail" => return operator(ops::stats_detail(next_token(args).1)),
                 _ => return reply(reply::ERROR, false),
             };
             Request::Stats(kind)
