@@ -1,6 +1,6 @@
 //! The process side of memcached's flags: `-d` (daemonize), `-P` (pidfile), `-u` (drop
 //! privileges), `-k` (lock memory), `-r` (core dumps). System calls go through
-//! [`cvt`], which turns `-1` into the `errno` error.
+//! `cvt`, which turns `-1` into the `errno` error.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
