@@ -67,7 +67,9 @@ fuzz_target!(|data: &[u8]| {
                             assert!(n <= u32::MAX as usize + 2);
                             at += n.min(input.len() - at);
                         }
-                        After::Close | After::Abort => break,
+                        // A dump streams before the next request; a watcher reads no more.
+                        After::Dump { .. } => {}
+                        After::Close | After::Abort | After::Watch(_) => break,
                     }
                 }
                 Step::Incomplete { used, need } => {
