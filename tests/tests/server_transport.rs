@@ -91,6 +91,22 @@ fn stale_socket_replaced_live_one_refused_long_path_rejected() {
     assert_eq!(code, Some(2), "{err}");
 }
 
+#[test]
+fn unix_socket_with_tls_flags_serves_plain_text_as_memcached() {
+    // memcached 1.6.18 takes `-s` with `-Z`: TLS applies to TCP listeners, which `-s`
+    // turns off, so the socket speaks the plain protocols.
+    let certs = Certs::make();
+    let dir = TempDir::new("unix-tls");
+    let path = dir.path("kv.sock");
+    let opts = certs.server_opts("");
+    let server = UnixServer::start(&path, &["-Z", "-o", &opts, "-t", "1"]);
+    let mut c = server.connect();
+    roundtrip(&mut c, b"set k 0 0 2\r\nhi\r\n", b"STORED\r\n");
+    roundtrip(&mut c, b"get k\r\n", b"VALUE k 0 2\r\nhi\r\nEND\r\n");
+    assert_eq!(stat(&stats(&mut c, "settings"), "ssl_enabled"), "yes");
+    assert_eq!(server.stop(), Some(0));
+}
+
 fn tls_server(certs: &Certs, extra: &str) -> ServerProc {
     ServerProc::start(&["-Z", "-o", &certs.server_opts(extra), "-t", "2"])
 }

@@ -181,9 +181,6 @@ impl Transport {
             if t.verify_mode > 0 && t.ca_cert.is_none() {
                 return Err("ssl_verify_mode 1 to 3 needs ssl_ca_cert".into());
             }
-            if self.unix_socket.is_some() {
-                return Err("-Z serves TLS on TCP: it cannot be used with -s".into());
-            }
         }
         Ok(())
     }
