@@ -2,8 +2,9 @@
 //!
 //! - Address space: the server runs under `RLIMIT_AS` a little above what it maps (the
 //!   address space reserved for the items, four times `-m` and at least 256 MiB, plus the
-//!   fixed overhead an idle server shows), then takes a load that fills `-m` with small items and large chained values over hundreds of
-//!   connections (at most 256 requests in flight on each). Every reply must be `STORED`
+//!   fixed overhead an idle server shows), then takes a load that fills `-m` with small
+//!   items and large chained values over hundreds of connections (at most 256 requests
+//!   in flight on each). Every reply must be `STORED`
 //!   or `SERVER_ERROR out of memory storing object`; the process must stay up, with no
 //!   panic on stderr, and answer afterwards.
 //! - File descriptors: `ulimit -n` just above `-c`: connections past `-c` are refused with
