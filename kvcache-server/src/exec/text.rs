@@ -42,70 +42,10 @@ pub fn execute(
     let store = ctx.store;
     let ops = ctx.control.ops();
     let c = &mut *ctx.counters;
-    let over_budget = |out: &Vec<u8>| out.len().saturating_sub(written) > OUT_BUDGET;
     match *req {
-        Request::Get { cas, keys } => {
-            let mut first = None;
-            let mut keys = keys.peekable();
-            while let Some(key) = keys.next() {
-                first.get_or_insert(key.as_ptr() as usize);
-                c.cmd_get += 1;
-                let mut vlen = 0;
-                let hit = store.get_append(key, None, out, |it, out| {
-                    vlen = it.len;
-                    write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
-                });
-                if hit {
-                    out.extend_from_slice(b"\r\n");
-                }
-                ops.record(key, usize::from(hit));
-                log_get(ctx.control, store, key, hit, vlen);
-                if hit {
-                    c.get_hits += 1;
-                } else {
-                    c.get_misses += 1;
-                }
-                if let (Some(next), Some(first)) = (keys.peek(), first) {
-                    if over_budget(out) {
-                        return (After::Sent, Some((first, next.as_ptr() as usize)));
-                    }
-                }
-            }
-            out.extend_from_slice(reply::END);
-            return (After::Sent, None);
-        }
+        Request::Get { cas, keys } => return retrieve(ctx, keys, cas, None, out, written),
         Request::Gat { cas, exptime, keys } => {
-            let mut first = None;
-            let mut keys = keys.peekable();
-            while let Some(key) = keys.next() {
-                first.get_or_insert(key.as_ptr() as usize);
-                c.cmd_get += 1;
-                c.cmd_touch += 1;
-                let mut vlen = 0;
-                let hit = store.get_append(key, Some(exptime), out, |it, out| {
-                    vlen = it.len;
-                    write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
-                });
-                if hit {
-                    out.extend_from_slice(b"\r\n");
-                }
-                ops.record(key, usize::from(hit));
-                log_get(ctx.control, store, key, hit, vlen);
-                if hit {
-                    c.get_hits += 1;
-                    c.touch_hits += 1;
-                } else {
-                    c.get_misses += 1;
-                    c.touch_misses += 1;
-                }
-                if let (Some(next), Some(first)) = (keys.peek(), first) {
-                    if over_budget(out) {
-                        return (After::Sent, Some((first, next.as_ptr() as usize)));
-                    }
-                }
-            }
-            out.extend_from_slice(reply::END);
-            return (After::Sent, None);
+            return retrieve(ctx, keys, cas, Some(exptime), out, written)
         }
         Request::Storage(s) => {
             ops.record(s.key, 2);
@@ -274,6 +214,57 @@ fn storage_mode(kind: StorageKind, cas: u64) -> StoreMode {
         StorageKind::Prepend => StoreMode::Prepend,
         StorageKind::Cas => StoreMode::Cas(cas),
     }
+}
+
+/// `get`/`gets`, and `gat`/`gats` (with `touch`): every key's value (with its CAS when
+/// `cas`), then `END`, stopping past [`OUT_BUDGET`] as [`execute`] documents.
+fn retrieve<'k>(
+    ctx: &mut Ctx<'_>,
+    keys: impl Iterator<Item = &'k [u8]>,
+    cas: bool,
+    touch: Option<i64>,
+    out: &mut Vec<u8>,
+    written: usize,
+) -> (After, Resume) {
+    let store = ctx.store;
+    let ops = ctx.control.ops();
+    let c = &mut *ctx.counters;
+    let mut first = None;
+    let mut keys = keys.peekable();
+    while let Some(key) = keys.next() {
+        first.get_or_insert(key.as_ptr() as usize);
+        c.cmd_get += 1;
+        c.cmd_touch += u64::from(touch.is_some());
+        let mut vlen = 0;
+        let hit = store.get_append(key, touch, out, |it, out| {
+            vlen = it.len;
+            write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
+        });
+        if hit {
+            out.extend_from_slice(b"\r\n");
+        }
+        ops.record(key, usize::from(hit));
+        log_get(ctx.control, store, key, hit, vlen);
+        match (hit, touch.is_some()) {
+            (true, false) => c.get_hits += 1,
+            (true, true) => {
+                c.get_hits += 1;
+                c.touch_hits += 1;
+            }
+            (false, false) => c.get_misses += 1,
+            (false, true) => {
+                c.get_misses += 1;
+                c.touch_misses += 1;
+            }
+        }
+        if let (Some(next), Some(first)) = (keys.peek(), first) {
+            if out.len().saturating_sub(written) > OUT_BUDGET {
+                return (After::Sent, Some((first, next.as_ptr() as usize)));
+            }
+        }
+    }
+    out.extend_from_slice(reply::END);
+    (After::Sent, None)
 }
 
 /// For `watch fetchers`: an `item_get` line.
