@@ -22,6 +22,9 @@ cargo fmt --all -- --check
 ./scripts/check-layout.sh
 cargo clippy --workspace --all-targets --release -q -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps -q
+# The fuzz package is its own workspace, so the lints above do not reach it: check it
+# here, before the long steps, so a change that breaks a fuzz target fails early.
+(cd kvcache-server/fuzz && . ../../scripts/fuzz-toolchain.sh && cargo $toolchain check -q --bins)
 
 step "release build (server, tools, examples, benchmarks)"
 cargo build --workspace --release --all-targets -q
