@@ -183,6 +183,10 @@ fn operator_replies_match_memcached() {
         "lru_crawler mgdump",
         "lru_crawler crawl",
         "lru_crawler crawl 0",
+        "lru_crawler crawl 64",
+        "lru_crawler crawl 1,64",
+        "lru_crawler metadump 64",
+        "lru_crawler mgdump 63,64",
         "lru_crawler crawl all",
         "lru_crawler crawl 1,2",
         "lru_crawler sleep",
@@ -344,7 +348,7 @@ fn dump_variants_classes_and_switches() {
     assert!(!after.iter().any(|l| url_decode(field(l, "key")) == victim));
     assert_eq!(after.len(), 399);
     // Replies pipelined after a dump follow it.
-    c.send(b"lru_crawler metadump 255\r\nversion\r\n");
+    c.send(b"lru_crawler metadump 63\r\nversion\r\n");
     c.expect(b"END\r\nVERSION");
 
     let x = ServerProc::start(&["-X", "-W"]);
@@ -644,6 +648,74 @@ fn watch_streams_events_as_memcached_does() {
             "type=item_store key=w%3A1 status=stored cmd=set ttl=0 size=2",
             "type=item_get key=w%3A1 status=found size=2",
             "type=item_get key=w%3A2 status=not_found size=0",
+        ]
+    );
+}
+
+/// The shape of a `type=eviction` line: its field names in order, with the values that
+/// differ by design (time, ids, which key went first) replaced by what they must look like.
+fn eviction_shape(line: &str) -> String {
+    let fields: Vec<String> = line
+        .split(' ')
+        .filter(|f| !f.starts_with("ts=") && !f.starts_with("gid="))
+        .map(|f| {
+            let (name, v) = f.split_once('=').unwrap_or((f, ""));
+            let num = |v: &str| v.parse::<i64>().is_ok();
+            let v = match name {
+                "key" if v.strip_prefix("ev%3A").is_some_and(num) => "<key>".to_owned(),
+                "ttl" if v == "-1" => v.to_owned(),
+                "ttl" if v.parse::<i64>().is_ok_and(|t| (0..=100).contains(&t)) => {
+                    "<left>".to_owned()
+                }
+                "la" | "clsid" if v.parse::<u64>().is_ok() => "<n>".to_owned(),
+                _ => v.to_owned(),
+            };
+            format!("{name}={v}")
+        })
+        .collect();
+    fields.join(" ")
+}
+
+#[test]
+fn watch_evictions_as_memcached_does() {
+    let ours = ServerProc::start(&["-t", "2", "-m", "2"]);
+    let theirs = Memcached::start(&["-m", "2"]);
+    let mut shapes = Vec::new();
+    for addr in [ours.addr, theirs.addr] {
+        let mut w = Client::connect(addr);
+        w.send(b"watch evictions\r\n");
+        w.expect(b"OK\r\n");
+        // 6 MB of values, half never expiring, into 2 MB: thousands of evictions.
+        let mut c = Client::connect(addr);
+        let value = "v".repeat(1000);
+        send_sets(
+            &mut c,
+            (0..6000).map(|i| {
+                let ttl = if i % 2 == 0 { 100 } else { 0 };
+                format!("set ev:{i} 0 {ttl} 1000 noreply\r\n{value}\r\n")
+            }),
+        );
+        let mut text = String::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while text.matches("type=eviction").count() < 100 && Instant::now() < deadline {
+            text += &drain_for(&mut w, Duration::from_millis(100));
+        }
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("skipped="))
+            .collect();
+        assert!(lines.len() >= 100, "{addr}: {} lines", lines.len());
+        let mut kinds: Vec<String> = lines.iter().map(|l| eviction_shape(l)).collect();
+        kinds.sort();
+        kinds.dedup();
+        shapes.push(kinds);
+    }
+    assert_eq!(shapes[0], shapes[1]);
+    assert_eq!(
+        shapes[0],
+        [
+            "type=eviction key=<key> fetch=no ttl=-1 la=<n> clsid=<n> size=1000",
+            "type=eviction key=<key> fetch=no ttl=<left> la=<n> clsid=<n> size=1000",
         ]
     );
 }

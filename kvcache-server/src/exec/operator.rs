@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::watch::EventLog;
 use crate::protocol::text::ops::OpsRequest;
@@ -31,8 +31,8 @@ pub struct OpsState {
     pub(super) temp_ttl: AtomicI32,
     /// `-D`: the prefix delimiter.
     pub delimiter: u8,
-    /// The event log of `watch`.
-    pub log: EventLog,
+    /// The event log of `watch` (shared with the store, which reports evictions to it).
+    pub log: Arc<EventLog>,
     /// Bytes a watcher's buffer holds (`-o watcher_logbuf_size`, in KiB there).
     pub watcher_buf: usize,
     pub(super) detail: AtomicBool,
@@ -60,7 +60,7 @@ impl OpsState {
             warm_pct: AtomicU32::new(40),
             temp_ttl: AtomicI32::new(61),
             delimiter,
-            log: EventLog::default(),
+            log: Arc::new(EventLog::default()),
             watcher_buf: 256 << 10,
             detail: AtomicBool::new(false),
             prefixes: Mutex::new(HashMap::new()),
@@ -70,7 +70,7 @@ impl OpsState {
     /// An event log for `workers` workers with `worker_buf` bytes each, and watchers'
     /// buffers of `watcher_buf` bytes.
     pub fn with_log(mut self, workers: usize, worker_buf: usize, watcher_buf: usize) -> Self {
-        self.log = EventLog::new(workers, worker_buf);
+        self.log = Arc::new(EventLog::new(workers, worker_buf));
         self.watcher_buf = watcher_buf;
         self
     }

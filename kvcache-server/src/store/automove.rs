@@ -356,6 +356,7 @@ impl Store {
                 Some(e) => {
                     items += e.items();
                     moved += 1;
+                    self.report_slab_move(m.src, m.dst);
                 }
                 None => continue,
             }
