@@ -186,7 +186,6 @@ fn operator_replies_match_memcached() {
         "lru_crawler crawl 64",
         "lru_crawler crawl 1,64",
         "lru_crawler metadump 64",
-        "lru_crawler mgdump 63,64",
         "lru_crawler crawl all",
         "lru_crawler crawl 1,2",
         "lru_crawler sleep",
