@@ -496,6 +496,105 @@ fn stats_detail_matches_memcached() {
     }
 }
 
+/// A binary request packet: opcode, key, extras, value.
+fn bin_request(op: u8, key: &[u8], extras: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, op];
+    p.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+    let body = (extras.len() + key.len() + value.len()) as u32;
+    p.extend_from_slice(&body.to_be_bytes());
+    p.extend_from_slice(&[0; 12]);
+    p.extend_from_slice(extras);
+    p.extend_from_slice(key);
+    p.extend_from_slice(value);
+    p
+}
+
+/// Reads binary responses up to and including the one of opcode `last`.
+fn bin_read_until(c: &mut Client, last: u8) {
+    loop {
+        let h = c.read_n(24);
+        let body = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        c.read_n(body);
+        if h[1] == last {
+            return;
+        }
+    }
+}
+
+#[test]
+fn stats_detail_counts_binary_and_large_values_as_memcached() {
+    const NOOP: u8 = 0x0a;
+    let ours = ServerProc::start(&[]);
+    let theirs = Memcached::start(&[]);
+    let mut dumps = Vec::new();
+    for addr in [ours.addr, theirs.addr] {
+        let mut t = Client::connect(addr);
+        assert_eq!(ask(&mut t, "stats detail on"), "OK\r\n");
+        let set_x = [0u8; 8];
+        let exp = [0u8; 4];
+        let mut b = Client::connect(addr);
+        let mut pkts = Vec::new();
+        for p in [
+            bin_request(0x01, b"b:1", &set_x, b"v"),  // set
+            bin_request(0x00, b"b:1", &[], &[]),      // get: hit
+            bin_request(0x00, b"b:2", &[], &[]),      // get: miss
+            bin_request(0x04, b"b:1", &[], &[]),      // delete
+            bin_request(0x04, b"b:3", &[], &[]),      // delete: not found
+            bin_request(0x1c, b"b:4", &exp, &[]),     // touch: miss
+            bin_request(0x1d, b"b:1", &exp, &[]),     // gat: miss
+            bin_request(0x0e, b"b:5", &[], b"x"),     // append: not stored
+            bin_request(0x09, b"b:7", &[], &[]),      // getq: miss
+            bin_request(0x12, b"b:8", &set_x, b"v"),  // addq
+            bin_request(0x05, b"b:6", &[0; 20], &[]), // incr: not counted
+        ] {
+            pkts.extend_from_slice(&p);
+        }
+        pkts.extend_from_slice(&bin_request(NOOP, b"", &[], &[]));
+        b.send(&pkts);
+        bin_read_until(&mut b, NOOP);
+        // Values long enough to be received straight into their items, sent in two
+        // pieces: text and binary, and a text one over `-I`.
+        let big = vec![b'v'; 100_000];
+        t.send(b"set big:1 0 0 100000\r\n");
+        let mut p = bin_request(0x01, b"bl:1", &set_x, &big);
+        b.send(&p[..24 + 8 + 4 + 50_000]);
+        std::thread::sleep(Duration::from_millis(50));
+        t.send(&big[..50_000]);
+        std::thread::sleep(Duration::from_millis(50));
+        t.send(&big[50_000..]);
+        t.send(b"\r\n");
+        t.expect(b"STORED\r\n");
+        b.send(&p.split_off(24 + 8 + 4 + 50_000));
+        b.send(&bin_request(NOOP, b"", &[], &[]));
+        bin_read_until(&mut b, NOOP);
+        t.send(b"set big:2 0 0 2000000\r\n");
+        t.send(&vec![b'v'; 2_000_000]);
+        t.send(b"\r\n");
+        t.expect(b"SERVER_ERROR object too large for cache\r\n");
+        // Meta commands are not counted by memcached 1.6.18.
+        let meta = ask(
+            &mut t,
+            "ms m:1 2\r\nhi\r\nmg m:1 v\r\nmg m:2\r\nmd m:1\r\nma m:1",
+        );
+        assert_eq!(meta, "HD\r\nVA 2\r\nhi\r\nEN\r\nHD\r\nNF\r\n");
+        let dump = ask(&mut t, "stats detail dump");
+        let mut lines: Vec<String> = dump.lines().map(str::to_owned).collect();
+        lines.sort();
+        dumps.push(lines);
+    }
+    assert_eq!(dumps[0], dumps[1]);
+    assert_eq!(
+        dumps[0],
+        [
+            "END",
+            "PREFIX b get 5 hit 1 set 3 del 2",
+            "PREFIX big get 0 hit 0 set 2 del 0",
+            "PREFIX bl get 0 hit 0 set 1 del 0",
+        ]
+    );
+}
+
 #[test]
 fn daemon_mode_writes_and_removes_the_pidfile() {
     let dir = std::env::temp_dir().join(format!("kvcache-ops-{}", std::process::id()));

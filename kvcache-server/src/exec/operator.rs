@@ -15,6 +15,37 @@ pub const MAX_PREFIXES: usize = 65_536;
 /// Per-prefix counters of `stats detail`: gets, hits, sets, deletes.
 type PrefixCounts = [u64; 4];
 
+/// What a request did with its key, as `stats detail` counts it (memcached's
+/// `stats_prefix_record_get`, `_set`, `_delete`).
+///
+/// memcached 1.6.18 counts the text `get`/`gets`/`gat`/`gats` (per key), `set`, `add`,
+/// `replace`, `append`, `prepend`, `cas` (when the line is read: failed stores count)
+/// and `delete`; the binary get, touch and gat forms, set, add, replace, append, prepend
+/// and delete (quiet or not). It counts no meta command (`mg`, `ms`, `md`, `ma` call no
+/// `stats_prefix_record_*`), nor `incr`/`decr`/`touch`, and neither do we.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// A retrieval that found nothing (a `get`).
+    Miss,
+    /// A retrieval that found the key (a `get` and a `hit`).
+    Hit,
+    /// A storage command (`set`).
+    Set,
+    /// A deletion (`del`).
+    Delete,
+}
+
+impl Detail {
+    /// A retrieval's: [`Hit`](Self::Hit) if it found the key.
+    pub fn get(hit: bool) -> Self {
+        if hit {
+            Detail::Hit
+        } else {
+            Detail::Miss
+        }
+    }
+}
+
 /// Operator settings every worker sees, changed at run time.
 #[derive(Debug)]
 pub struct OpsState {
@@ -129,17 +160,17 @@ impl OpsState {
         ]
     }
 
-    /// Counts a request on `key` for `stats detail` (`what`: 0 get, 1 hit, 2 set, 3
-    /// delete; a hit is also a get). Cheap when detail is off: one relaxed load.
+    /// Counts a request on `key` for `stats detail`. Cheap when detail is off: one
+    /// relaxed load.
     #[inline]
-    pub fn record(&self, key: &[u8], what: usize) {
+    pub fn record(&self, key: &[u8], what: Detail) {
         if self.detail.load(Relaxed) {
             self.record_slow(key, what);
         }
     }
 
     #[cold]
-    fn record_slow(&self, key: &[u8], what: usize) {
+    fn record_slow(&self, key: &[u8], what: Detail) {
         // memcached counts only keys that hold the delimiter, by what precedes it.
         let Some(end) = key.iter().position(|&b| b == self.delimiter) else {
             return;
@@ -152,10 +183,15 @@ impl OpsState {
             None if n >= MAX_PREFIXES => return,
             None => &mut map.entry(prefix.to_vec()).or_insert((n, [0; 4])).1,
         };
-        if what == 1 {
-            counts[0] += 1;
+        match what {
+            Detail::Miss => counts[0] += 1,
+            Detail::Hit => {
+                counts[0] += 1;
+                counts[1] += 1;
+            }
+            Detail::Set => counts[2] += 1,
+            Detail::Delete => counts[3] += 1,
         }
-        counts[what] += 1;
     }
 
     /// `stats detail dump`: `PREFIX <p> get <n> hit <n> set <n> del <n>` lines, then

@@ -17,7 +17,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::context::{After, Ctx};
-pub use super::operator::OpsState;
+pub use super::operator::{Detail, OpsState};
 use crate::protocol::lex::push_u64;
 use crate::protocol::text::ops::{uri_encode, ClassFilter, DumpFormat, OpsRequest};
 use crate::protocol::text::reply;
