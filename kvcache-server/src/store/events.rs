@@ -6,7 +6,7 @@
 //! no watcher, or nobody watching, an eviction costs one atomic load more, and nothing at
 //! all is formatted or locked.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use slab_core::engine::size_class::ClassId;
 
@@ -50,9 +50,6 @@ pub trait StoreWatcher: Send + Sync + std::fmt::Debug {
     /// 1-based ids; `dst` 0: to the global pool, whoever allocates next).
     fn slab_moved(&self, src: usize, dst: usize);
 }
-
-/// The store's watcher, set at most once.
-pub(super) type WatcherSlot = OnceLock<Arc<dyn StoreWatcher>>;
 
 impl Store {
     /// Installs the watcher of evictions and slab moves; false if one was already set.

@@ -211,7 +211,7 @@ pub use stats::{ClassSample, ClassStats, StoreStats};
 pub(crate) use write::Pending;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 use slab_core::engine::size_class::{ClassId, SizeClasses};
@@ -358,7 +358,7 @@ pub struct Store {
     /// Warm restart: mode, figures, the maintenance gate (`restart.rs`).
     restart: RestartState,
     /// Who hears of evictions and slab moves (`events.rs`; `watch`).
-    watcher: events::WatcherSlot,
+    watcher: OnceLock<Arc<dyn StoreWatcher>>,
 }
 
 // The store is shared by worker threads as `Arc<Store>`.
@@ -583,7 +583,7 @@ impl Store {
                 tables_shrunk: AtomicBool::new(false),
             },
             restart: RestartState::new(settings),
-            watcher: events::WatcherSlot::new(),
+            watcher: OnceLock::new(),
             cfg,
         })
     }

@@ -1420,11 +1420,14 @@ fn pending_items_survive_eviction_and_count_against_the_limit() {
     assert_eq!(used_chunks(&s), 0);
 }
 
+/// An eviction as reported: key, fetched, ttl, class id, value length.
+type Reported = (Vec<u8>, bool, i64, usize, usize);
+
 /// Records what the store reports to a watcher.
 #[derive(Debug, Default)]
 struct Recorder {
     on: std::sync::atomic::AtomicBool,
-    evicted: Mutex<Vec<(Vec<u8>, bool, i64, usize, usize)>>,
+    evicted: Mutex<Vec<Reported>>,
 }
 
 impl StoreWatcher for Recorder {
