@@ -7,6 +7,17 @@
 //! (`log_worker_dropped`): a worker never waits for a watcher. The logger thread
 //! (`server::watch`) hands the lines to each watcher's own bounded buffer; a watcher that
 //! reads too slowly loses lines, announced by a `skipped=N` line as in memcached.
+//!
+//! The kinds and their lines, as memcached 1.6.18 writes them: `fetchers` (`item_get`),
+//! `mutations` (`item_store`), `connevents` (`conn_new`, `conn_close`), from the workers;
+//! `evictions` (`eviction`) and `sysevents` (`slab_move src=<id> dst=<id>`, a slab the
+//! automove policy moved; 0: to the global pool), reported by the store through
+//! [`StoreWatcher`] from whichever thread evicts or moves. An eviction line is written for
+//! every item the `evicted` counters count: the CLOCK hand's, and those a slab move or a
+//! `cache_memlimit` shrink evicts (memcached logs only its LRU tail's: its slab mover
+//! counts its evictions apart, in `slab_reassign_evictions_nomem`). memcached's other
+//! `sysevents` line, `type=lru_crawler` (its LRU maintainer scheduling background
+//! crawls), has no counterpart: our expiry crawl runs on a fixed schedule, not per LRU.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
