@@ -314,9 +314,25 @@ mod tests {
             (cache_memlimit(b" x"), reply::ERROR),
             (stats_detail(b""), reply::STATS_DETAIL),
             (watch(b" foo"), reply::ERROR),
+            (lru_crawler(b" crawl 64"), BADCLASS),
+            (lru_crawler(b" metadump 1,64"), BADCLASS),
         ] {
             assert_eq!(got, Err((want, false)));
         }
+        let Ok(OpsRequest::Crawl(top)) = lru_crawler(b" crawl 63") else {
+            panic!()
+        };
+        assert!(top.covers(63) && !top.covers(62));
+        let Ok(OpsRequest::Watch(m)) = watch(b" sysevents rawcmds proxyreqs") else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            WatchMask {
+                sysevents: true,
+                ..WatchMask::default()
+            }
+        );
         assert_eq!(
             cache_memlimit(b" 100 noreply"),
             Ok(OpsRequest::MemLimit {
