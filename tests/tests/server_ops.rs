@@ -183,6 +183,9 @@ fn operator_replies_match_memcached() {
         "lru_crawler mgdump",
         "lru_crawler crawl",
         "lru_crawler crawl 0",
+        "lru_crawler crawl 64",
+        "lru_crawler crawl 1,64",
+        "lru_crawler metadump 64",
         "lru_crawler crawl all",
         "lru_crawler crawl 1,2",
         "lru_crawler sleep",
@@ -344,7 +347,7 @@ fn dump_variants_classes_and_switches() {
     assert!(!after.iter().any(|l| url_decode(field(l, "key")) == victim));
     assert_eq!(after.len(), 399);
     // Replies pipelined after a dump follow it.
-    c.send(b"lru_crawler metadump 255\r\nversion\r\n");
+    c.send(b"lru_crawler metadump 63\r\nversion\r\n");
     c.expect(b"END\r\nVERSION");
 
     let x = ServerProc::start(&["-X", "-W"]);
@@ -491,6 +494,105 @@ fn stats_detail_matches_memcached() {
             assert_eq!(get(&mut a, n), get(&mut b, n), "{n}");
         }
     }
+}
+
+/// A binary request packet: opcode, key, extras, value.
+fn bin_request(op: u8, key: &[u8], extras: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, op];
+    p.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    p.extend_from_slice(&[extras.len() as u8, 0, 0, 0]);
+    let body = (extras.len() + key.len() + value.len()) as u32;
+    p.extend_from_slice(&body.to_be_bytes());
+    p.extend_from_slice(&[0; 12]);
+    p.extend_from_slice(extras);
+    p.extend_from_slice(key);
+    p.extend_from_slice(value);
+    p
+}
+
+/// Reads binary responses up to and including the one of opcode `last`.
+fn bin_read_until(c: &mut Client, last: u8) {
+    loop {
+        let h = c.read_n(24);
+        let body = u32::from_be_bytes([h[8], h[9], h[10], h[11]]) as usize;
+        c.read_n(body);
+        if h[1] == last {
+            return;
+        }
+    }
+}
+
+#[test]
+fn stats_detail_counts_binary_and_large_values_as_memcached() {
+    const NOOP: u8 = 0x0a;
+    let ours = ServerProc::start(&[]);
+    let theirs = Memcached::start(&[]);
+    let mut dumps = Vec::new();
+    for addr in [ours.addr, theirs.addr] {
+        let mut t = Client::connect(addr);
+        assert_eq!(ask(&mut t, "stats detail on"), "OK\r\n");
+        let set_x = [0u8; 8];
+        let exp = [0u8; 4];
+        let mut b = Client::connect(addr);
+        let mut pkts = Vec::new();
+        for p in [
+            bin_request(0x01, b"b:1", &set_x, b"v"),  // set
+            bin_request(0x00, b"b:1", &[], &[]),      // get: hit
+            bin_request(0x00, b"b:2", &[], &[]),      // get: miss
+            bin_request(0x04, b"b:1", &[], &[]),      // delete
+            bin_request(0x04, b"b:3", &[], &[]),      // delete: not found
+            bin_request(0x1c, b"b:4", &exp, &[]),     // touch: miss
+            bin_request(0x1d, b"b:1", &exp, &[]),     // gat: miss
+            bin_request(0x0e, b"b:5", &[], b"x"),     // append: not stored
+            bin_request(0x09, b"b:7", &[], &[]),      // getq: miss
+            bin_request(0x12, b"b:8", &set_x, b"v"),  // addq
+            bin_request(0x05, b"b:6", &[0; 20], &[]), // incr: not counted
+        ] {
+            pkts.extend_from_slice(&p);
+        }
+        pkts.extend_from_slice(&bin_request(NOOP, b"", &[], &[]));
+        b.send(&pkts);
+        bin_read_until(&mut b, NOOP);
+        // Values long enough to be received straight into their items, sent in two
+        // pieces: text and binary, and a text one over `-I`.
+        let big = vec![b'v'; 100_000];
+        t.send(b"set big:1 0 0 100000\r\n");
+        let mut p = bin_request(0x01, b"bl:1", &set_x, &big);
+        b.send(&p[..24 + 8 + 4 + 50_000]);
+        std::thread::sleep(Duration::from_millis(50));
+        t.send(&big[..50_000]);
+        std::thread::sleep(Duration::from_millis(50));
+        t.send(&big[50_000..]);
+        t.send(b"\r\n");
+        t.expect(b"STORED\r\n");
+        b.send(&p.split_off(24 + 8 + 4 + 50_000));
+        b.send(&bin_request(NOOP, b"", &[], &[]));
+        bin_read_until(&mut b, NOOP);
+        t.send(b"set big:2 0 0 2000000\r\n");
+        t.send(&vec![b'v'; 2_000_000]);
+        t.send(b"\r\n");
+        t.expect(b"SERVER_ERROR object too large for cache\r\n");
+        // Meta commands are not counted by memcached 1.6.18.
+        let meta = ask(
+            &mut t,
+            "ms m:1 2\r\nhi\r\nmg m:1 v\r\nmg m:2\r\nmd m:1\r\nma m:1",
+        );
+        assert_eq!(meta, "HD\r\nVA 2\r\nhi\r\nEN\r\nHD\r\nNF\r\n");
+        let dump = ask(&mut t, "stats detail dump");
+        let mut lines: Vec<String> = dump.lines().map(str::to_owned).collect();
+        lines.sort();
+        dumps.push(lines);
+    }
+    assert_eq!(dumps[0], dumps[1]);
+    assert_eq!(
+        dumps[0],
+        [
+            "END",
+            "PREFIX b get 5 hit 1 set 3 del 2",
+            "PREFIX big get 0 hit 0 set 2 del 0",
+            "PREFIX bl get 0 hit 0 set 1 del 0",
+        ]
+    );
 }
 
 #[test]
@@ -644,6 +746,74 @@ fn watch_streams_events_as_memcached_does() {
             "type=item_store key=w%3A1 status=stored cmd=set ttl=0 size=2",
             "type=item_get key=w%3A1 status=found size=2",
             "type=item_get key=w%3A2 status=not_found size=0",
+        ]
+    );
+}
+
+/// The shape of a `type=eviction` line: its field names in order, with the values that
+/// differ by design (time, ids, which key went first) replaced by what they must look like.
+fn eviction_shape(line: &str) -> String {
+    let fields: Vec<String> = line
+        .split(' ')
+        .filter(|f| !f.starts_with("ts=") && !f.starts_with("gid="))
+        .map(|f| {
+            let (name, v) = f.split_once('=').unwrap_or((f, ""));
+            let num = |v: &str| v.parse::<i64>().is_ok();
+            let v = match name {
+                "key" if v.strip_prefix("ev%3A").is_some_and(num) => "<key>".to_owned(),
+                "ttl" if v == "-1" => v.to_owned(),
+                "ttl" if v.parse::<i64>().is_ok_and(|t| (0..=100).contains(&t)) => {
+                    "<left>".to_owned()
+                }
+                "la" | "clsid" if v.parse::<u64>().is_ok() => "<n>".to_owned(),
+                _ => v.to_owned(),
+            };
+            format!("{name}={v}")
+        })
+        .collect();
+    fields.join(" ")
+}
+
+#[test]
+fn watch_evictions_as_memcached_does() {
+    let ours = ServerProc::start(&["-t", "2", "-m", "2"]);
+    let theirs = Memcached::start(&["-m", "2"]);
+    let mut shapes = Vec::new();
+    for addr in [ours.addr, theirs.addr] {
+        let mut w = Client::connect(addr);
+        w.send(b"watch evictions\r\n");
+        w.expect(b"OK\r\n");
+        // 6 MB of values, half never expiring, into 2 MB: thousands of evictions.
+        let mut c = Client::connect(addr);
+        let value = "v".repeat(1000);
+        send_sets(
+            &mut c,
+            (0..6000).map(|i| {
+                let ttl = if i % 2 == 0 { 100 } else { 0 };
+                format!("set ev:{i} 0 {ttl} 1000 noreply\r\n{value}\r\n")
+            }),
+        );
+        let mut text = String::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while text.matches("type=eviction").count() < 100 && Instant::now() < deadline {
+            text += &drain_for(&mut w, Duration::from_millis(100));
+        }
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("skipped="))
+            .collect();
+        assert!(lines.len() >= 100, "{addr}: {} lines", lines.len());
+        let mut kinds: Vec<String> = lines.iter().map(|l| eviction_shape(l)).collect();
+        kinds.sort();
+        kinds.dedup();
+        shapes.push(kinds);
+    }
+    assert_eq!(shapes[0], shapes[1]);
+    assert_eq!(
+        shapes[0],
+        [
+            "type=eviction key=<key> fetch=no ttl=-1 la=<n> clsid=<n> size=1000",
+            "type=eviction key=<key> fetch=no ttl=<left> la=<n> clsid=<n> size=1000",
         ]
     );
 }

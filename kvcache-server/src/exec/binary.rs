@@ -3,6 +3,7 @@
 //! opaque echo and CAS in the response header.
 
 use super::context::{After, Ctx};
+use super::ops::Detail;
 use crate::protocol::binary::{self, Command, Header, Packet, Status, StoreHead, StoreKind};
 use crate::protocol::lex::format_u64;
 use crate::protocol::text::StatsKind;
@@ -31,6 +32,8 @@ pub fn execute(ctx: &mut Ctx<'_>, pkt: &Packet<'_>, out: &mut Vec<u8>) -> After 
             if *delete_key {
                 store.delete(key);
             }
+            // memcached counts the store for `stats detail` before it finds it too large.
+            ctx.control.ops().record(key, Detail::Set);
             binary::write_error(out, header, Status::TooLarge);
             After::Swallow(*swallow)
         }
@@ -55,6 +58,7 @@ pub fn execute(ctx: &mut Ctx<'_>, pkt: &Packet<'_>, out: &mut Vec<u8>) -> After 
 /// Executes one request (a complete packet's command).
 pub(crate) fn run(ctx: &Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Vec<u8>) -> After {
     let store = ctx.store;
+    let ops = ctx.control.ops();
     let quiet = h.quiet();
     let ok = |out: &mut Vec<u8>, cas: u64| {
         if !quiet {
@@ -73,6 +77,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Vec<u8
                     Some(it.value),
                 );
             });
+            ops.record(key, Detail::get(hit));
             if !hit {
                 miss(out, h, key, with_key);
             }
@@ -87,6 +92,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Vec<u8
                 let value = with_value.then_some(it.value);
                 binary::write_hit(out, h, it.flags, it.cas, with_key.then_some(key), value);
             });
+            ops.record(key, Detail::get(hit));
             if !hit {
                 miss(out, h, key, with_key);
             }
@@ -98,6 +104,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Vec<u8
             exptime,
             value,
         } => {
+            ops.record(key, Detail::Set);
             let exptime = i64::from(exptime);
             let mode = store_mode(h, kind);
             // Append and prepend may carry a CAS: the store compares it under the key's
@@ -108,6 +115,7 @@ pub(crate) fn run(ctx: &Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Vec<u8
             store_reply(h, kind, outcome, cas, out);
         }
         Command::Delete { key } => {
+            ops.record(key, Detail::Delete);
             let cas = (h.cas != 0).then_some(h.cas);
             match store.meta_delete(key, cas, false, None) {
                 MetaDeleteOutcome::Deleted => ok(out, 0),

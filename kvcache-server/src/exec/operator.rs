@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::watch::EventLog;
 use crate::protocol::text::ops::OpsRequest;
@@ -14,6 +14,37 @@ pub const MAX_PREFIXES: usize = 65_536;
 
 /// Per-prefix counters of `stats detail`: gets, hits, sets, deletes.
 type PrefixCounts = [u64; 4];
+
+/// What a request did with its key, as `stats detail` counts it (memcached's
+/// `stats_prefix_record_get`, `_set`, `_delete`).
+///
+/// memcached 1.6.18 counts the text `get`/`gets`/`gat`/`gats` (per key), `set`, `add`,
+/// `replace`, `append`, `prepend`, `cas` (when the line is read: failed stores count)
+/// and `delete`; the binary get, touch and gat forms, set, add, replace, append, prepend
+/// and delete (quiet or not). It counts no meta command (`mg`, `ms`, `md`, `ma` call no
+/// `stats_prefix_record_*`), nor `incr`/`decr`/`touch`, and neither do we.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detail {
+    /// A retrieval that found nothing (a `get`).
+    Miss,
+    /// A retrieval that found the key (a `get` and a `hit`).
+    Hit,
+    /// A storage command (`set`).
+    Set,
+    /// A deletion (`del`).
+    Delete,
+}
+
+impl Detail {
+    /// A retrieval's: [`Hit`](Self::Hit) if it found the key.
+    pub fn get(hit: bool) -> Self {
+        if hit {
+            Detail::Hit
+        } else {
+            Detail::Miss
+        }
+    }
+}
 
 /// Operator settings every worker sees, changed at run time.
 #[derive(Debug)]
@@ -31,8 +62,8 @@ pub struct OpsState {
     pub(super) temp_ttl: AtomicI32,
     /// `-D`: the prefix delimiter.
     pub delimiter: u8,
-    /// The event log of `watch`.
-    pub log: EventLog,
+    /// The event log of `watch` (shared with the store, which reports evictions to it).
+    pub log: Arc<EventLog>,
     /// Bytes a watcher's buffer holds (`-o watcher_logbuf_size`, in KiB there).
     pub watcher_buf: usize,
     pub(super) detail: AtomicBool,
@@ -60,7 +91,7 @@ impl OpsState {
             warm_pct: AtomicU32::new(40),
             temp_ttl: AtomicI32::new(61),
             delimiter,
-            log: EventLog::default(),
+            log: Arc::new(EventLog::default()),
             watcher_buf: 256 << 10,
             detail: AtomicBool::new(false),
             prefixes: Mutex::new(HashMap::new()),
@@ -70,7 +101,7 @@ impl OpsState {
     /// An event log for `workers` workers with `worker_buf` bytes each, and watchers'
     /// buffers of `watcher_buf` bytes.
     pub fn with_log(mut self, workers: usize, worker_buf: usize, watcher_buf: usize) -> Self {
-        self.log = EventLog::new(workers, worker_buf);
+        self.log = Arc::new(EventLog::new(workers, worker_buf));
         self.watcher_buf = watcher_buf;
         self
     }
@@ -129,17 +160,17 @@ impl OpsState {
         ]
     }
 
-    /// Counts a request on `key` for `stats detail` (`what`: 0 get, 1 hit, 2 set, 3
-    /// delete; a hit is also a get). Cheap when detail is off: one relaxed load.
+    /// Counts a request on `key` for `stats detail`. Cheap when detail is off: one
+    /// relaxed load.
     #[inline]
-    pub fn record(&self, key: &[u8], what: usize) {
+    pub fn record(&self, key: &[u8], what: Detail) {
         if self.detail.load(Relaxed) {
             self.record_slow(key, what);
         }
     }
 
     #[cold]
-    fn record_slow(&self, key: &[u8], what: usize) {
+    fn record_slow(&self, key: &[u8], what: Detail) {
         // memcached counts only keys that hold the delimiter, by what precedes it.
         let Some(end) = key.iter().position(|&b| b == self.delimiter) else {
             return;
@@ -152,10 +183,15 @@ impl OpsState {
             None if n >= MAX_PREFIXES => return,
             None => &mut map.entry(prefix.to_vec()).or_insert((n, [0; 4])).1,
         };
-        if what == 1 {
-            counts[0] += 1;
+        match what {
+            Detail::Miss => counts[0] += 1,
+            Detail::Hit => {
+                counts[0] += 1;
+                counts[1] += 1;
+            }
+            Detail::Set => counts[2] += 1,
+            Detail::Delete => counts[3] += 1,
         }
-        counts[what] += 1;
     }
 
     /// `stats detail dump`: `PREFIX <p> get <n> hit <n> set <n> del <n>` lines, then

@@ -17,7 +17,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::context::{After, Ctx};
-pub use super::operator::OpsState;
+pub use super::operator::{Detail, OpsState};
 use crate::protocol::lex::push_u64;
 use crate::protocol::text::ops::{uri_encode, ClassFilter, DumpFormat, OpsRequest};
 use crate::protocol::text::reply;
@@ -41,11 +41,12 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &OpsRequest, out: &mut Vec<u8>) -> After 
                 return After::Dump { format, classes };
             }
         }
-        OpsRequest::Crawl(_) => {
+        OpsRequest::Crawl(classes) => {
             if ops.crawler.load(Relaxed) {
                 // Expired items are invisible to every client already; the crawl frees
-                // their memory now, whichever classes were named.
-                store.reclaim_expired();
+                // the memory of those of the named classes now. memcached answers `OK`
+                // once its crawler has started; ours has finished by then.
+                store.reclaim_expired_in(|id| classes.covers(id));
                 out.extend_from_slice(reply::OK);
             } else {
                 out.extend_from_slice(b"CLIENT_ERROR lru crawler disabled\r\n");

@@ -2,6 +2,7 @@
 //! 1.6.18's semantics and reply bytes.
 
 use super::context::{After, Control, Ctx};
+use super::ops::Detail;
 use super::stats::Counters;
 use super::watch;
 use crate::protocol::text::{
@@ -48,7 +49,7 @@ pub fn execute(
             return retrieve(ctx, keys, cas, Some(exptime), out, written)
         }
         Request::Storage(s) => {
-            ops.record(s.key, 2);
+            ops.record(s.key, Detail::Set);
             let outcome = storage(c, store, s, out);
             log_store(
                 ctx.control,
@@ -66,6 +67,8 @@ pub fn execute(
             swallow,
         } => {
             // memcached drops the old value so that a failed update leaves no stale data.
+            // It counts the `set` for `stats detail` before it finds the value too large.
+            ops.record(key, Detail::Set);
             c.cmd_set += 1;
             c.store_too_large += 1;
             store.delete(key);
@@ -73,7 +76,7 @@ pub fn execute(
             return (After::SwallowThenReply(swallow), None);
         }
         Request::Delete { key, noreply } => {
-            ops.record(key, 3);
+            ops.record(key, Detail::Delete);
             if store.delete(key) {
                 c.delete_hits += 1;
                 put(out, reply::DELETED, noreply);
@@ -243,7 +246,7 @@ fn retrieve<'k>(
         if hit {
             out.extend_from_slice(b"\r\n");
         }
-        ops.record(key, usize::from(hit));
+        ops.record(key, Detail::get(hit));
         log_get(ctx.control, store, key, hit, vlen);
         match (hit, touch.is_some()) {
             (true, false) => c.get_hits += 1,

@@ -42,6 +42,7 @@
 //! value is complete gives the item's chunks back ([`Receiving::abandon`]).
 
 use super::context::{After, Ctx, Step};
+use super::ops::Detail;
 use super::{binary, meta, text};
 use crate::protocol::binary::{StoreHead, StoreKind};
 use crate::protocol::meta::{reply as meta_reply, DetachedSetHead};
@@ -136,6 +137,10 @@ impl Receiving {
         let line = &buf[..used];
         let begun = match &head {
             Head::Text(h) => {
+                // memcached counts a storage command for `stats detail` when its line
+                // is read, whatever becomes of its value (this path never reaches the
+                // buffered request's count in `text::execute`).
+                ctx.control.ops().record(h.key.get(line), Detail::Set);
                 if !streams || matches!(h.kind, StorageKind::Append | StorageKind::Prepend) {
                     None
                 } else {
@@ -155,9 +160,12 @@ impl Receiving {
             Head::Binary(h) => {
                 ctx.counters.cmd_binary += 1;
                 if !streams || matches!(h.kind, StoreKind::Append | StoreKind::Prepend) {
+                    // Counted when the whole packet runs (`binary::run`).
                     None
                 } else {
-                    Some(binary::store_begin(store, h, h.key.get(line), out))
+                    let key = h.key.get(line);
+                    ctx.control.ops().record(key, Detail::Set);
+                    Some(binary::store_begin(store, h, key, out))
                 }
             }
         };

@@ -7,12 +7,24 @@
 //! (`log_worker_dropped`): a worker never waits for a watcher. The logger thread
 //! (`server::watch`) hands the lines to each watcher's own bounded buffer; a watcher that
 //! reads too slowly loses lines, announced by a `skipped=N` line as in memcached.
+//!
+//! The kinds and their lines, as memcached 1.6.18 writes them: `fetchers` (`item_get`),
+//! `mutations` (`item_store`), `connevents` (`conn_new`, `conn_close`), from the workers;
+//! `evictions` (`eviction`) and `sysevents` (`slab_move src=<id> dst=<id>`, a slab the
+//! automove policy moved; 0: to the global pool), reported by the store through
+//! [`StoreWatcher`] from whichever thread evicts or moves. An eviction line is written for
+//! every item the `evicted` counters count: the CLOCK hand's, and those a slab move or a
+//! `cache_memlimit` shrink evicts (memcached logs only its LRU tail's: its slab mover
+//! counts its evictions apart, in `slab_reassign_evictions_nomem`). memcached's other
+//! `sysevents` line, `type=lru_crawler` (its LRU maintainer scheduling background
+//! crawls), has no counterpart: our expiry crawl runs on a fixed schedule, not per LRU.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::protocol::text::ops::{uri_encode, WatchMask};
+use crate::store::{Evicted, StoreEvent, StoreWatcher};
 
 /// Item gets (`watch fetchers`).
 pub const FETCHERS: u8 = 1;
@@ -22,6 +34,8 @@ pub const MUTATIONS: u8 = 2;
 pub const EVICTIONS: u8 = 4;
 /// Connections opened and closed (`watch connevents`).
 pub const CONNEVENTS: u8 = 8;
+/// System events (`watch sysevents`): slabs the automove policy moves.
+pub const SYSEVENTS: u8 = 16;
 
 /// The kinds a watch mask asks for.
 pub fn kinds(m: &WatchMask) -> u8 {
@@ -29,6 +43,7 @@ pub fn kinds(m: &WatchMask) -> u8 {
         | (if m.mutations { MUTATIONS } else { 0 })
         | (if m.evictions { EVICTIONS } else { 0 })
         | (if m.connevents { CONNEVENTS } else { 0 })
+        | (if m.sysevents { SYSEVENTS } else { 0 })
 }
 
 /// memcached's default `-o worker_logbuf_size` (64 KiB).
@@ -110,6 +125,16 @@ impl EventLog {
         self.dropped.load(Relaxed)
     }
 
+    /// [`emit`](Self::emit) from a thread that is not a worker, or does not know which
+    /// (the store, evicting on any thread): into a buffer picked by thread.
+    #[cold]
+    pub fn emit_any(&self, kind: u8, body: impl FnOnce(&mut Vec<u8>)) {
+        use std::sync::atomic::AtomicUsize;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        thread_local!(static SLOT: usize = NEXT.fetch_add(1, Relaxed));
+        self.emit(SLOT.with(|s| *s), kind, body);
+    }
+
     /// Appends an event of `kind` from `worker`: `body` writes the line after
     /// `ts=... gid=... ` (without its newline).
     #[cold]
@@ -155,6 +180,46 @@ impl EventLog {
             }
         }
     }
+}
+
+/// The store's evictions and slab moves go to the watchers of `evictions` and
+/// `sysevents`.
+impl StoreWatcher for EventLog {
+    #[inline]
+    fn wants(&self, kind: StoreEvent) -> bool {
+        EventLog::wants(
+            self,
+            match kind {
+                StoreEvent::Eviction => EVICTIONS,
+                StoreEvent::SlabMove => SYSEVENTS,
+            },
+        )
+    }
+
+    fn evicted(&self, e: &Evicted<'_>) {
+        self.emit_any(EVICTIONS, |o| eviction(o, e));
+    }
+
+    fn slab_moved(&self, src: usize, dst: usize) {
+        self.emit_any(SYSEVENTS, |o| {
+            o.extend_from_slice(format!("type=slab_move src={src} dst={dst}").as_bytes())
+        });
+    }
+}
+
+/// `type=eviction key=<k> fetch=<yes|no> ttl=<secs left, -1: never> la=<secs idle>
+/// clsid=<n> size=<value bytes>` (memcached's `_logger_parse_ee`).
+pub fn eviction(out: &mut Vec<u8>, e: &Evicted<'_>) {
+    out.extend_from_slice(b"type=eviction key=");
+    uri_encode(out, e.key);
+    let fetch = if e.fetched { "yes" } else { "no" };
+    out.extend_from_slice(
+        format!(
+            " fetch={fetch} ttl={} la={} clsid={} size={}",
+            e.ttl, e.idle, e.clsid, e.size
+        )
+        .as_bytes(),
+    );
 }
 
 /// `type=item_get key=<k> status=<found|not_found> clsid=<n> cfd=<fd> size=<n>`.
@@ -220,6 +285,45 @@ pub fn conn_event(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eviction_line_as_memcached_writes_it() {
+        let mut o = Vec::new();
+        let e = Evicted {
+            key: b"a b",
+            fetched: false,
+            ttl: -1,
+            idle: 7,
+            clsid: 12,
+            size: 100,
+        };
+        eviction(&mut o, &e);
+        assert_eq!(
+            o,
+            b"type=eviction key=a%20b fetch=no ttl=-1 la=7 clsid=12 size=100".as_slice()
+        );
+        let log = EventLog::new(2, 4096);
+        StoreWatcher::evicted(
+            &log,
+            &Evicted {
+                fetched: true,
+                ttl: 30,
+                ..e
+            },
+        );
+        StoreWatcher::slab_moved(&log, 3, 0);
+        let mut lines = Vec::new();
+        log.drain(&mut Vec::new(), |k, l| {
+            lines.push((k, String::from_utf8(l.to_vec()).unwrap()))
+        });
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let ev = lines.iter().find(|l| l.0 == EVICTIONS).expect("eviction");
+        assert!(ev
+            .1
+            .ends_with(" type=eviction key=a%20b fetch=yes ttl=30 la=7 clsid=12 size=100\n"));
+        let mv = lines.iter().find(|l| l.0 == SYSEVENTS).expect("slab move");
+        assert!(mv.1.ends_with(" type=slab_move src=3 dst=0\n"), "{}", mv.1);
+    }
 
     #[test]
     fn bounded_and_drained_in_order() {

@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use super::report;
 use super::shared::Shared;
+use crate::protocol::lex::push_u64;
 use crate::protocol::text::StatsKind;
+use crate::store::{ClassStats, StoreStats};
 
 /// `stats` fields that are levels, not running totals.
 const GAUGES: &[&str] = &[
@@ -76,71 +78,52 @@ const ITEM_GAUGES: &[&str] = &[
     "mem_requested",
 ];
 
-/// One metric family: its name (`_total` included for a counter), type and samples
-/// (`(class label, value)`), borrowing from the stats text.
-struct Family<'a> {
-    name: String,
+/// Writes `# TYPE <prefix><field>[_total] <type>` and returns the family's name.
+fn family_head<'n>(
+    out: &mut Vec<u8>,
+    name: &'n mut Vec<u8>,
+    prefix: &str,
+    field: &str,
     counter: bool,
-    samples: Vec<(&'a str, &'a str)>,
-}
-
-/// Families in the order first seen, found by (group, field).
-#[derive(Default)]
-struct Families<'a> {
-    list: Vec<Family<'a>>,
-    at: hashbrown::HashMap<(u8, &'a str), usize>,
-}
-
-impl<'a> Families<'a> {
-    fn add(&mut self, group: u8, field: &'a str, label: &'a str, value: &'a str) {
-        let list = &mut self.list;
-        let i = *self.at.entry((group, field)).or_insert_with(|| {
-            let (prefix, counter) = match group {
-                0 => ("kvcache_", !GAUGES.contains(&field)),
-                1 => ("kvcache_slab_class_", SLAB_COUNTERS.contains(&field)),
-                2 => ("kvcache_slabs_", false),
-                _ => ("kvcache_items_class_", !ITEM_GAUGES.contains(&field)),
-            };
-            let mut name = String::with_capacity(prefix.len() + field.len() + 6);
-            name.push_str(prefix);
-            name.extend(
-                field
-                    .chars()
-                    .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
-            );
-            if counter {
-                name.push_str("_total");
-            }
-            list.push(Family {
-                name,
-                counter,
-                samples: Vec::new(),
-            });
-            list.len() - 1
-        });
-        self.list[i].samples.push((label, value));
+) -> &'n [u8] {
+    name.clear();
+    name.extend_from_slice(prefix.as_bytes());
+    name.extend(
+        field
+            .bytes()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { b'_' }),
+    );
+    if counter {
+        name.extend_from_slice(b"_total");
     }
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(name);
+    out.extend_from_slice(if counter { b" counter\n" } else { b" gauge\n" });
+    name
+}
 
-    fn write(&self, out: &mut Vec<u8>) {
-        for f in &self.list {
-            out.extend_from_slice(b"# TYPE ");
-            out.extend_from_slice(f.name.as_bytes());
-            out.extend_from_slice(if f.counter {
-                b" counter\n"
-            } else {
-                b" gauge\n"
-            });
-            for &(label, v) in &f.samples {
-                out.extend_from_slice(f.name.as_bytes());
-                if !label.is_empty() {
-                    out.extend_from_slice(b"{class=\"");
-                    out.extend_from_slice(label.as_bytes());
-                    out.extend_from_slice(b"\"}");
-                }
-                out.push(b' ');
-                out.extend_from_slice(v.as_bytes());
-                out.push(b'\n');
-            }
+/// One family per field, one sample per listed class (`{class="<id>"}`).
+fn class_families(
+    out: &mut Vec<u8>,
+    name: &mut Vec<u8>,
+    s: &StoreStats,
+    prefix: &str,
+    listed: fn(&ClassStats) -> bool,
+    fields: &[report::ClassField],
+    counter: impl Fn(&str) -> bool,
+) {
+    if !s.classes.iter().any(listed) {
+        return;
+    }
+    for &(field, get) in fields {
+        let name = family_head(out, name, prefix, field, counter(field));
+        for c in s.classes.iter().filter(|c| listed(c)) {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b"{class=\"");
+            push_u64(out, c.id as u64);
+            out.extend_from_slice(b"\"} ");
+            push_u64(out, get(c));
+            out.push(b'\n');
         }
     }
 }
@@ -163,42 +146,56 @@ fn numeric(v: &str) -> bool {
 /// freed on every scrape costs more in page faults than the formatting.
 #[derive(Default)]
 pub(crate) struct Renderer {
-    texts: [Vec<u8>; 3],
+    general: Vec<u8>,
+    name: Vec<u8>,
     out: Vec<u8>,
 }
 
 impl Renderer {
-    /// The exposition text.
+    /// The exposition text. The `stats` fields are read from the `stats` text (about a
+    /// hundred lines, some conditional, one not a number); the per-class figures, which
+    /// are most of it (thousands of samples with 200 classes in use), are written straight
+    /// from one snapshot of the store's figures, with the field tables `stats items` and
+    /// `stats slabs` are written from.
     pub(crate) fn render(&mut self, shared: &Shared) -> &[u8] {
-        for (buf, kind) in
-            self.texts
-                .iter_mut()
-                .zip([StatsKind::General, StatsKind::Slabs, StatsKind::Items])
-        {
-            buf.clear();
-            report::lines(shared, kind, buf);
-        }
-        let [general, slabs, items] = self
-            .texts
-            .each_ref()
-            .map(|t| std::str::from_utf8(t).unwrap_or(""));
-        let mut fam = Families::default();
+        self.general.clear();
+        report::lines(shared, StatsKind::General, &mut self.general);
+        let out = &mut self.out;
+        out.clear();
+        let general = std::str::from_utf8(&self.general).unwrap_or("");
         for (k, v) in stat_pairs(general).filter(|(_, v)| numeric(v)) {
-            fam.add(0, k, "", v);
+            let name = family_head(out, &mut self.name, "kvcache_", k, !GAUGES.contains(&k));
+            out.extend_from_slice(name);
+            out.push(b' ');
+            out.extend_from_slice(v.as_bytes());
+            out.push(b'\n');
         }
-        for (k, v) in stat_pairs(slabs).filter(|(_, v)| numeric(v)) {
-            match k.split_once(':') {
-                Some((id, field)) => fam.add(1, field, id, v),
-                None => fam.add(2, k, "", v),
-            }
+        let s = shared.store.stats();
+        class_families(
+            out,
+            &mut self.name,
+            &s,
+            "kvcache_slab_class_",
+            report::slab_class_listed,
+            report::SLAB_FIELDS,
+            |f| SLAB_COUNTERS.contains(&f),
+        );
+        for (k, v) in report::slab_totals(&s) {
+            let name = family_head(out, &mut self.name, "kvcache_slabs_", k, false);
+            out.extend_from_slice(name);
+            out.push(b' ');
+            push_u64(out, v);
+            out.push(b'\n');
         }
-        for (k, v) in stat_pairs(items).filter(|(_, v)| numeric(v)) {
-            if let Some((id, field)) = k.strip_prefix("items:").and_then(|r| r.split_once(':')) {
-                fam.add(3, field, id, v);
-            }
-        }
-        self.out.clear();
-        fam.write(&mut self.out);
+        class_families(
+            out,
+            &mut self.name,
+            &s,
+            "kvcache_items_class_",
+            report::item_class_listed,
+            report::ITEM_FIELDS,
+            |f| !ITEM_GAUGES.contains(&f),
+        );
         &self.out
     }
 }

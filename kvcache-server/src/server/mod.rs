@@ -213,6 +213,7 @@ impl Server {
             udp,
             stop_waker: stop_waker.clone(),
         });
+        shared.store.set_watcher(shared.ops.log.clone());
         let mut workers = Vec::new();
         let mut handles = Vec::new();
         for i in 0..shared.cfg.threads {

@@ -3,7 +3,9 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::shared::Shared;
+use crate::protocol::lex::push_u64;
 use crate::protocol::text::{write_stat, StatsKind};
+use crate::store::{ClassStats, StoreStats};
 
 /// The `STAT <name> <value>\r\n` lines of `stats <kind>` without the closing line
 /// (`stats reset` resets and writes nothing).
@@ -261,65 +263,112 @@ fn settings(shared: &Shared, out: &mut Vec<u8>) {
     }
 }
 
+/// A per-class field of `stats items` or `stats slabs`: its name and how to read it.
+pub(crate) type ClassField = (&'static str, fn(&ClassStats) -> u64);
+
+/// `stats items`' fields of each class, in memcached's order (`items:<id>:<name>`). The
+/// segmented LRU's figures are 0 or the one CLOCK ring's (see `exec::ops`).
+pub(crate) const ITEM_FIELDS: &[ClassField] = &[
+    ("number", |c| c.number),
+    ("number_hot", |_| 0),
+    ("number_warm", |_| 0),
+    ("number_cold", |c| c.number),
+    ("age_hot", |_| 0),
+    ("age_warm", |_| 0),
+    ("age", |c| u64::from(c.age)),
+    ("mem_requested", |c| c.mem_requested),
+    ("evicted", |c| c.evicted),
+    ("evicted_nonzero", |c| c.evicted_nonzero),
+    ("evicted_time", |c| u64::from(c.evicted_time)),
+    ("outofmemory", |c| c.outofmemory),
+    ("tailrepairs", |_| 0),
+    ("reclaimed", |c| c.reclaimed),
+    ("expired_unfetched", |c| c.expired_unfetched),
+    ("evicted_unfetched", |c| c.evicted_unfetched),
+    ("evicted_active", |_| 0),
+    ("crawler_reclaimed", |c| c.crawler_reclaimed),
+    ("crawler_items_checked", |_| 0),
+    ("lrutail_reflocked", |_| 0),
+    ("moves_to_cold", |_| 0),
+    ("moves_to_warm", |_| 0),
+    ("moves_within_lru", |_| 0),
+    ("direct_reclaims", |_| 0),
+    ("hits_to_hot", |_| 0),
+    ("hits_to_warm", |_| 0),
+    ("hits_to_cold", |c| c.get_hits),
+    ("hits_to_temp", |_| 0),
+];
+
+/// Whether `stats items` lists a class: it holds items.
+pub(crate) fn item_class_listed(c: &ClassStats) -> bool {
+    c.number > 0
+}
+
+/// `stats slabs`' fields of each class, in memcached's order (`<id>:<name>`).
+pub(crate) const SLAB_FIELDS: &[ClassField] = &[
+    ("chunk_size", |c| c.chunk_size as u64),
+    ("chunks_per_page", |c| c.chunks_per_page as u64),
+    ("total_pages", |c| c.total_pages as u64),
+    ("total_chunks", |c| c.total_chunks as u64),
+    ("used_chunks", |c| c.used_chunks as u64),
+    ("free_chunks", |c| c.free_chunks as u64),
+    ("free_chunks_end", |c| c.free_chunks_end as u64),
+    ("get_hits", |c| c.get_hits),
+    ("cmd_set", |c| c.cmd_set),
+    ("delete_hits", |c| c.delete_hits),
+    ("incr_hits", |c| c.incr_hits),
+    ("decr_hits", |c| c.decr_hits),
+    ("cas_hits", |c| c.cas_hits),
+    ("cas_badval", |c| c.cas_badval),
+    ("touch_hits", |c| c.touch_hits),
+];
+
+/// Whether `stats slabs` lists a class: it holds slabs.
+pub(crate) fn slab_class_listed(c: &ClassStats) -> bool {
+    c.total_pages > 0
+}
+
+/// `stats slabs`' totals after the classes: `(name, value)`.
+pub(crate) fn slab_totals(s: &StoreStats) -> [(&'static str, u64); 2] {
+    [
+        ("active_slabs", s.active_slabs as u64),
+        ("total_malloced", s.total_malloced),
+    ]
+}
+
+/// `STAT <prefix><id>:<name> <value>` for each listed class and field.
+fn class_lines(
+    out: &mut Vec<u8>,
+    s: &StoreStats,
+    prefix: &[u8],
+    listed: fn(&ClassStats) -> bool,
+    fields: &[ClassField],
+) {
+    for c in s.classes.iter().filter(|c| listed(c)) {
+        for (name, get) in fields {
+            out.extend_from_slice(b"STAT ");
+            out.extend_from_slice(prefix);
+            push_u64(out, c.id as u64);
+            out.push(b':');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b' ');
+            push_u64(out, get(c));
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 fn items(shared: &Shared, out: &mut Vec<u8>) {
     let s = shared.store.stats();
-    for c in s.classes.iter().filter(|c| c.number > 0) {
-        let id = c.id;
-        let mut f = |name: &str, v: u64| write_stat(out, &format!("items:{id}:{name}"), v);
-        f("number", c.number);
-        f("number_hot", 0);
-        f("number_warm", 0);
-        f("number_cold", c.number);
-        f("age_hot", 0);
-        f("age_warm", 0);
-        f("age", u64::from(c.age));
-        f("mem_requested", c.mem_requested);
-        f("evicted", c.evicted);
-        f("evicted_nonzero", c.evicted_nonzero);
-        f("evicted_time", u64::from(c.evicted_time));
-        f("outofmemory", c.outofmemory);
-        f("tailrepairs", 0);
-        f("reclaimed", c.reclaimed);
-        f("expired_unfetched", c.expired_unfetched);
-        f("evicted_unfetched", c.evicted_unfetched);
-        f("evicted_active", 0);
-        f("crawler_reclaimed", c.crawler_reclaimed);
-        f("crawler_items_checked", 0);
-        f("lrutail_reflocked", 0);
-        f("moves_to_cold", 0);
-        f("moves_to_warm", 0);
-        f("moves_within_lru", 0);
-        f("direct_reclaims", 0);
-        f("hits_to_hot", 0);
-        f("hits_to_warm", 0);
-        f("hits_to_cold", c.get_hits);
-        f("hits_to_temp", 0);
-    }
+    class_lines(out, &s, b"items:", item_class_listed, ITEM_FIELDS);
 }
 
 fn slabs(shared: &Shared, out: &mut Vec<u8>) {
     let s = shared.store.stats();
-    for c in s.classes.iter().filter(|c| c.total_pages > 0) {
-        let id = c.id;
-        let mut f = |name: &str, v: u64| write_stat(out, &format!("{id}:{name}"), v);
-        f("chunk_size", c.chunk_size as u64);
-        f("chunks_per_page", c.chunks_per_page as u64);
-        f("total_pages", c.total_pages as u64);
-        f("total_chunks", c.total_chunks as u64);
-        f("used_chunks", c.used_chunks as u64);
-        f("free_chunks", c.free_chunks as u64);
-        f("free_chunks_end", c.free_chunks_end as u64);
-        f("get_hits", c.get_hits);
-        f("cmd_set", c.cmd_set);
-        f("delete_hits", c.delete_hits);
-        f("incr_hits", c.incr_hits);
-        f("decr_hits", c.decr_hits);
-        f("cas_hits", c.cas_hits);
-        f("cas_badval", c.cas_badval);
-        f("touch_hits", c.touch_hits);
+    class_lines(out, &s, b"", slab_class_listed, SLAB_FIELDS);
+    for (name, v) in slab_totals(&s) {
+        write_stat(out, name, v);
     }
-    write_stat(out, "active_slabs", s.active_slabs);
-    write_stat(out, "total_malloced", s.total_malloced);
 }
 
 /// `stats sizes` (`bucket` 32, memcached's) or `stats sizes_fine` (`bucket` 8): item

@@ -356,6 +356,7 @@ impl Store {
                 Some(e) => {
                     items += e.items();
                     moved += 1;
+                    self.report_slab_move(m.src, m.dst);
                 }
                 None => continue,
             }
@@ -681,11 +682,38 @@ mod tests {
         ratio
     }
 
+    /// Records the slab moves the store reports (`watch sysevents`).
+    #[derive(Debug, Default)]
+    struct Moves(std::sync::Mutex<Vec<(usize, usize)>>);
+
+    impl crate::store::StoreWatcher for Moves {
+        fn wants(&self, kind: crate::store::StoreEvent) -> bool {
+            kind == crate::store::StoreEvent::SlabMove
+        }
+        fn evicted(&self, _: &crate::store::Evicted<'_>) {
+            panic!("evictions not asked for");
+        }
+        fn slab_moved(&self, src: usize, dst: usize) {
+            self.0.lock().unwrap().push((src, dst));
+        }
+    }
+
     #[test]
     fn automove_lets_a_new_size_take_the_memory() {
         // 4 MiB; 1,200 items of 2,000 bytes need ~2.6 MiB.
         let on = store(4, true, 1);
+        let moves = std::sync::Arc::new(Moves::default());
+        assert!(on.set_watcher(moves.clone()));
         let on_ratio = calcify_then_switch(&on, 1200, 12);
+        // Each move was reported, from the small items' class to the large ones'
+        // (memcached's 1-based ids).
+        let moved = moves.0.lock().unwrap().clone();
+        assert_eq!(moved.len() as u64, on.stats().slabs_automoved);
+        let n = on.classes().len();
+        assert!(moved
+            .iter()
+            .all(|&(src, dst)| (1..=n).contains(&src) && src != dst && dst <= n));
+        assert!(moved.iter().any(|&(_, dst)| dst != 0), "{moved:?}");
         let off = store(4, true, 0);
         let off_ratio = calcify_then_switch(&off, 1200, 12);
         assert!(on_ratio > 0.9, "automove 1: {on_ratio}");

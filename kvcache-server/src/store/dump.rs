@@ -10,7 +10,7 @@
 //! it) must say `LIVE`, and the shard's index must hold the handle under the tag's hash
 //! bits. An item stored after its shard was copied is not reported; one deleted before
 //! its batch is not either. Each lock is held for one copy of a shard's table or one
-//! batch.
+//! batch. `loom_moves.rs` models a visit racing a replace, a delete and the chunk's reuse.
 
 use std::sync::atomic::Ordering;
 

@@ -562,6 +562,7 @@ impl Store {
                 .gauge(class)
                 .evicted_time
                 .store(idle, Ordering::Relaxed);
+            self.report_eviction(it, class, now);
         }
     }
 }

@@ -20,10 +20,15 @@
 //! * freed chunks go back through a free list behind a lock (the engine's class lock),
 //!   last in first out, so a freed chunk is the next one reused.
 //!
+//! * a metadump walk (`dump.rs`) copies a shard's handles under its lock, lets go, and
+//!   later visits each copied handle under the same shard's lock: it reads the chunk's
+//!   tag, and reads the item (key, value, times) only if the tag is `LIVE` and that shard
+//!   still holds the handle.
+//!
 //! The models check that a reader sees one whole value that was written (never one being
 //! written, never a freed or reused chunk's), that values never go back in time, and that
-//! afterwards every chunk is either free or linked, once. The last model removes the
-//! handle check and must fail.
+//! afterwards every chunk is either free or linked, once. The models that remove the
+//! handle check must fail.
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, Ordering};
@@ -180,6 +185,25 @@ impl Mini {
         true
     }
 
+    /// A metadump's copy of shard `shard`'s handles (`Store::dump_snapshot`).
+    fn dump_snapshot(&self, shard: usize) -> Option<usize> {
+        *self.shards[shard].lock().unwrap()
+    }
+
+    /// A metadump's visit of handle `c` copied from shard `shard` (`Store::dump_visit`):
+    /// the key and value it reports, if the chunk is still an item that shard links
+    /// (unless `trust_copy`, the bug the check prevents).
+    fn dump_visit(&self, shard: usize, c: usize, trust_copy: bool) -> Option<(usize, u64)> {
+        let slot = self.shards[shard].lock().unwrap();
+        let t = self.tags[c].load(Ordering::Acquire);
+        if !trust_copy && (t & LIVE == 0 || *slot != Some(c)) {
+            return None;
+        }
+        // SAFETY: `c` is linked in this shard (checked above) and we hold its lock.
+        let v = self.vals[c].with(|p| unsafe { *p });
+        Some(((t >> 8) as usize - 1, v))
+    }
+
     /// After every thread is joined: each chunk is free or linked, exactly once, and a
     /// linked chunk carries its key's live tag.
     fn check_accounting(&self) {
@@ -248,6 +272,51 @@ fn loom_a_walk_acts_only_on_the_item_its_shard_links() {
         let v1 = m.get(1);
         assert!(v1 == Some(7) || (evicted && v1.is_none()), "{v1:?}");
         m.check_accounting();
+    });
+}
+
+#[test]
+fn loom_a_metadump_reports_only_items_its_shard_links() {
+    model(|| {
+        // Key 0 in the last chunk is copied by a dump; then replaced (its chunk freed) and
+        // deleted while key 1 is set, into whichever chunk is free then (the copied one,
+        // in some interleavings), and the dump visits the copy.
+        let m = Mini::new(0, 1);
+        let copied = m.dump_snapshot(0).expect("set");
+        let churn = on_thread(&m, |m| {
+            m.set(0, 2);
+            m.delete(0);
+        });
+        let writer = on_thread(&m, |m| m.set(1, 7));
+        let seen = m.dump_visit(0, copied, false);
+        churn.join().unwrap();
+        writer.join().unwrap();
+        // The original item, whole, or nothing: never key 1's item under shard 0, never
+        // a chunk being written.
+        assert!(seen.is_none() || seen == Some((0, 1)), "{seen:?}");
+        // A dump after the churn reports key 1 from its shard and nothing from key 0's.
+        assert_eq!(m.dump_snapshot(0), None);
+        let c1 = m.dump_snapshot(1).expect("key 1 set");
+        assert_eq!(m.dump_visit(1, c1, false), Some((1, 7)));
+        m.check_accounting();
+    });
+}
+
+#[test]
+#[should_panic]
+fn loom_a_metadump_that_trusts_its_copy_is_caught() {
+    loom::model(|| {
+        let m = Mini::new(0, 1);
+        let copied = m.dump_snapshot(0).expect("set");
+        let churn = on_thread(&m, |m| {
+            m.delete(0);
+            m.set(1, 7);
+        });
+        // Without the checks the visit reads a chunk key 1's writer may be filling (a
+        // race loom reports) or reports key 1's item as shard 0's.
+        let seen = m.dump_visit(0, copied, true);
+        churn.join().unwrap();
+        assert!(seen.is_none() || seen == Some((0, 1)), "{seen:?}");
     });
 }
 

@@ -78,8 +78,15 @@ impl Store {
 
     /// Unlinks the expired or flushed items of shards `range`; returns how many. With
     /// `count`, they count as `crawler_reclaimed`. Lowers `oldest[class]` to the oldest
-    /// access time seen, and shrinks tables that became mostly empty.
-    fn crawl_shards(&self, range: std::ops::Range<usize>, count: bool, oldest: &mut [u32]) -> u64 {
+    /// access time seen, and shrinks tables that became mostly empty. Only items of the
+    /// classes `pick` takes are reclaimed (the others are left for a later crawl).
+    fn crawl_shards(
+        &self,
+        range: std::ops::Range<usize>,
+        count: bool,
+        oldest: &mut [u32],
+        pick: &dyn Fn(ClassId) -> bool,
+    ) -> u64 {
         let now = self.now();
         let mut total = 0;
         let mut dead = Vec::new();
@@ -88,7 +95,7 @@ impl Store {
             shard.table.retain(|&mut h| {
                 let it = self.item(h);
                 let class = self.class_of(h);
-                if self.expiry.is_dead(&it, now).is_none() {
+                if self.expiry.is_dead(&it, now).is_none() || !pick(class) {
                     let mut la = widen_access(now, it.access_low());
                     if now - la > ACCESS_CAP {
                         // Keep the 16-bit access time inside its window: an item idle
@@ -130,8 +137,13 @@ impl Store {
     /// Unlinks every expired or flushed item now (a full crawl); returns how many. With
     /// `count`, they count as `crawler_reclaimed`.
     pub(super) fn crawl(&self, count: bool) -> u64 {
+        self.crawl_classes(count, &|_| true)
+    }
+
+    /// [`crawl`](Self::crawl) reclaiming only the items of the classes `pick` takes.
+    fn crawl_classes(&self, count: bool, pick: &dyn Fn(ClassId) -> bool) -> u64 {
         let mut oldest = vec![u32::MAX; self.classes().len()];
-        let n = self.crawl_shards(0..self.index.len(), count, &mut oldest);
+        let n = self.crawl_shards(0..self.index.len(), count, &mut oldest, pick);
         self.counters.publish_ages(&oldest);
         n
     }
@@ -141,6 +153,12 @@ impl Store {
     /// incrementally.
     pub fn reclaim_expired(&self) -> u64 {
         self.crawl(true)
+    }
+
+    /// [`reclaim_expired`](Self::reclaim_expired) for the classes whose memcached id
+    /// (1-based, as `stats slabs` shows it) `covers` takes: `lru_crawler crawl <ids>`.
+    pub fn reclaim_expired_in(&self, covers: impl Fn(usize) -> bool) -> u64 {
+        self.crawl_classes(true, &|c| covers(c.display_id()))
     }
 
     /// One background step: crawls the next eighth of the index shards, reclaiming
@@ -157,7 +175,7 @@ impl Store {
             let shards = self.index.len();
             let start = st.next;
             let end = (start + shards.div_ceil(CRAWL_STEPS)).min(shards);
-            let n = self.crawl_shards(start..end, true, &mut st.oldest);
+            let n = self.crawl_shards(start..end, true, &mut st.oldest, &|_| true);
             st.next = end % shards;
             if end == shards {
                 self.counters.publish_ages(&st.oldest);

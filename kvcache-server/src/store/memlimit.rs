@@ -6,6 +6,10 @@
 //! (live items go to free chunks of their class while there are any, the rest are evicted;
 //! see `Store::empty_one_slab`), and finally shrinks (depots back to the engine, every
 //! empty slab unmapped, the heap trimmed), so RSS falls before the reply.
+//!
+//! The limit is one atomic the engine reads under its pool lock when it maps slabs: a
+//! change racing an allocation is modelled in slab-core's `tests/loom_limit.rs`; the
+//! emptying is a slab move's walk, modelled in `loom_moves.rs`.
 
 use slab_core::engine::size_class::ClassId;
 

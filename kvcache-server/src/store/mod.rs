@@ -173,6 +173,7 @@ mod commands;
 mod compact;
 mod conditional;
 mod dump;
+mod events;
 mod evict;
 mod expiry;
 mod histogram;
@@ -200,6 +201,7 @@ use commands::parse_counter;
 pub use compact::{CompactReport, COMPACT_BUDGET, COMPACT_MAX_FILL, COMPACT_MIN_SLABS};
 pub use conditional::{ItemDebug, MetaDeleteOutcome, MetaGetOptions, MetaGetState};
 pub use dump::{DumpItem, DUMP_BATCH};
+pub use events::{Evicted, StoreEvent, StoreWatcher};
 pub use histogram::SizeHistogram;
 pub use maintenance::CRAWL_STEPS;
 pub use read::{ItemView, ValueHead};
@@ -209,7 +211,7 @@ pub use stats::{ClassSample, ClassStats, StoreStats};
 pub(crate) use write::Pending;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
 use slab_core::engine::size_class::{ClassId, SizeClasses};
@@ -355,6 +357,8 @@ pub struct Store {
     moves: SlabMoves,
     /// Warm restart: mode, figures, the maintenance gate (`restart.rs`).
     restart: RestartState,
+    /// Who hears of evictions and slab moves (`events.rs`; `watch`).
+    watcher: OnceLock<Arc<dyn StoreWatcher>>,
 }
 
 // The store is shared by worker threads as `Arc<Store>`.
@@ -579,6 +583,7 @@ impl Store {
                 tables_shrunk: AtomicBool::new(false),
             },
             restart: RestartState::new(settings),
+            watcher: OnceLock::new(),
             cfg,
         })
     }

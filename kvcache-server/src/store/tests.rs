@@ -1419,3 +1419,97 @@ fn pending_items_survive_eviction_and_count_against_the_limit() {
     s.maintenance();
     assert_eq!(used_chunks(&s), 0);
 }
+
+/// An eviction as reported: key, fetched, ttl, class id, value length.
+type Reported = (Vec<u8>, bool, i64, usize, usize);
+
+/// Records what the store reports to a watcher.
+#[derive(Debug, Default)]
+struct Recorder {
+    on: std::sync::atomic::AtomicBool,
+    evicted: Mutex<Vec<Reported>>,
+}
+
+impl StoreWatcher for Recorder {
+    fn wants(&self, kind: StoreEvent) -> bool {
+        kind == StoreEvent::Eviction && self.on.load(Ordering::Relaxed)
+    }
+    fn evicted(&self, e: &Evicted<'_>) {
+        let mut v = self.evicted.lock().unwrap();
+        v.push((e.key.to_vec(), e.fetched, e.ttl, e.clsid, e.size));
+    }
+    fn slab_moved(&self, _src: usize, _dst: usize) {}
+}
+
+#[test]
+fn evictions_reach_a_listening_watcher_only() {
+    let s = Store::new(StoreConfig::new(1 << 20)).unwrap();
+    let w = Arc::new(Recorder::default());
+    assert!(s.set_watcher(w.clone()));
+    assert!(!s.set_watcher(w.clone()), "set once");
+    let value = [b'v'; 100];
+    let fill = |from: u32, to: u32| {
+        for i in from..to {
+            let ttl = if i % 2 == 0 { 50 } else { 0 };
+            s.store(
+                StoreMode::Set,
+                format!("key:{i}").as_bytes(),
+                0,
+                ttl,
+                &value,
+            );
+        }
+    };
+    fill(0, 20_000);
+    let before = s.stats().evictions;
+    assert!(before > 0);
+    assert!(w.evicted.lock().unwrap().is_empty(), "nobody listened");
+    w.on.store(true, Ordering::Relaxed);
+    fill(20_000, 40_000);
+    let st = s.stats();
+    let got = w.evicted.lock().unwrap();
+    assert_eq!(got.len() as u64, st.evictions - before);
+    let clsid = st.classes.iter().find(|c| c.evicted > 0).unwrap().id;
+    for (key, fetched, ttl, id, size) in got.iter() {
+        let i: u32 = std::str::from_utf8(&key[4..]).unwrap().parse().unwrap();
+        assert!(!fetched);
+        if i % 2 == 0 {
+            assert!((0..=50).contains(ttl), "{ttl}");
+        } else {
+            assert_eq!(*ttl, -1);
+        }
+        assert_eq!((*id, *size), (clsid, 100));
+        assert_eq!(get_value(&s, key), None, "reported evicted, still there");
+    }
+}
+
+#[test]
+fn crawl_of_listed_classes_reclaims_only_theirs() {
+    let s = small_store();
+    s.store(StoreMode::Set, b"small", 0, 1, &[0u8; 10]);
+    s.store(StoreMode::Set, b"large", 0, 1, &[0u8; 5000]);
+    s.store(StoreMode::Set, b"stays", 0, 0, &[0u8; 10]);
+    s.clock().advance(2);
+    let class = |st: &StoreStats, n: usize| {
+        st.classes
+            .iter()
+            .filter(|c| c.number > 0)
+            .nth(n)
+            .unwrap()
+            .id
+    };
+    let st = s.stats();
+    let (small, large) = (class(&st, 0), class(&st, 1));
+    assert_ne!(small, large);
+    assert_eq!(s.reclaim_expired_in(|id| id == large), 1);
+    let st = s.stats();
+    let of = |id: usize| st.classes.iter().find(|c| c.id == id).unwrap().number;
+    assert_eq!(
+        (of(small), of(large)),
+        (2, 0),
+        "only the large class crawled"
+    );
+    assert_eq!(s.reclaim_expired_in(|id| id == small), 1);
+    assert_eq!(s.stats().curr_items, 1);
+    assert_eq!(s.stats().crawler_reclaimed, 2);
+}

@@ -44,6 +44,8 @@ pub struct WatchMask {
     pub evictions: bool,
     /// `connevents`: connections opened and closed.
     pub connevents: bool,
+    /// `sysevents`: system events (slabs moved by the automove policy).
+    pub sysevents: bool,
 }
 
 /// One operator request.
@@ -105,8 +107,12 @@ fn err(line: &'static [u8]) -> Parsed {
 /// `BADCLASS invalid class id`.
 pub const BADCLASS: &[u8] = b"BADCLASS invalid class id\r\n";
 
+/// memcached's `MAX_NUMBER_OF_SLAB_CLASSES` (63 + 1): a crawl or dump names classes 1
+/// to 63 only, whatever the number of classes (`BADCLASS invalid class id` otherwise).
+pub const MAX_CLASS_ID: usize = 63;
+
 /// A class list as memcached reads it: `,`-separated ids (empty pieces skipped), each
-/// 1 to 63 in memcached (the first 63 classes; ours take up to 255).
+/// 1 to [`MAX_CLASS_ID`].
 fn class_list(tok: &[u8], allow_hash: bool) -> Option<ClassFilter> {
     if tok == b"all" || (allow_hash && tok == b"hash") {
         return Some(ClassFilter::All);
@@ -114,7 +120,7 @@ fn class_list(tok: &[u8], allow_hash: bool) -> Option<ClassFilter> {
     let mut mask = [0u64; 4];
     for piece in tok.split(|&b| b == b',').filter(|p| !p.is_empty()) {
         let id = parse_u32(piece)? as usize;
-        if id == 0 || id > 255 {
+        if id == 0 || id > MAX_CLASS_ID {
             return None;
         }
         mask[id / 64] |= 1 << (id % 64);
@@ -236,8 +242,8 @@ pub(super) fn stats_detail(args: &[u8]) -> Parsed {
     }
 }
 
-/// `watch [fetchers|mutations|evictions|connevents ...]` (no argument: fetchers).
-/// Evictions are not reported: the mask is kept, no eviction lines are written.
+/// `watch [fetchers|mutations|evictions|connevents|sysevents ...]` (no argument:
+/// fetchers).
 pub(super) fn watch(mut args: &[u8]) -> Parsed {
     let mut m = WatchMask::default();
     let mut any = false;
@@ -249,9 +255,12 @@ pub(super) fn watch(mut args: &[u8]) -> Parsed {
             b"mutations" => m.mutations = true,
             b"evictions" => m.evictions = true,
             b"connevents" => m.connevents = true,
-            // memcached's other kinds: accepted; we produce no such events (raw command
-            // lines, system events, proxy events).
-            b"rawcmds" | b"sysevents" | b"proxyreqs" | b"proxyevents" | b"proxyuser" => {}
+            b"sysevents" => m.sysevents = true,
+            // Accepted, and memcached 1.6.18 itself never writes a line for them here:
+            // `rawcmds` (`LOGGER_ASCII_CMD`) is defined but logged nowhere, and the
+            // `proxy*` kinds are logged only by a build with the proxy (`PROXY`), which
+            // Debian's is not and we have none of.
+            b"rawcmds" | b"proxyreqs" | b"proxyevents" | b"proxyuser" => {}
             _ => return err(reply::ERROR),
         }
     }
@@ -305,9 +314,25 @@ mod tests {
             (cache_memlimit(b" x"), reply::ERROR),
             (stats_detail(b""), reply::STATS_DETAIL),
             (watch(b" foo"), reply::ERROR),
+            (lru_crawler(b" crawl 64"), BADCLASS),
+            (lru_crawler(b" metadump 1,64"), BADCLASS),
         ] {
             assert_eq!(got, Err((want, false)));
         }
+        let Ok(OpsRequest::Crawl(top)) = lru_crawler(b" crawl 63") else {
+            panic!()
+        };
+        assert!(top.covers(63) && !top.covers(62));
+        let Ok(OpsRequest::Watch(m)) = watch(b" sysevents rawcmds proxyreqs") else {
+            panic!()
+        };
+        assert_eq!(
+            m,
+            WatchMask {
+                sysevents: true,
+                ..WatchMask::default()
+            }
+        );
         assert_eq!(
             cache_memlimit(b" 100 noreply"),
             Ok(OpsRequest::MemLimit {
