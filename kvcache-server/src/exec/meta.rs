@@ -19,7 +19,7 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &MetaRequest<'_>, out: &mut Vec<u8>) -> A
         MetaRequest::Set { args, mode, data } => set(store, args, *mode, data, out),
         MetaRequest::TooLarge { args, swallow } => {
             // memcached drops the old value so that a failed set leaves no stale data.
-            store.delete(args.key.bytes());
+            store.remove_stale(args.key.bytes());
             out.extend_from_slice(reply::TOO_LARGE);
             return After::SwallowThenReply(*swallow);
         }
@@ -197,8 +197,17 @@ fn set_reply(
         StoreOutcome::NotStored => Status::NotStored,
         StoreOutcome::Exists => Status::Exists,
         StoreOutcome::NotFound => Status::NotFound,
-        StoreOutcome::TooLarge => return out.extend_from_slice(reply::TOO_LARGE),
-        StoreOutcome::OutOfMemory => return out.extend_from_slice(reply::NO_MEMORY),
+        // memcached allocates an `ms` item before it reads the value, and when that fails
+        // deletes the key's old value whatever the mode (set, add, replace, append,
+        // prepend, with or without a CAS or invalidation) so that no stale data stays.
+        StoreOutcome::TooLarge => {
+            store.remove_stale(key);
+            return out.extend_from_slice(reply::TOO_LARGE);
+        }
+        StoreOutcome::OutOfMemory => {
+            store.remove_stale(key);
+            return out.extend_from_slice(reply::NO_MEMORY);
+        }
     };
     let cas = if status == Status::Stored && f.has(b'c') {
         // An invalidating set links its item elsewhere; its CAS is read back.

@@ -61,14 +61,18 @@ pub fn execute(
             );
         }
         Request::TooLarge {
+            kind,
             key,
             noreply,
             swallow,
         } => {
-            // memcached drops the old value so that a failed update leaves no stale data.
+            // memcached drops the old value so that a failed `set` leaves no stale data
+            // (a failed add, replace, append, prepend or cas keeps it).
             c.cmd_set += 1;
             c.store_too_large += 1;
-            store.delete(key);
+            if kind == StorageKind::Set {
+                store.remove_stale(key);
+            }
             put(out, reply::TOO_LARGE, noreply);
             return (After::SwallowThenReply(swallow), None);
         }
