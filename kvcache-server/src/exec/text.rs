@@ -15,6 +15,11 @@ use crate::store::{IncrOutcome, Pending, Store, StoreMode, StoreOutcome};
 /// connection stops executing at the same mark.
 pub const OUT_BUDGET: usize = 64 * 1024;
 
+/// Values at least this long are written to the socket straight from their item when
+/// the connection allows it (see [`super::context::Direct`]); a shorter one costs less
+/// to copy into the output buffer than a `writev` of its own.
+pub const DIRECT_MIN: usize = 64 * 1024;
+
 /// Where a multi-key `get`/`gat` stopped because its replies went over [`OUT_BUDGET`]:
 /// the addresses (inside the request's line) of the first key answered by this call and
 /// of the first key not yet answered. The caller blanks the answered keys and runs the
@@ -240,13 +245,33 @@ fn retrieve<'k>(
         c.cmd_get += 1;
         c.cmd_touch += u64::from(touch.is_some());
         let mut vlen = 0;
-        let hit = store.get_append(key, touch, out, |it, out| {
-            vlen = it.len;
-            write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
-        });
-        if hit {
-            out.extend_from_slice(b"\r\n");
-        }
+        let hit = match ctx.direct.as_deref_mut() {
+            Some(direct) => store.get_parts(key, touch, |it, parts| {
+                vlen = it.len;
+                write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
+                if it.len >= DIRECT_MIN {
+                    let mut iov = Vec::with_capacity(parts.len() + 1);
+                    iov.extend_from_slice(parts);
+                    iov.push(&b"\r\n"[..]);
+                    direct.send(out, &iov);
+                } else {
+                    for p in parts {
+                        out.extend_from_slice(p);
+                    }
+                    out.extend_from_slice(b"\r\n");
+                }
+            }),
+            None => {
+                let hit = store.get_append(key, touch, out, |it, out| {
+                    vlen = it.len;
+                    write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
+                });
+                if hit {
+                    out.extend_from_slice(b"\r\n");
+                }
+                hit
+            }
+        };
         ops.record(key, usize::from(hit));
         log_get(ctx.control, store, key, hit, vlen);
         match (hit, touch.is_some()) {
@@ -262,6 +287,7 @@ fn retrieve<'k>(
             }
         }
         if let (Some(next), Some(first)) = (keys.peek(), first) {
+            let written = ctx.direct.as_ref().map_or(written, |d| d.written());
             if out.len().saturating_sub(written) > OUT_BUDGET {
                 return (After::Sent, Some((first, next.as_ptr() as usize)));
             }

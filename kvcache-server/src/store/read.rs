@@ -190,6 +190,40 @@ impl Store {
         })
     }
 
+    /// As [`get_append`](Self::get_append), but gives `f` the value as the item holds it:
+    /// the inline value, or each segment's part of a chained one, in order, borrowed
+    /// under the key's shard lock for the duration of `f` (which must not block: a
+    /// replacement, delete or eviction of the key, and every other key of the shard,
+    /// waits for it).
+    pub fn get_parts(
+        &self,
+        key: &[u8],
+        touch: Option<i64>,
+        f: impl FnOnce(&ValueHead, &[&[u8]]),
+    ) -> bool {
+        if touch.is_some() {
+            bump(&self.counters.global.cmd_touch);
+        }
+        self.get_item(key, touch, |it, _| {
+            let h = ValueHead {
+                flags: it.flags(),
+                cas: it.cas(),
+                len: it.value_len(),
+            };
+            if !it.is_chained() {
+                return f(&h, &[it.inline_value()]);
+            }
+            let parts: Vec<&[u8]> = self
+                .regions(*it, 0)
+                // SAFETY: a region of a live item holds `n` value bytes; the shard lock
+                // taken by `get_item` keeps it from being freed or written until this
+                // closure returns, and the slices do not outlive it.
+                .map(|(p, n)| unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
+                .collect();
+            f(&h, &parts);
+        })
+    }
+
     /// Looks `key` up, setting the expiration time first with `touch`; on a hit calls `f`
     /// with the item under the shard lock and the time of its previous access. Counts
     /// hits, misses and touches (not `cmd_touch`).
