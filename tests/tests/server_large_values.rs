@@ -325,3 +325,53 @@ fn joined_value_over_the_limit_is_not_stored_and_keeps_the_old_one() {
         c.roundtrip(b"get t\r\n", want);
     }
 }
+
+#[test]
+fn large_values_pipelined_to_a_client_that_reads_late_arrive_whole() {
+    // Far more reply bytes than the socket buffers hold: most values are written partly
+    // from their items and the rest from the output buffer, later.
+    let server = ServerProc::start(&["-m", "128"]);
+    let mut c = integration_tests::Client::connect(server.addr);
+    let n = 900_000;
+    let ids: Vec<u32> = (0..4).map(|i| id_of(i, 0, 0)).collect();
+    for (i, &id) in ids.iter().enumerate() {
+        let v = value(id, n);
+        let mut req = format!("set {} 0 0 {n}\r\n", key(i)).into_bytes();
+        req.extend_from_slice(&v.0);
+        req.extend_from_slice(b"\r\n");
+        c.roundtrip(&req, b"STORED\r\n");
+    }
+    let mut req = Vec::new();
+    for round in 0..10 {
+        let i = round % 4;
+        req.extend_from_slice(
+            format!("get {} {}\r\nmg {} v\r\n", key(i), key(3 - i), key(i)).as_bytes(),
+        );
+    }
+    c.send(&req);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for round in 0..10 {
+        let i = round % 4;
+        for (k, head) in [
+            (i, format!("VALUE {} 0 {n}\r\n", key(i))),
+            (3 - i, format!("VALUE {} 0 {n}\r\n", key(3 - i))),
+        ] {
+            c.expect(head.as_bytes());
+            let v = c.read_n(n + 2);
+            assert!(
+                v == [&value(ids[k], n).0[..], b"\r\n"].concat(),
+                "get {}",
+                key(k)
+            );
+        }
+        c.expect(b"END\r\n");
+        c.expect(format!("VA {n}\r\n").as_bytes());
+        let v = c.read_n(n + 2);
+        assert!(
+            v == [&value(ids[i], n).0[..], b"\r\n"].concat(),
+            "mg {}",
+            key(i)
+        );
+    }
+    c.roundtrip(b"mn\r\n", b"MN\r\n");
+}
