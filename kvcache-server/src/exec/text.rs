@@ -245,33 +245,29 @@ fn retrieve<'k>(
         c.cmd_get += 1;
         c.cmd_touch += u64::from(touch.is_some());
         let mut vlen = 0;
-        let hit = match ctx.direct.as_deref_mut() {
-            Some(direct) => store.get_parts(key, touch, |it, parts| {
-                vlen = it.len;
-                write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
-                if it.len >= DIRECT_MIN {
-                    let mut iov = Vec::with_capacity(parts.len() + 1);
-                    iov.extend_from_slice(parts);
-                    iov.push(&b"\r\n"[..]);
-                    direct.send(out, &iov);
-                } else {
-                    for p in parts {
-                        out.extend_from_slice(p);
-                    }
-                    out.extend_from_slice(b"\r\n");
-                }
-            }),
-            None => {
-                let hit = store.get_append(key, touch, out, |it, out| {
-                    vlen = it.len;
-                    write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
-                });
-                if hit {
-                    out.extend_from_slice(b"\r\n");
-                }
-                hit
-            }
+        let mut sent_whole = false;
+        let direct = ctx.direct.as_deref_mut();
+        let min = if direct.is_some() {
+            DIRECT_MIN
+        } else {
+            usize::MAX
         };
+        let head = |it: &crate::store::ValueHead, out: &mut Vec<u8>| {
+            vlen = it.len;
+            write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
+        };
+        let hit = store.get_append_or(key, touch, out, head, min, |out, parts| {
+            if let Some(d) = direct {
+                let mut iov = Vec::with_capacity(parts.len() + 1);
+                iov.extend_from_slice(parts);
+                iov.push(&b"\r\n"[..]);
+                d.send(out, &iov);
+                sent_whole = true;
+            }
+        });
+        if hit && !sent_whole {
+            out.extend_from_slice(b"\r\n");
+        }
         ops.record(key, usize::from(hit));
         log_get(ctx.control, store, key, hit, vlen);
         match (hit, touch.is_some()) {

@@ -166,13 +166,8 @@ impl Store {
             }
             let prev = widen_access(now, it.access_low());
             if it.is_chained() {
-                let parts: Vec<&[u8]> = self
-                    .regions(it, 0)
-                    // SAFETY: a region of a live item holds `n` value bytes; the shard
-                    // lock held here keeps it from being freed or written until `f`
-                    // returns, and the slices do not outlive this block.
-                    .map(|(p, n)| unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
-                    .collect();
+                // The shard lock held here keeps the parts valid until `f` returns.
+                let parts = self.chained_parts(&it);
                 f(&self.view(&it, &[], prev), st, &parts);
             } else {
                 let value = it.inline_value();

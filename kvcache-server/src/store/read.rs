@@ -175,6 +175,21 @@ impl Store {
         out: &mut Vec<u8>,
         head: impl FnOnce(&ValueHead, &mut Vec<u8>),
     ) -> bool {
+        self.get_append_or(key, touch, out, head, usize::MAX, |_, _| {})
+    }
+
+    /// [`get_append`](Self::get_append), except that a chained value of at least `min`
+    /// bytes is not appended: `large` gets it as the item's segments hold it, in order,
+    /// under the key's shard lock (see [`get_parts`](Self::get_parts)), after `head`.
+    pub fn get_append_or(
+        &self,
+        key: &[u8],
+        touch: Option<i64>,
+        out: &mut Vec<u8>,
+        head: impl FnOnce(&ValueHead, &mut Vec<u8>),
+        min: usize,
+        large: impl FnOnce(&mut Vec<u8>, &[&[u8]]),
+    ) -> bool {
         if touch.is_some() {
             bump(&self.counters.global.cmd_touch);
         }
@@ -185,9 +200,24 @@ impl Store {
                 len: it.value_len(),
             };
             head(&h, out);
+            if h.len >= min && it.is_chained() {
+                let parts = self.chained_parts(it);
+                return large(out, &parts);
+            }
             out.reserve(h.len);
             self.value_parts(it, |part| out.extend_from_slice(part));
         })
+    }
+
+    /// The segments' parts of a chained value, in order (the caller holds the item's
+    /// shard lock while it uses them).
+    pub(super) fn chained_parts<'s>(&'s self, it: &ItemRef<'s>) -> Vec<&'s [u8]> {
+        self.regions(*it, 0)
+            // SAFETY: a region of a live item holds `n` value bytes; the caller's shard
+            // lock keeps it from being freed or written while it uses the slices (every
+            // caller drops them before it unlocks).
+            .map(|(p, n)| unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
+            .collect()
     }
 
     /// As [`get_append`](Self::get_append), but gives `f` the value as the item holds it:
@@ -213,14 +243,7 @@ impl Store {
             if !it.is_chained() {
                 return f(&h, &[it.inline_value()]);
             }
-            let parts: Vec<&[u8]> = self
-                .regions(*it, 0)
-                // SAFETY: a region of a live item holds `n` value bytes; the shard lock
-                // taken by `get_item` keeps it from being freed or written until this
-                // closure returns, and the slices do not outlive it.
-                .map(|(p, n)| unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
-                .collect();
-            f(&h, &parts);
+            f(&h, &self.chained_parts(it));
         })
     }
 
