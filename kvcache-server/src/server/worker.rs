@@ -687,7 +687,7 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
                 let written = conn.out_pos;
                 // Large values go to a plain socket straight from their items.
                 let plain = matches!(conn.stream, Stream::Tcp(_) | Stream::Unix(_));
-                let mut direct = plain.then(|| DirectSocket {
+                let mut direct = plain.then_some(DirectSocket {
                     stream: &mut conn.stream,
                     out_pos: &mut conn.out_pos,
                     bytes: 0,
