@@ -4,6 +4,7 @@
 
 use super::context::{After, Ctx};
 use super::ops::Detail;
+use super::text::DIRECT_MIN;
 use crate::protocol::binary::{self, Command, Header, Packet, Status, StoreHead, StoreKind};
 use crate::protocol::lex::format_u64;
 use crate::protocol::text::StatsKind;
@@ -56,7 +57,7 @@ pub fn execute(ctx: &mut Ctx<'_>, pkt: &Packet<'_>, out: &mut Vec<u8>) -> After 
 }
 
 /// Executes one request (a complete packet's command).
-pub(crate) fn run(ctx: &Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Vec<u8>) -> After {
+pub(crate) fn run(ctx: &mut Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Vec<u8>) -> After {
     let store = ctx.store;
     let ops = ctx.control.ops();
     let quiet = h.quiet();
@@ -67,15 +68,19 @@ pub(crate) fn run(ctx: &Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Vec<u8
     };
     match *cmd {
         Command::Get { key, with_key } => {
-            let hit = store.get(key, |it| {
-                binary::write_hit(
-                    out,
-                    h,
-                    it.flags,
-                    it.cas,
-                    with_key.then_some(key),
-                    Some(it.value),
-                );
+            let direct = ctx.direct.as_deref_mut();
+            let hit = store.get_parts(key, None, |it, parts| {
+                binary::write_hit_head(out, h, it.flags, it.cas, with_key.then_some(key), it.len);
+                match direct {
+                    // As a text `get` writes a large value (see `text::DIRECT_MIN`).
+                    Some(d) if it.len >= DIRECT_MIN => d.send(out, parts),
+                    _ => {
+                        out.reserve(it.len);
+                        for p in parts {
+                            out.extend_from_slice(p);
+                        }
+                    }
+                }
             });
             ops.record(key, Detail::get(hit));
             if !hit {

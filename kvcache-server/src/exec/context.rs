@@ -48,6 +48,19 @@ pub trait Control: fmt::Debug {
     }
 }
 
+/// A connection's socket, for a large value written straight from its item's memory
+/// rather than copied into the output buffer first (see [`Ctx::direct`]).
+pub trait Direct: fmt::Debug {
+    /// Writes the unsent part of `out`, then `parts` in order, as far as the socket takes
+    /// them now without blocking (one `writev`, repeated while it takes everything);
+    /// what it does not take of `parts` is appended to `out`, to go out as the rest of the
+    /// output does. A socket error is left for the next write of `out` to find: then all
+    /// of `parts` is appended.
+    fn send(&mut self, out: &mut Vec<u8>, parts: &[&[u8]]);
+    /// How many bytes at the front of `out` the socket has taken.
+    fn written(&self) -> usize;
+}
+
 /// What execution needs besides the request: the same for the three protocols.
 #[derive(Debug)]
 pub struct Ctx<'a> {
@@ -59,6 +72,9 @@ pub struct Ctx<'a> {
     pub counters: &'a mut Counters,
     /// The server, for `stats`, `verbosity` and `shutdown`.
     pub control: &'a dyn Control,
+    /// The connection's socket when values may be written from their items (a plain TCP
+    /// or unix socket); `None` copies every reply into the output buffer.
+    pub direct: Option<&'a mut dyn Direct>,
 }
 
 /// What the connection does after a request was executed.
@@ -163,6 +179,7 @@ pub mod testing {
             settings: &settings,
             counters: &mut counters,
             control: &NoControl,
+            direct: None,
         };
         f(&mut ctx)
     }

@@ -1,7 +1,8 @@
 //! Runs meta commands (`mg`, `ms`, `md`, `ma`, `mn`, `me`) with memcached 1.6.18's
 //! semantics and reply bytes.
 
-use super::context::{ttl_left, After, Ctx};
+use super::context::{ttl_left, After, Ctx, Direct};
+use super::text::DIRECT_MIN;
 use crate::protocol::lex::format_u64;
 use crate::protocol::meta::{
     self, reply, ArithResult, DebugInfo, ItemInfo, MetaArgs, MetaRequest, SetMode, Status, WinFlags,
@@ -15,11 +16,11 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &MetaRequest<'_>, out: &mut Vec<u8>) -> A
     ctx.counters.cmd_meta += 1;
     let store = ctx.store;
     match req {
-        MetaRequest::Get(args) => get(store, args, out),
+        MetaRequest::Get(args) => get(store, args, ctx.direct.as_deref_mut(), out),
         MetaRequest::Set { args, mode, data } => set(store, args, *mode, data, out),
         MetaRequest::TooLarge { args, swallow } => {
             // memcached drops the old value so that a failed set leaves no stale data.
-            store.delete(args.key.bytes());
+            store.remove_stale(args.key.bytes());
             out.extend_from_slice(reply::TOO_LARGE);
             return After::SwallowThenReply(*swallow);
         }
@@ -53,7 +54,12 @@ pub fn execute(ctx: &mut Ctx<'_>, req: &MetaRequest<'_>, out: &mut Vec<u8>) -> A
     After::Continue
 }
 
-fn get(store: &Store, args: &MetaArgs<'_>, out: &mut Vec<u8>) {
+fn get(
+    store: &Store,
+    args: &MetaArgs<'_>,
+    direct: Option<&mut (dyn Direct + '_)>,
+    out: &mut Vec<u8>,
+) {
     let f = &args.flags;
     let opts = MetaGetOptions {
         ttl: f.ttl,
@@ -62,9 +68,10 @@ fn get(store: &Store, args: &MetaArgs<'_>, out: &mut Vec<u8>) {
         no_update: f.no_update,
     };
     let now = store.now();
-    let hit = store.meta_get(args.key.bytes(), opts, |it, st| {
+    let hit = store.meta_get(args.key.bytes(), opts, |it, st, parts| {
+        let value_len = parts.iter().map(|p| p.len()).sum();
         let info = ItemInfo {
-            value_len: it.value.len(),
+            value_len,
             client_flags: it.flags,
             cas: it.cas,
             ttl: ttl_left(it.exptime, now),
@@ -77,7 +84,26 @@ fn get(store: &Store, args: &MetaArgs<'_>, out: &mut Vec<u8>) {
             stale: st.stale,
             already_sent: st.already_sent,
         };
-        meta::write_get_hit(out, args, &info, win, it.value);
+        meta::write_get_head(out, args, &info, win);
+        if !args.flags.value {
+            return;
+        }
+        match direct {
+            // As a text `get` writes a large value (see `text::DIRECT_MIN`).
+            Some(d) if value_len >= DIRECT_MIN => {
+                let mut iov = Vec::with_capacity(parts.len() + 1);
+                iov.extend_from_slice(parts);
+                iov.push(&b"\r\n"[..]);
+                d.send(out, &iov);
+            }
+            _ => {
+                out.reserve(value_len + 2);
+                for p in parts {
+                    out.extend_from_slice(p);
+                }
+                out.extend_from_slice(b"\r\n");
+            }
+        }
     });
     if !hit {
         meta::write_get_miss(out, args);
@@ -197,8 +223,17 @@ fn set_reply(
         StoreOutcome::NotStored => Status::NotStored,
         StoreOutcome::Exists => Status::Exists,
         StoreOutcome::NotFound => Status::NotFound,
-        StoreOutcome::TooLarge => return out.extend_from_slice(reply::TOO_LARGE),
-        StoreOutcome::OutOfMemory => return out.extend_from_slice(reply::NO_MEMORY),
+        // memcached allocates an `ms` item before it reads the value, and when that fails
+        // deletes the key's old value whatever the mode (set, add, replace, append,
+        // prepend, with or without a CAS or invalidation) so that no stale data stays.
+        StoreOutcome::TooLarge => {
+            store.remove_stale(key);
+            return out.extend_from_slice(reply::TOO_LARGE);
+        }
+        StoreOutcome::OutOfMemory => {
+            store.remove_stale(key);
+            return out.extend_from_slice(reply::NO_MEMORY);
+        }
     };
     let cas = if status == Status::Stored && f.has(b'c') {
         // An invalidating set links its item elsewhere; its CAS is read back.

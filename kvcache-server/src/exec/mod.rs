@@ -42,7 +42,7 @@ pub mod text;
 pub mod value;
 pub mod watch;
 
-pub use context::{After, Control, Ctx, Settings, Step};
+pub use context::{After, Control, Ctx, Direct, Settings, Step};
 pub use stats::Counters;
 pub use step::{run, Protocol};
 pub use value::Receiving;

@@ -16,6 +16,11 @@ use crate::store::{IncrOutcome, Pending, Store, StoreMode, StoreOutcome};
 /// connection stops executing at the same mark.
 pub const OUT_BUDGET: usize = 64 * 1024;
 
+/// Values at least this long are written to the socket straight from their item when
+/// the connection allows it (see [`super::context::Direct`]); a shorter one costs less
+/// to copy into the output buffer than a `writev` of its own.
+pub const DIRECT_MIN: usize = 64 * 1024;
+
 /// Where a multi-key `get`/`gat` stopped because its replies went over [`OUT_BUDGET`]:
 /// the addresses (inside the request's line) of the first key answered by this call and
 /// of the first key not yet answered. The caller blanks the answered keys and runs the
@@ -62,16 +67,20 @@ pub fn execute(
             );
         }
         Request::TooLarge {
+            kind,
             key,
             noreply,
             swallow,
         } => {
-            // memcached drops the old value so that a failed update leaves no stale data.
-            // It counts the `set` for `stats detail` before it finds the value too large.
+            // memcached drops the old value so that a failed `set` leaves no stale data
+            // (a failed add, replace, append, prepend or cas keeps it). It counts the
+            // `set` for `stats detail` before it finds the value too large.
             ops.record(key, Detail::Set);
             c.cmd_set += 1;
             c.store_too_large += 1;
-            store.delete(key);
+            if kind == StorageKind::Set {
+                store.remove_stale(key);
+            }
             put(out, reply::TOO_LARGE, noreply);
             return (After::SwallowThenReply(swallow), None);
         }
@@ -239,11 +248,27 @@ fn retrieve<'k>(
         c.cmd_get += 1;
         c.cmd_touch += u64::from(touch.is_some());
         let mut vlen = 0;
-        let hit = store.get_append(key, touch, out, |it, out| {
+        let mut sent_whole = false;
+        let direct = ctx.direct.as_deref_mut();
+        let min = if direct.is_some() {
+            DIRECT_MIN
+        } else {
+            usize::MAX
+        };
+        let head = |it: &crate::store::ValueHead, out: &mut Vec<u8>| {
             vlen = it.len;
             write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
+        };
+        let hit = store.get_append_or(key, touch, out, head, min, |out, parts| {
+            if let Some(d) = direct {
+                let mut iov = Vec::with_capacity(parts.len() + 1);
+                iov.extend_from_slice(parts);
+                iov.push(&b"\r\n"[..]);
+                d.send(out, &iov);
+                sent_whole = true;
+            }
         });
-        if hit {
+        if hit && !sent_whole {
             out.extend_from_slice(b"\r\n");
         }
         ops.record(key, Detail::get(hit));
@@ -261,6 +286,7 @@ fn retrieve<'k>(
             }
         }
         if let (Some(next), Some(first)) = (keys.peek(), first) {
+            let written = ctx.direct.as_ref().map_or(written, |d| d.written());
             if out.len().saturating_sub(written) > OUT_BUDGET {
                 return (After::Sent, Some((first, next.as_ptr() as usize)));
             }

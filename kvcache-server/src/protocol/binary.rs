@@ -625,9 +625,25 @@ pub fn write_hit(
     key: Option<&[u8]>,
     value: Option<&[u8]>,
 ) {
-    let klen = key.map_or(0, <[u8]>::len);
     let vlen = value.map_or(0, <[u8]>::len);
-    out.reserve(HEADER_LEN + 4 + klen + vlen);
+    out.reserve(HEADER_LEN + 4 + key.map_or(0, <[u8]>::len) + vlen);
+    write_hit_head(out, req, flags, cas, key, vlen);
+    if let Some(v) = value {
+        out.extend_from_slice(v);
+    }
+}
+
+/// The part of a get hit before its value of `vlen` bytes (see [`write_hit`]): the
+/// header, the flags and the key with `key`.
+pub fn write_hit_head(
+    out: &mut Vec<u8>,
+    req: &Header,
+    flags: u32,
+    cas: u64,
+    key: Option<&[u8]>,
+    vlen: usize,
+) {
+    let klen = key.map_or(0, <[u8]>::len);
     write_header(
         out,
         req,
@@ -640,9 +656,6 @@ pub fn write_hit(
     out.extend_from_slice(&flags.to_be_bytes());
     if let Some(k) = key {
         out.extend_from_slice(k);
-    }
-    if let Some(v) = value {
-        out.extend_from_slice(v);
     }
 }
 

@@ -45,6 +45,7 @@
 pub mod auth;
 mod conn;
 mod control;
+mod direct;
 mod listen;
 mod metrics;
 mod recv;

@@ -21,6 +21,7 @@ use super::conn::{
     Conn, ConnInfo, ReadResult, OUT_HIGH_WATER, READ_BUF, STATE_NREAD, STATE_PARSE, STATE_SWALLOW,
 };
 use super::control::ServerControl;
+use super::direct::DirectSocket;
 use super::recv;
 use super::sasl;
 use super::shared::Shared;
@@ -76,6 +77,7 @@ impl<'a> Ctx<'a> {
             settings: &self.shared.settings,
             counters: self.counters,
             control: &self.control,
+            direct: None,
         }
     }
 }
@@ -683,14 +685,20 @@ fn run_requests(ctx: &mut Ctx<'_>, conn: &mut Conn, commands: &mut bool) -> usiz
                 step
             } else {
                 let written = conn.out_pos;
-                exec::run(
-                    &mut ctx.exec(),
-                    proto,
-                    buf,
-                    &mut conn.out,
-                    written,
-                    &mut conn.recv,
-                )
+                // Large values go to a plain socket straight from their items.
+                let plain = matches!(conn.stream, Stream::Tcp(_) | Stream::Unix(_));
+                let mut direct = plain.then_some(DirectSocket {
+                    stream: &mut conn.stream,
+                    out_pos: &mut conn.out_pos,
+                    bytes: 0,
+                });
+                let mut ex = ctx.exec();
+                ex.direct = direct.as_mut().map(|d| d as &mut dyn exec::Direct);
+                let step = exec::run(&mut ex, proto, buf, &mut conn.out, written, &mut conn.recv);
+                if let Some(d) = direct {
+                    ctx.counters.bytes_written += d.bytes as u64;
+                }
+                step
             }
         };
         match step {

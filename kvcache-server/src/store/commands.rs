@@ -98,13 +98,16 @@ impl Store {
             let new_len = old_len + data.len();
             let class = self.class_of(old);
             bump(&self.counters.class(class).cmd_set);
+            // As memcached's store of an append or prepend: when the joined value cannot
+            // be allocated (too large, or no memory) the command is not stored, and the
+            // old value stays.
             if self.too_large(key.len(), new_len, flags) {
                 bump(&self.counters.class(class).outofmemory);
-                return (StoreOutcome::OutOfMemory, 0);
+                return (StoreOutcome::NotStored, 0);
             }
             let Some(prep) = self.prepare(key, flags, exptime, new_len, &kh, now) else {
                 bump(&self.counters.class(class).outofmemory);
-                return (StoreOutcome::OutOfMemory, 0);
+                return (StoreOutcome::NotStored, 0);
             };
             // The same item, unchanged: a chunk reused by a newer item of the same length
             // has another CAS.

@@ -73,13 +73,15 @@ pub struct ItemDebug {
 
 impl Store {
     /// `mg`: looks `key` up and applies `opts`; on a hit (or a creation) calls `f` with
-    /// the item (state before this request's bump) and the recache state, and returns
-    /// true.
+    /// the item (state before this request's bump), the recache state and the value as
+    /// the item holds it (the inline value, or each segment's part of a chained one, in
+    /// order: a chained value is not assembled, and the view's `value` is then empty),
+    /// all under the key's shard lock; returns true.
     pub fn meta_get(
         &self,
         key: &[u8],
         opts: MetaGetOptions,
-        f: impl FnOnce(&ItemView<'_>, MetaGetState),
+        f: impl FnOnce(&ItemView<'_>, MetaGetState, &[&[u8]]),
     ) -> bool {
         let kh = self.index.hash_key(key);
         let now = self.now();
@@ -163,8 +165,14 @@ impl Store {
                 it.set_bits(WIN_SENT);
             }
             let prev = widen_access(now, it.access_low());
-            let value = self.value_of(&it);
-            f(&self.view(&it, &value, prev), st);
+            if it.is_chained() {
+                // The shard lock held here keeps the parts valid until `f` returns.
+                let parts = self.chained_parts(&it);
+                f(&self.view(&it, &[], prev), st, &parts);
+            } else {
+                let value = it.inline_value();
+                f(&self.view(&it, value, prev), st, &[value]);
+            }
             if !opts.no_update {
                 it.set_access(now);
                 it.set_bits(REF | FETCHED);

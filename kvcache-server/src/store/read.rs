@@ -175,6 +175,21 @@ impl Store {
         out: &mut Vec<u8>,
         head: impl FnOnce(&ValueHead, &mut Vec<u8>),
     ) -> bool {
+        self.get_append_or(key, touch, out, head, usize::MAX, |_, _| {})
+    }
+
+    /// [`get_append`](Self::get_append), except that a chained value of at least `min`
+    /// bytes is not appended: `large` gets it as the item's segments hold it, in order,
+    /// under the key's shard lock (see [`get_parts`](Self::get_parts)), after `head`.
+    pub fn get_append_or(
+        &self,
+        key: &[u8],
+        touch: Option<i64>,
+        out: &mut Vec<u8>,
+        head: impl FnOnce(&ValueHead, &mut Vec<u8>),
+        min: usize,
+        large: impl FnOnce(&mut Vec<u8>, &[&[u8]]),
+    ) -> bool {
         if touch.is_some() {
             bump(&self.counters.global.cmd_touch);
         }
@@ -185,8 +200,50 @@ impl Store {
                 len: it.value_len(),
             };
             head(&h, out);
+            if h.len >= min && it.is_chained() {
+                let parts = self.chained_parts(it);
+                return large(out, &parts);
+            }
             out.reserve(h.len);
             self.value_parts(it, |part| out.extend_from_slice(part));
+        })
+    }
+
+    /// The segments' parts of a chained value, in order (the caller holds the item's
+    /// shard lock while it uses them).
+    pub(super) fn chained_parts<'s>(&'s self, it: &ItemRef<'s>) -> Vec<&'s [u8]> {
+        self.regions(*it, 0)
+            // SAFETY: a region of a live item holds `n` value bytes; the caller's shard
+            // lock keeps it from being freed or written while it uses the slices (every
+            // caller drops them before it unlocks).
+            .map(|(p, n)| unsafe { std::slice::from_raw_parts(p.as_ptr(), n) })
+            .collect()
+    }
+
+    /// As [`get_append`](Self::get_append), but gives `f` the value as the item holds it:
+    /// the inline value, or each segment's part of a chained one, in order, borrowed
+    /// under the key's shard lock for the duration of `f` (which must not block: a
+    /// replacement, delete or eviction of the key, and every other key of the shard,
+    /// waits for it).
+    pub fn get_parts(
+        &self,
+        key: &[u8],
+        touch: Option<i64>,
+        f: impl FnOnce(&ValueHead, &[&[u8]]),
+    ) -> bool {
+        if touch.is_some() {
+            bump(&self.counters.global.cmd_touch);
+        }
+        self.get_item(key, touch, |it, _| {
+            let h = ValueHead {
+                flags: it.flags(),
+                cas: it.cas(),
+                len: it.value_len(),
+            };
+            if !it.is_chained() {
+                return f(&h, &[it.inline_value()]);
+            }
+            f(&h, &self.chained_parts(it));
         })
     }
 

@@ -423,6 +423,17 @@ impl Store {
         self.discard(pending.prep);
     }
 
+    /// Removes `key`'s live item, if any, without counting a delete: what memcached does
+    /// to the old value when a storage command's item cannot be allocated, so that no
+    /// stale data outlives a failed update.
+    pub(crate) fn remove_stale(&self, key: &[u8]) {
+        if key.is_empty() || key.len() > KEY_MAX {
+            return;
+        }
+        let kh = self.index.hash_key(key);
+        self.remove_quiet(key, &kh);
+    }
+
     /// Removes `key`'s live item, if any, without counting it (a failed `set` does).
     fn remove_quiet(&self, key: &[u8], kh: &KeyHash) {
         let mut garbage = Garbage::default();

@@ -45,8 +45,8 @@ pub use key::Key;
 pub use parse::parse;
 pub use write::{
     push_key, push_opaque_and_key, write_arith_reply, write_debug, write_delete_reply,
-    write_get_hit, write_get_miss, write_set_reply, ArithResult, DebugInfo, ItemInfo, Status,
-    WinFlags,
+    write_get_head, write_get_hit, write_get_miss, write_set_reply, ArithResult, DebugInfo,
+    ItemInfo, Status, WinFlags,
 };
 
 /// The most tokens a meta line may have, command and key included (memcached rejects

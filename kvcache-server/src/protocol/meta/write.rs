@@ -86,6 +86,16 @@ pub fn write_get_hit(
     value: &[u8],
 ) {
     out.reserve(value.len() + 64);
+    write_get_head(out, args, info, win);
+    if args.flags.value {
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// The line of an `mg` hit, up to and including its `\r\n`, without the value that
+/// follows it with `v` (see [`write_get_hit`]).
+pub fn write_get_head(out: &mut Vec<u8>, args: &MetaArgs<'_>, info: &ItemInfo, win: WinFlags) {
     if args.flags.value {
         out.extend_from_slice(b"VA ");
         push_u64(out, info.value_len as u64);
@@ -131,10 +141,6 @@ pub fn write_get_hit(
         out.extend_from_slice(b" W");
     }
     out.extend_from_slice(b"\r\n");
-    if args.flags.value {
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
-    }
 }
 
 /// Appends an `mg` miss: `EN` with the echoed `O`/`k` flags, unless `q`.

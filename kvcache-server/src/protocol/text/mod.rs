@@ -145,11 +145,14 @@ pub enum Request<'a> {
     /// `set`, `add`, `replace`, `append`, `prepend`, `cas` with their data.
     Storage(StorageRequest<'a>),
     /// A storage command whose value is larger than the limit given to [`parse`]: answer
-    /// `SERVER_ERROR object too large for cache` (unless `noreply`), delete the key, and
-    /// discard the next `swallow` bytes (the data block and its `\r\n`), which may not
-    /// have arrived yet.
+    /// `SERVER_ERROR object too large for cache` (unless `noreply`), delete the key if the
+    /// command is a `set`, and discard the next `swallow` bytes (the data block and its
+    /// `\r\n`), which may not have arrived yet.
     TooLarge {
-        /// The key, whose old value memcached deletes.
+        /// The command.
+        kind: StorageKind,
+        /// The key, whose old value memcached deletes after a failed `set` (and only
+        /// then: a failed `add`, `replace`, `append`, `prepend` or `cas` leaves it).
         key: &'a [u8],
         /// `noreply` was given.
         noreply: bool,

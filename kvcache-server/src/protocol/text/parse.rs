@@ -226,6 +226,7 @@ fn storage_line<'a>(
     let vlen = vlen as usize;
     if vlen > max_data {
         return Err(Request::TooLarge {
+            kind,
             key,
             noreply,
             swallow: vlen + 2,

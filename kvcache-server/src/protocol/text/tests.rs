@@ -151,12 +151,22 @@ fn too_large_swallows() {
     assert_eq!(
         r,
         Request::TooLarge {
+            kind: StorageKind::Set,
             key: b"a",
             noreply: false,
             swallow: 2002
         }
     );
     assert_eq!(n, 16);
+    let (r, _) = parse(b"add a 0 0 2000 noreply\r\n", 1000).unwrap();
+    assert!(matches!(
+        r,
+        Request::TooLarge {
+            kind: StorageKind::Add,
+            noreply: true,
+            ..
+        }
+    ));
 }
 
 #[test]
