@@ -58,13 +58,19 @@ fn fill(c: &mut Client, prefix: &str, n: usize, size: usize) -> (u64, u64) {
 #[test]
 fn address_space_limit_gives_out_of_memory_replies_not_an_abort() {
     let args = ["-m", "64", "-t", "2", "-c", "1024"];
-    // The address space an idle server uses (its reservation is most of it).
+    // The address space a server uses with the test's 300 idle connections open and no
+    // items (its reservation is most of it; each connection's buffers add some).
     let idle = {
         let s = ServerProc::start(&args);
-        vm_size_kib(s.pid())
+        let conns: Vec<Client> = (0..300).map(|_| s.connect()).collect();
+        let _ = s.connect().stats("");
+        let vm = vm_size_kib(s.pid());
+        drop(conns);
+        vm
     };
-    // A little above it: 16 MiB for the index, buffers and the heap's growth.
-    let limit = (idle + (16 << 10)) << 10;
+    // A little above it: 4 MiB for the index, buffers and the heap's growth, less than the
+    // index needs for a million items, so the limit binds while memory is still free.
+    let limit = (idle + (4 << 10)) << 10;
     let as_arg = format!("--as={limit}");
     let s = ServerProc::start_wrapped(&["prlimit", &as_arg, "--"], &args);
     let mut c = s.connect();
@@ -112,7 +118,11 @@ fn address_space_limit_gives_out_of_memory_replies_not_an_abort() {
     );
     assert!(errs.is_empty(), "{errs:?}");
     assert!(evictions > 0, "the load was meant to fill -m");
-    assert!(totals.0 > 500_000, "too few stores: {totals:?}");
+    assert!(
+        totals.1 > 0,
+        "the load was meant to reach the address-space limit"
+    );
+    assert!(totals.0 > 200_000, "too few stores: {totals:?}");
     // Still serving, with the limit in force.
     c.roundtrip(b"set after 0 0 2\r\nok\r\n", b"STORED\r\n");
     c.roundtrip(b"get after\r\n", b"VALUE after 0 2\r\nok\r\nEND\r\n");
