@@ -22,6 +22,7 @@
 //!   reversed order, interleaved order (every other one, then the rest), and allocation order.
 //! * [`larson_n`]: [`crate::larson`] on any number of threads.
 
+use std::collections::HashSet;
 use std::hint::black_box;
 use std::ptr::NonNull;
 use std::sync::{mpsc, Arc, Barrier, Mutex};
@@ -38,12 +39,41 @@ pub struct Run {
     pub objects: usize,
     /// Objects freed.
     pub freed: usize,
+    /// False-sharing shapes: objects that lay in a cache line which another thread's objects
+    /// also used during the run (0 for the other shapes). Unlike the time, this does not
+    /// depend on whether the machine's cores share a cache.
+    pub shared_objects: usize,
 }
 
 impl Run {
     /// Nanoseconds per object allocated and freed.
     pub fn ns_per_op(&self) -> f64 {
         self.elapsed.as_nanos() as f64 / self.objects.max(1) as f64
+    }
+}
+
+/// The measured span of a threaded run: from the first worker's start (after the start
+/// barrier) to the last worker's end. Timed in the workers, so a main thread that wakes late
+/// from the barrier does not shorten it.
+#[derive(Default)]
+struct Span(Mutex<Option<(Instant, Instant)>>);
+
+impl Span {
+    /// Records one worker's `[start, now]`.
+    fn add(&self, start: Instant) {
+        let end = Instant::now();
+        let mut g = self.0.lock().expect("not poisoned");
+        *g = Some(match *g {
+            None => (start, end),
+            Some((s, e)) => (s.min(start), e.max(end)),
+        });
+    }
+
+    fn elapsed(&self) -> Duration {
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .map_or(Duration::ZERO, |(s, e)| e - s)
     }
 }
 
@@ -125,16 +155,19 @@ pub fn scratch(
             .collect(),
         Sharing::Active => Vec::new(),
     };
-    let barrier = Barrier::new(threads + 1);
-    let done = Mutex::new(0usize);
-    let mut t = Instant::now();
+    let barrier = Barrier::new(threads);
+    let span = Span::default();
+    // Per worker, the cache line of every object it used (objects of SCRATCH_SIZE bytes are
+    // 16-byte aligned, so each lies in one line).
+    let lines: Mutex<Vec<Vec<usize>>> = Mutex::new(Vec::new());
     std::thread::scope(|s| {
         let mut hs = Vec::new();
         for w in 0..threads {
-            let (barrier, done, handed) = (&barrier, &done, &handed);
+            let (barrier, lines, handed, span) = (&barrier, &lines, &handed, &span);
             hs.push(s.spawn(move || {
                 barrier.wait();
-                let mut n = 0;
+                let start = Instant::now();
+                let mut mine = Vec::with_capacity(iters);
                 if let Some(&p) = handed.get(w) {
                     let p = NonNull::new(p as *mut u8).expect("live");
                     // SAFETY: allocated by the main thread with `size` bytes, handed to this
@@ -144,6 +177,7 @@ pub fn scratch(
                 for _ in 0..iters {
                     let p = a.alloc(size);
                     let b = p.as_ptr();
+                    mine.push(b as usize >> 6);
                     // SAFETY: `p` is a fresh allocation of `size >= SCRATCH_SIZE` bytes,
                     // owned by this thread until the free below.
                     unsafe {
@@ -159,23 +193,33 @@ pub fn scratch(
                         }
                         a.free(black_box(p), size);
                     }
-                    n += 1;
                 }
-                *done.lock().expect("not poisoned") += n;
+                span.add(start);
+                lines.lock().expect("not poisoned").push(mine);
             }));
         }
-        barrier.wait();
-        t = Instant::now();
         for h in hs {
             h.join().expect("worker");
         }
     });
-    let elapsed = t.elapsed();
-    let n = *done.lock().expect("not poisoned");
+    let elapsed = span.elapsed();
+    let lines = lines.into_inner().expect("not poisoned");
+    let n = lines.iter().map(Vec::len).sum();
+    let sets: Vec<HashSet<usize>> = lines.iter().map(|l| l.iter().copied().collect()).collect();
+    let shared_objects = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            l.iter()
+                .filter(|x| sets.iter().enumerate().any(|(j, s)| j != i && s.contains(x)))
+                .count()
+        })
+        .sum();
     Run {
         elapsed,
         objects: n,
         freed: n,
+        shared_objects,
     }
 }
 
@@ -196,23 +240,25 @@ fn small_size(r: &mut Rng) -> usize {
 /// xmalloc-style: `threads / 2` producers (at least one) allocate `n` objects in total of
 /// mixed small sizes, stamp them and send them in batches of [`BATCH`] to the consumers
 /// (the other threads), which check and free them. On one thread, the thread frees each batch
-/// itself after allocating it. Producers and consumers are paired round robin.
-pub fn handoff(a: &dyn Allocator, threads: usize, n: usize) -> Run {
+/// itself after allocating it. Producers and consumers are paired round robin. With `fixed`,
+/// every object has that size instead (prodcons64 on any number of threads).
+pub fn handoff(a: &dyn Allocator, threads: usize, n: usize, fixed: Option<usize>) -> Run {
     let producers = (threads / 2).max(1);
     let consumers = threads - producers;
     let per = n / producers;
     let freed = Arc::new(Mutex::new(0usize));
-    let barrier = Barrier::new(threads + 1);
-    let mut t = Instant::now();
+    let barrier = Barrier::new(threads);
+    let span = Span::default();
     std::thread::scope(|s| {
         let mut txs = Vec::new();
         let mut hs = Vec::new();
         for _ in 0..consumers {
             let (tx, rx) = mpsc::sync_channel::<SendPtrs>(64);
             txs.push(tx);
-            let (freed, barrier) = (freed.clone(), &barrier);
+            let (freed, barrier, span) = (freed.clone(), &barrier, &span);
             hs.push(s.spawn(move || {
                 barrier.wait();
+                let start = Instant::now();
                 let mut k = 0;
                 for batch in rx {
                     for (p, size, id) in batch.0 {
@@ -222,14 +268,16 @@ pub fn handoff(a: &dyn Allocator, threads: usize, n: usize) -> Run {
                         k += 1;
                     }
                 }
+                span.add(start);
                 *freed.lock().expect("not poisoned") += k;
             }));
         }
         for w in 0..producers {
             let tx = (consumers > 0).then(|| txs[w % consumers].clone());
-            let (freed, barrier) = (freed.clone(), &barrier);
+            let (freed, barrier, span) = (freed.clone(), &barrier, &span);
             hs.push(s.spawn(move || {
                 barrier.wait();
+                let start = Instant::now();
                 let mut r = Rng::new(0x9e37 + w as u64);
                 let mut own_freed = 0;
                 let mut left = per;
@@ -238,7 +286,7 @@ pub fn handoff(a: &dyn Allocator, threads: usize, n: usize) -> Run {
                     let k = left.min(BATCH);
                     let mut v = Vec::with_capacity(k);
                     for _ in 0..k {
-                        let size = small_size(&mut r);
+                        let size = fixed.unwrap_or_else(|| small_size(&mut r));
                         let p = a.alloc(size);
                         stamp(p, size, id);
                         v.push((p, size, id));
@@ -257,22 +305,22 @@ pub fn handoff(a: &dyn Allocator, threads: usize, n: usize) -> Run {
                     }
                     left -= k;
                 }
+                span.add(start);
                 *freed.lock().expect("not poisoned") += own_freed;
             }));
         }
         drop(txs);
-        barrier.wait();
-        t = Instant::now();
         for h in hs {
             h.join().expect("worker");
         }
     });
-    let elapsed = t.elapsed();
+    let elapsed = span.elapsed();
     let freed = *freed.lock().expect("not poisoned");
     Run {
         elapsed,
         objects: per * producers,
         freed,
+        shared_objects: 0,
     }
 }
 
@@ -292,15 +340,16 @@ fn sh6_size(r: &mut Rng) -> usize {
 /// batch are interleaved with the allocation of the next (each freed slot is refilled before
 /// the next one is freed, for the first batch).
 pub fn sh6(a: &dyn Allocator, threads: usize, rounds: usize) -> Run {
-    let barrier = Barrier::new(threads + 1);
+    let barrier = Barrier::new(threads);
+    let span = Span::default();
     let totals = Mutex::new((0usize, 0usize));
-    let mut t = Instant::now();
     std::thread::scope(|s| {
         let mut hs = Vec::new();
         for w in 0..threads {
-            let (barrier, totals) = (&barrier, &totals);
+            let (barrier, totals, span) = (&barrier, &totals, &span);
             hs.push(s.spawn(move || {
                 barrier.wait();
+                let start = Instant::now();
                 let mut r = Rng::new(0x5eb6 + w as u64);
                 let mut id = (w as u64) << 40;
                 let (mut allocated, mut freed) = (0usize, 0usize);
@@ -352,23 +401,23 @@ pub fn sh6(a: &dyn Allocator, threads: usize, rounds: usize) -> Run {
                         free_one(e, &mut freed);
                     }
                 }
+                span.add(start);
                 let mut tot = totals.lock().expect("not poisoned");
                 tot.0 += allocated;
                 tot.1 += freed;
             }));
         }
-        barrier.wait();
-        t = Instant::now();
         for h in hs {
             h.join().expect("worker");
         }
     });
-    let elapsed = t.elapsed();
+    let elapsed = span.elapsed();
     let (objects, freed) = *totals.lock().expect("not poisoned");
     Run {
         elapsed,
         objects,
         freed,
+        shared_objects: 0,
     }
 }
 
@@ -393,15 +442,16 @@ pub fn larson_n(a: &dyn Allocator, threads: usize, rounds: usize, steps: usize) 
     let arrays: Vec<Mutex<Slots>> = (0..threads)
         .map(|i| Mutex::new(fill(i as u64 + 1)))
         .collect();
-    let barrier = Barrier::new(threads + 1);
+    let barrier = Barrier::new(threads);
+    let span = Span::default();
     let round_barrier = Barrier::new(threads);
-    let mut t = Instant::now();
     std::thread::scope(|s| {
         let mut hs = Vec::new();
         for w in 0..threads {
-            let (arrays, barrier, round_barrier) = (&arrays, &barrier, &round_barrier);
+            let (arrays, barrier, round_barrier, span) = (&arrays, &barrier, &round_barrier, &span);
             hs.push(s.spawn(move || {
                 barrier.wait();
+                let start = Instant::now();
                 let mut r = Rng::new(100 + w as u64);
                 let mut id = (1000 + w as u64) << 40;
                 for round in 0..rounds {
@@ -425,15 +475,14 @@ pub fn larson_n(a: &dyn Allocator, threads: usize, rounds: usize, steps: usize) 
                     drop(slots);
                     round_barrier.wait();
                 }
+                span.add(start);
             }));
         }
-        barrier.wait();
-        t = Instant::now();
         for h in hs {
             h.join().expect("worker");
         }
     });
-    let elapsed = t.elapsed();
+    let elapsed = span.elapsed();
     let mut freed = 0;
     for m in &arrays {
         for &(p, size, id) in m.lock().expect("not poisoned").iter() {
@@ -449,13 +498,12 @@ pub fn larson_n(a: &dyn Allocator, threads: usize, rounds: usize, steps: usize) 
         elapsed,
         objects: replaced,
         freed: freed + replaced - threads * LARSON_SLOTS,
+        shared_objects: 0,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use super::*;
     use crate::{make, SlabCore, ALLOCATORS};
 
@@ -519,7 +567,7 @@ mod tests {
                         assert_eq!(r.objects, threads * 200);
                     }
                 }
-                let r = checked(a, |c| handoff(c, threads, 3000));
+                let r = checked(a, |c| handoff(c, threads, 3000, None));
                 assert_eq!(r.objects, 3000 / (threads / 2).max(1) * (threads / 2).max(1));
                 let r = checked(a, |c| sh6(c, threads, 3));
                 assert_eq!(r.objects, threads * 3 * 3 * BATCH);
@@ -534,11 +582,22 @@ mod tests {
         let a = SlabCore::new();
         scratch(&a, Sharing::Passive, 2, 500, false);
         scratch(&a, Sharing::Active, 2, 500, true);
-        handoff(&a, 2, 5000);
+        handoff(&a, 2, 5000, None);
+        handoff(&a, 3, 5000, Some(64));
         sh6(&a, 2, 4);
         larson_n(&a, 3, 4, 200);
         a.0.flush_thread_cache();
         assert_eq!(a.0.stats().live_chunks(), 0);
+    }
+
+    #[test]
+    fn padded_objects_of_slab_core_share_no_cache_line() {
+        // slab-core's 64-byte class is 64-byte aligned: one object per line.
+        let a = SlabCore::new();
+        for sharing in [Sharing::Passive, Sharing::Active] {
+            let r = scratch(&a, sharing, 3, 1000, true);
+            assert_eq!(r.shared_objects, 0, "{sharing:?}");
+        }
     }
 
     #[test]
