@@ -211,7 +211,11 @@ pub fn scratch(
         .enumerate()
         .map(|(i, l)| {
             l.iter()
-                .filter(|x| sets.iter().enumerate().any(|(j, s)| j != i && s.contains(x)))
+                .filter(|x| {
+                    sets.iter()
+                        .enumerate()
+                        .any(|(j, s)| j != i && s.contains(x))
+                })
                 .count()
         })
         .sum();
@@ -455,9 +459,7 @@ pub fn larson_n(a: &dyn Allocator, threads: usize, rounds: usize, steps: usize) 
                 let mut r = Rng::new(100 + w as u64);
                 let mut id = (1000 + w as u64) << 40;
                 for round in 0..rounds {
-                    let mut slots = arrays[(w + round) % threads]
-                        .lock()
-                        .expect("not poisoned");
+                    let mut slots = arrays[(w + round) % threads].lock().expect("not poisoned");
                     for _ in 0..steps {
                         let i = r.range(0, LARSON_SLOTS - 1);
                         let (p, size, old) = slots[i];
@@ -551,7 +553,11 @@ mod tests {
         let run = f(&c);
         assert_eq!(run.objects, run.freed, "{}: {run:?}", inner.name());
         assert!(run.objects > 0);
-        assert!(c.live.lock().unwrap().is_empty(), "{}: leaked", inner.name());
+        assert!(
+            c.live.lock().unwrap().is_empty(),
+            "{}: leaked",
+            inner.name()
+        );
         run
     }
 
@@ -568,7 +574,10 @@ mod tests {
                     }
                 }
                 let r = checked(a, |c| handoff(c, threads, 3000, None));
-                assert_eq!(r.objects, 3000 / (threads / 2).max(1) * (threads / 2).max(1));
+                assert_eq!(
+                    r.objects,
+                    3000 / (threads / 2).max(1) * (threads / 2).max(1)
+                );
                 let r = checked(a, |c| sh6(c, threads, 3));
                 assert_eq!(r.objects, threads * 3 * 3 * BATCH);
                 let r = checked(a, |c| larson_n(c, threads, 3, 100));

@@ -219,7 +219,7 @@ fn measure(
     rows
 }
 
-fn find<'a>(rows: &'a [Row], w: &str, a: &str, t: usize) -> Option<(f64, f64)> {
+fn find(rows: &[Row], w: &str, a: &str, t: usize) -> Option<(f64, f64)> {
     rows.iter()
         .find(|r| r.0 == w && r.1 == a && r.2 == t)
         .and_then(|r| r.3)
@@ -245,7 +245,8 @@ fn main_table(rows: &[Row], names: &[&str]) -> String {
         let t = table_threads(w);
         out.push_str(&format!("{w:<20}"));
         for n in names {
-            let c = find(rows, w, n, t).map_or("-".to_string(), |(a, b)| format!("{a:.2} ({b:.2})"));
+            let c =
+                find(rows, w, n, t).map_or("-".to_string(), |(a, b)| format!("{a:.2} ({b:.2})"));
             out.push_str(&format!(" {c:>16}"));
         }
         let best = names
@@ -275,6 +276,14 @@ fn main_table(rows: &[Row], names: &[&str]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The 1, 5 and 15 minute load averages (`/proc/loadavg`): a two-thread run on a 2-core
+/// machine only scales when no other process wants the cores.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// The scaling table: throughput on two threads over throughput on one.
@@ -317,8 +326,12 @@ fn workloads(z: &Sizes, json_out: bool, only: Option<&str>, workload: Option<&st
         .map(|&n| (n, make(n)))
         .collect();
     let names: Vec<&str> = allocs.iter().map(|a| a.0).collect();
+    let load_before = load_average();
     let mut rows = Vec::new();
-    for w in WORKLOADS.iter().filter(|w| workload.is_none_or(|x| x == **w)) {
+    for w in WORKLOADS
+        .iter()
+        .filter(|w| workload.is_none_or(|x| x == **w))
+    {
         // One workload at a time, every allocator interleaved within it.
         rows.extend(measure(&allocs, &[w], &[table_threads(w)], z.reps, z));
     }
@@ -334,7 +347,11 @@ fn workloads(z: &Sizes, json_out: bool, only: Option<&str>, workload: Option<&st
             scaled.extend(measure(&byte, &[w], &[1, 2], z.scaling_reps, z));
         }
     }
-    let mut text = main_table(&rows, &names);
+    let mut text = format!(
+        "load average before: {load_before}, after: {}\n",
+        load_average()
+    );
+    text.push_str(&main_table(&rows, &names));
     if scale {
         text.push('\n');
         text.push_str(&scaling_table(&scaled, &names));
@@ -373,12 +390,18 @@ fn census(z: &Sizes, json_out: bool) {
         "{:<20} {:>16} {:>16}\n",
         "objects in a line", "cache-scratch", "cache-thrash"
     );
-    text.push_str(&format!("{:<20} {:>16} {:>16}\n", "shared by threads", "", ""));
+    text.push_str(&format!(
+        "{:<20} {:>16} {:>16}\n",
+        "shared by threads", "", ""
+    ));
     let mut records = Vec::new();
     for name in ALLOCATORS {
         let Some(a) = make(name) else { continue };
         let mut line = format!("{name:<20}");
-        for (w, sharing) in [("cache-scratch", Sharing::Passive), ("cache-thrash", Sharing::Active)] {
+        for (w, sharing) in [
+            ("cache-scratch", Sharing::Passive),
+            ("cache-thrash", Sharing::Active),
+        ] {
             let r = scratch(&*a, sharing, THREADS, z.scratch_iters, false);
             let pct = 100.0 * r.shared_objects as f64 / r.objects as f64;
             line.push_str(&format!(" {:>15.1}%", pct));
@@ -444,9 +467,7 @@ fn report_metadata(name: &str, objects: usize, before: usize, after: usize) {
 /// JSON records, with `--json`).
 fn metadata(objects: usize, json_out: bool) {
     let exe = std::env::current_exe().expect("own path");
-    let mut text = format!(
-        "metadata: RSS minus payload per live 64 B object, {objects} objects\n"
-    );
+    let mut text = format!("metadata: RSS minus payload per live 64 B object, {objects} objects\n");
     let mut records = Vec::new();
     for name in ALLOCATORS {
         let out = Command::new(&exe)
