@@ -22,9 +22,9 @@
 //!   reversed order, interleaved order (every other one, then the rest), and allocation order.
 //! * [`larson_n`]: [`crate::larson`] on any number of threads.
 
-use std::collections::HashSet;
 use std::hint::black_box;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,8 +39,8 @@ pub struct Run {
     pub objects: usize,
     /// Objects freed.
     pub freed: usize,
-    /// False-sharing shapes: objects that lay in a cache line which another thread's objects
-    /// also used during the run (0 for the other shapes). Unlike the time, this does not
+    /// False-sharing shapes: objects allocated in a cache line that held another thread's
+    /// live object at that moment (0 for the other shapes). Unlike the time, this does not
     /// depend on whether the machine's cores share a cache.
     pub shared_objects: usize,
 }
@@ -116,6 +116,10 @@ struct SendPtrs(Vec<(NonNull<u8>, usize, u64)>);
 // nobody else uses them.
 unsafe impl Send for SendPtrs {}
 
+/// An atomic in a cache line of its own (the census must not share lines itself).
+#[repr(align(64))]
+struct Slot(AtomicUsize);
+
 /// Which false sharing [`scratch`] provokes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sharing {
@@ -157,17 +161,20 @@ pub fn scratch(
     };
     let barrier = Barrier::new(threads);
     let span = Span::default();
-    // Per worker, the cache line of every object it used (objects of SCRATCH_SIZE bytes are
-    // 16-byte aligned, so each lies in one line).
-    let lines: Mutex<Vec<Vec<usize>>> = Mutex::new(Vec::new());
+    // Per worker, the cache line of the object it holds now (0: none), each in a line of its
+    // own; a worker that allocates an object in a line another worker's live object is in
+    // counts it as shared (objects of SCRATCH_SIZE bytes are 16-byte aligned: one line each).
+    let current: Vec<Slot> = (0..threads).map(|_| Slot(AtomicUsize::new(0))).collect();
+    let counts = Mutex::new((0usize, 0usize));
     std::thread::scope(|s| {
         let mut hs = Vec::new();
         for w in 0..threads {
-            let (barrier, lines, handed, span) = (&barrier, &lines, &handed, &span);
+            let (barrier, current, counts, handed, span) =
+                (&barrier, &current, &counts, &handed, &span);
             hs.push(s.spawn(move || {
                 barrier.wait();
                 let start = Instant::now();
-                let mut mine = Vec::with_capacity(iters);
+                let (mut n, mut shared) = (0usize, 0usize);
                 if let Some(&p) = handed.get(w) {
                     let p = NonNull::new(p as *mut u8).expect("live");
                     // SAFETY: allocated by the main thread with `size` bytes, handed to this
@@ -177,7 +184,15 @@ pub fn scratch(
                 for _ in 0..iters {
                     let p = a.alloc(size);
                     let b = p.as_ptr();
-                    mine.push(b as usize >> 6);
+                    let line = b as usize >> 6;
+                    current[w].0.store(line, Ordering::SeqCst);
+                    if current
+                        .iter()
+                        .enumerate()
+                        .any(|(j, c)| j != w && c.0.load(Ordering::SeqCst) == line)
+                    {
+                        shared += 1;
+                    }
                     // SAFETY: `p` is a fresh allocation of `size >= SCRATCH_SIZE` bytes,
                     // owned by this thread until the free below.
                     unsafe {
@@ -191,11 +206,15 @@ pub fn scratch(
                         for k in 0..SCRATCH_SIZE {
                             assert_eq!(b.add(k).read_volatile(), SCRATCH_WRITES as u8);
                         }
+                        current[w].0.store(0, Ordering::SeqCst);
                         a.free(black_box(p), size);
                     }
+                    n += 1;
                 }
                 span.add(start);
-                lines.lock().expect("not poisoned").push(mine);
+                let mut c = counts.lock().expect("not poisoned");
+                c.0 += n;
+                c.1 += shared;
             }));
         }
         for h in hs {
@@ -203,22 +222,7 @@ pub fn scratch(
         }
     });
     let elapsed = span.elapsed();
-    let lines = lines.into_inner().expect("not poisoned");
-    let n = lines.iter().map(Vec::len).sum();
-    let sets: Vec<HashSet<usize>> = lines.iter().map(|l| l.iter().copied().collect()).collect();
-    let shared_objects = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            l.iter()
-                .filter(|x| {
-                    sets.iter()
-                        .enumerate()
-                        .any(|(j, s)| j != i && s.contains(x))
-                })
-                .count()
-        })
-        .sum();
+    let (n, shared_objects) = *counts.lock().expect("not poisoned");
     Run {
         elapsed,
         objects: n,
@@ -506,6 +510,8 @@ pub fn larson_n(a: &dyn Allocator, threads: usize, rounds: usize, steps: usize) 
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
     use crate::{make, SlabCore, ALLOCATORS};
 

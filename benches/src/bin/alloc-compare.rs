@@ -383,8 +383,8 @@ fn workloads(z: &Sizes, json_out: bool, only: Option<&str>, workload: Option<&st
 }
 
 /// The false-sharing census: per allocator, the share of objects of cache-scratch and
-/// cache-thrash (two threads, unpadded) that lay in a cache line another thread's objects
-/// also used. One run each: it counts addresses, not time.
+/// cache-thrash (two threads, unpadded) allocated in a cache line that held the other
+/// thread's live object at that moment. One run each: it counts addresses, not time.
 fn census(z: &Sizes, json_out: bool) {
     let mut text = format!(
         "{:<20} {:>16} {:>16}\n",
