@@ -1,9 +1,11 @@
-//! Criterion benchmarks of the allocator workloads, with slab-core and its peers (glibc,
+//! Criterion benchmarks of the allocator workloads (those of `alloc-compare`, the false-sharing
+//! shapes included), with slab-core and its peers (glibc,
 //! mimalloc, jemalloc, and sharded-slab where the workload fits) side by side in each group.
 
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use peer_benches::shapes::{handoff, scratch, sh6, Sharing, BATCH};
 use peer_benches::{
     larson, make, mixed, mixed_sizes, pair64, pair64_sharded, prodcons64, prodcons64_sharded,
     Allocator, ALLOCATORS,
@@ -72,6 +74,36 @@ fn workloads(c: &mut Criterion) {
         |a, iters| larson(a, iters as usize, STEPS as usize),
         None,
     );
+    bench_all(
+        c,
+        "xmalloc",
+        OBJECTS,
+        |a, iters| handoff(a, 2, (iters * OBJECTS) as usize, None).elapsed,
+        None,
+    );
+    // Two threads, three batches per round each.
+    bench_all(
+        c,
+        "sh6bench",
+        2 * 3 * BATCH as u64,
+        |a, iters| sh6(a, 2, iters as usize).elapsed,
+        None,
+    );
+    const ITERS: u64 = 2_000;
+    for (name, sharing, padded) in [
+        ("cache-scratch", Sharing::Passive, false),
+        ("cache-scratch-pad64", Sharing::Passive, true),
+        ("cache-thrash", Sharing::Active, false),
+        ("cache-thrash-pad64", Sharing::Active, true),
+    ] {
+        bench_all(
+            c,
+            name,
+            2 * ITERS,
+            |a, iters| scratch(a, sharing, 2, (iters * ITERS) as usize, padded).elapsed,
+            None,
+        );
+    }
 }
 
 criterion_group!(benches, workloads);

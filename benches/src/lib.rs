@@ -28,6 +28,8 @@ use slab_core::engine::Config;
 use slab_core::magazine::SlabAllocator;
 use tikv_jemallocator::Jemalloc;
 
+pub mod shapes;
+
 /// Alignment requested from every allocator (what `malloc` guarantees on x86-64 Linux).
 pub const ALIGN: usize = 16;
 
