@@ -190,15 +190,7 @@ impl Store {
         min: usize,
         large: impl FnOnce(&mut Vec<u8>, &[&[u8]]),
     ) -> bool {
-        if touch.is_some() {
-            bump(&self.counters.global.cmd_touch);
-        }
-        self.get_item(key, touch, |it, _| {
-            let h = ValueHead {
-                flags: it.flags(),
-                cas: it.cas(),
-                len: it.value_len(),
-            };
+        self.get_head(key, touch, |it, h| {
             head(&h, out);
             if h.len >= min && it.is_chained() {
                 let parts = self.chained_parts(it);
@@ -231,6 +223,22 @@ impl Store {
         touch: Option<i64>,
         f: impl FnOnce(&ValueHead, &[&[u8]]),
     ) -> bool {
+        self.get_head(key, touch, |it, h| {
+            if !it.is_chained() {
+                return f(&h, &[it.inline_value()]);
+            }
+            f(&h, &self.chained_parts(it));
+        })
+    }
+
+    /// [`get_item`](Self::get_item) for the readers that write a value's head: counts
+    /// `cmd_touch` with `touch`, and gives `f` the item's flags, CAS and value length.
+    fn get_head(
+        &self,
+        key: &[u8],
+        touch: Option<i64>,
+        f: impl FnOnce(&ItemRef<'_>, ValueHead),
+    ) -> bool {
         if touch.is_some() {
             bump(&self.counters.global.cmd_touch);
         }
@@ -240,10 +248,7 @@ impl Store {
                 cas: it.cas(),
                 len: it.value_len(),
             };
-            if !it.is_chained() {
-                return f(&h, &[it.inline_value()]);
-            }
-            f(&h, &self.chained_parts(it));
+            f(it, h)
         })
     }
 
