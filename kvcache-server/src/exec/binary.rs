@@ -2,9 +2,8 @@
 //! forms (success unanswered, errors always answered, quiet get misses unanswered),
 //! opaque echo and CAS in the response header.
 
-use super::context::{After, Ctx};
+use super::context::{put_value, After, Ctx};
 use super::ops::Detail;
-use super::text::DIRECT_MIN;
 use crate::protocol::binary::{self, Command, Header, Packet, Status, StoreHead, StoreKind};
 use crate::protocol::lex::format_u64;
 use crate::protocol::text::StatsKind;
@@ -71,16 +70,7 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Ve
             let direct = ctx.direct.as_deref_mut();
             let hit = store.get_parts(key, None, |it, parts| {
                 binary::write_hit_head(out, h, it.flags, it.cas, with_key.then_some(key), it.len);
-                match direct {
-                    // As a text `get` writes a large value (see `text::DIRECT_MIN`).
-                    Some(d) if it.len >= DIRECT_MIN => d.send(out, parts),
-                    _ => {
-                        out.reserve(it.len);
-                        for p in parts {
-                            out.extend_from_slice(p);
-                        }
-                    }
-                }
+                put_value(direct, out, parts, b"");
             });
             ops.record(key, Detail::get(hit));
             if !hit {

@@ -1,8 +1,7 @@
 //! Runs meta commands (`mg`, `ms`, `md`, `ma`, `mn`, `me`) with memcached 1.6.18's
 //! semantics and reply bytes.
 
-use super::context::{ttl_left, After, Ctx, Direct};
-use super::text::DIRECT_MIN;
+use super::context::{put_value, ttl_left, After, Ctx, Direct};
 use crate::protocol::lex::format_u64;
 use crate::protocol::meta::{
     self, reply, ArithResult, DebugInfo, ItemInfo, MetaArgs, MetaRequest, SetMode, Status, WinFlags,
@@ -85,24 +84,8 @@ fn get(
             already_sent: st.already_sent,
         };
         meta::write_get_head(out, args, &info, win);
-        if !args.flags.value {
-            return;
-        }
-        match direct {
-            // As a text `get` writes a large value (see `text::DIRECT_MIN`).
-            Some(d) if value_len >= DIRECT_MIN => {
-                let mut iov = Vec::with_capacity(parts.len() + 1);
-                iov.extend_from_slice(parts);
-                iov.push(&b"\r\n"[..]);
-                d.send(out, &iov);
-            }
-            _ => {
-                out.reserve(value_len + 2);
-                for p in parts {
-                    out.extend_from_slice(p);
-                }
-                out.extend_from_slice(b"\r\n");
-            }
+        if args.flags.value {
+            put_value(direct, out, parts, b"\r\n");
         }
     });
     if !hit {

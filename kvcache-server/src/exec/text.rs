@@ -1,7 +1,7 @@
 //! Runs text-protocol requests (`get`, `set`, `incr`, `stats`...) with memcached
 //! 1.6.18's semantics and reply bytes.
 
-use super::context::{After, Control, Ctx};
+use super::context::{put_value, After, Control, Ctx, DIRECT_MIN};
 use super::ops::Detail;
 use super::stats::Counters;
 use super::watch;
@@ -15,11 +15,6 @@ use crate::store::{IncrOutcome, Pending, Store, StoreMode, StoreOutcome};
 /// (after answering at least one key), so one request cannot buffer gigabytes; the
 /// connection stops executing at the same mark.
 pub const OUT_BUDGET: usize = 64 * 1024;
-
-/// Values at least this long are written to the socket straight from their item when
-/// the connection allows it (see [`super::context::Direct`]); a shorter one costs less
-/// to copy into the output buffer than a `writev` of its own.
-pub const DIRECT_MIN: usize = 64 * 1024;
 
 /// Where a multi-key `get`/`gat` stopped because its replies went over [`OUT_BUDGET`]:
 /// the addresses (inside the request's line) of the first key answered by this call and
@@ -259,14 +254,10 @@ fn retrieve<'k>(
             vlen = it.len;
             write_value_head(out, key, it.flags, it.len, cas.then_some(it.cas));
         };
+        // Called only for a value of at least `min` bytes, so only with a socket.
         let hit = store.get_append_or(key, touch, out, head, min, |out, parts| {
-            if let Some(d) = direct {
-                let mut iov = Vec::with_capacity(parts.len() + 1);
-                iov.extend_from_slice(parts);
-                iov.push(&b"\r\n"[..]);
-                d.send(out, &iov);
-                sent_whole = true;
-            }
+            put_value(direct, out, parts, b"\r\n");
+            sent_whole = true;
         });
         if hit && !sent_whole {
             out.extend_from_slice(b"\r\n");
