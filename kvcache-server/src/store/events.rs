@@ -3,8 +3,8 @@
 //!
 //! The watcher is installed once ([`Store::set_watcher`]) and asked first whether anyone
 //! listens ([`StoreWatcher::wants`], one relaxed load in the server's event log): with
-//! no watcher, or nobody watching, an eviction costs one atomic load more, and nothing at
-//! all is formatted or locked.
+//! no watcher, or nobody watching, an eviction costs two atomic loads more (the slot and
+//! the log's mask), and nothing at all is formatted or locked.
 
 use std::sync::Arc;
 
