@@ -39,9 +39,34 @@ impl Hands {
 }
 
 impl Store {
+    /// Makes room for one more chunk of `class` when an allocation of it failed: returns
+    /// false if nothing could be freed (the store is then out of memory).
+    ///
+    /// While the top class holds segments of chained values, a class other than the top
+    /// first takes a slab from another class ([`rebalance`](Self::rebalance), which empties
+    /// the slab whose emptying loses the fewest items: typically one holding a segment or
+    /// two of a large chained value) instead of evicting its own items: with every key
+    /// equally likely, a slab of small items is worth many more hits than the piece of a
+    /// large value it replaces. Without chained values (small-value loads) this is the
+    /// CLOCK eviction of the class, as before, and a rebalance only when the class has
+    /// nothing to evict.
+    pub(super) fn make_room(&self, class: ClassId, want: usize) -> bool {
+        let top = self.top_class();
+        if class != top && self.counters.holds_segments(top) && self.rebalance(class) {
+            return true;
+        }
+        self.evict(class, want) > 0 || self.rebalance(class)
+    }
+
     /// Evicts up to `want` items whose head is in `class` (or, for the class segments
     /// come from, chained items from any class). Expired items found on the way are
     /// reclaimed instead. Returns how many items were removed.
+    ///
+    /// The top class frees segments by evicting one chained item, largest first: the hand
+    /// of the class with the largest heads goes first (a head lists its segments, so its
+    /// size grows with the value) and only chained items are candidates; only when no
+    /// chained item can go does the top class evict its own inline items. That walk runs
+    /// only while the top class holds segments.
     pub(super) fn evict(&self, class: ClassId, want: usize) -> usize {
         let _walk = self.mem.walk();
         // A class with no linked item heads has nothing for its hand to find: skip the
@@ -49,25 +74,24 @@ impl Store {
         // chained values, and walking it for each segment allocated cost more than
         // receiving the value.
         let has_heads = |c: ClassId| self.counters.has_heads(c);
-        let mut done = if has_heads(class) {
-            self.clock_sweep(class, false, want)
-        } else {
-            0
-        };
-        if done == 0 && class == self.top_class() {
+        if class == self.top_class() && self.counters.holds_segments(class) {
             // Segments are never linked themselves: free some by evicting a chained item.
-            for c in 0..self.engine().classes_in_use() {
+            for c in (0..self.engine().classes_in_use()).rev() {
                 let c = ClassId(c as u16);
                 if !has_heads(c) {
                     continue;
                 }
-                done += self.clock_sweep(c, true, 1);
+                let done = self.clock_sweep(c, true, 1);
                 if done > 0 {
-                    break;
+                    return done;
                 }
             }
         }
-        done
+        if has_heads(class) {
+            self.clock_sweep(class, false, want)
+        } else {
+            0
+        }
     }
 
     /// Advances `class`'s hand until `want` items are evicted, for at most two turns;
@@ -125,7 +149,8 @@ impl Store {
     /// use, so it is passed over (a magazine's chunk may still carry the tag of what the
     /// slab held before, so each candidate is checked against the index first). Of the
     /// slabs looked at (largest chunks first, at most [`REBALANCE_SCAN`] chunks read), the
-    /// one whose eviction removes the fewest bytes wins. Its chunks go straight back to
+    /// one whose eviction removes the fewest items wins (of those, the fewest bytes): a
+    /// slab of segments costs one or two large values, a slab of small items dozens. Its chunks go straight back to
     /// the engine, past every magazine, so the slab empties at once; if it becomes its
     /// class's spare, the spare goes to the pool.
     pub(super) fn rebalance(&self, class: ClassId) -> bool {
@@ -172,18 +197,29 @@ impl Store {
                     break 'classes;
                 }
                 budget -= carved;
-                let (mut held, mut cost) = (0, 0);
+                let (mut held, mut items, mut bytes) = (0, 0, 0);
+                // The tag of the last segment seen: a chained value's segments are
+                // allocated one after the other, so neighbours often belong to one item.
+                let mut last_segment = 0;
                 for ci in 0..carved {
                     let p = NonNull::new(base.as_ptr().wrapping_add(ci * cs)).expect("in a slab");
                     let tag = tag_atomic(p).load(Ordering::Acquire);
                     if tag & LIVE != 0 {
                         held += 1;
-                        cost += if tag & CHAINED != 0 { chain_cost } else { cs };
+                        items += 1;
+                        bytes += if tag & CHAINED != 0 { chain_cost } else { cs };
                     } else if tag & SEGMENT != 0 {
                         held += 1;
-                        cost += chain_cost;
+                        if tag != last_segment {
+                            items += 1;
+                            bytes += chain_cost;
+                        }
+                        last_segment = tag;
                     }
                 }
+                // Fewest items lost first (every key counts as much as any other), then
+                // fewest bytes.
+                let cost = (items << 40) | bytes.min((1 << 40) - 1);
                 // Chunks in magazines or being written keep the slab in use.
                 if held < used
                     || (best.len() == REBALANCE_PICKS
@@ -332,7 +368,7 @@ struct RebalanceVictim {
     carved: usize,
     /// Chunks the engine counted as handed out when it was picked.
     used: usize,
-    /// Bytes its eviction removes (estimated for chained items).
+    /// Items its eviction removes (high bits), then bytes (estimated for chained items).
     cost: usize,
 }
 

@@ -106,6 +106,14 @@ impl Counters {
             .is_some_and(|g| get(&g.number) > 0)
     }
 
+    /// Whether `class` holds more chunks than linked item heads: segments of chained
+    /// values (or items being built) when `class` is the top class. Two atomic loads.
+    pub(super) fn holds_segments(&self, class: ClassId) -> bool {
+        self.gauges
+            .peek(class.index())
+            .is_some_and(|g| get(&g.chunks) > get(&g.number))
+    }
+
     /// An item of `size` stored bytes with its head in `class` was linked.
     #[inline]
     pub(super) fn linked(&self, class: ClassId, size: usize) {

@@ -109,8 +109,7 @@ impl Store {
                 }
                 Err(_) if self.cfg.evictions => {
                     // A few at a time, so the next allocations come from the magazine.
-                    // A class with nothing to evict takes a slab from another class.
-                    if self.evict(class, EVICT_BATCH) == 0 && !self.rebalance(class) {
+                    if !self.make_room(class, EVICT_BATCH) {
                         return None;
                     }
                 }
@@ -118,6 +117,13 @@ impl Store {
             }
         }
         None
+    }
+
+    /// Allocates a chunk of `class` if one is free, without evicting.
+    fn try_alloc_chunk(&self, class: ClassId) -> Option<NonNull<u8>> {
+        let p = self.mem.alloc.alloc_class(class).ok()?;
+        self.counters.chunks_taken(class, 1);
+        Some(p)
     }
 
     /// Allocates the chunks of a new item and writes its header and key; the value is
@@ -171,10 +177,19 @@ impl Store {
         };
         while left > 0 {
             let n = left.min(payload);
+            // A tail segment whose class is full takes a top-class chunk rather than
+            // evicting the items of its class.
             let Some(p) = self
                 .placement
                 .class_for(SEGMENT_DATA + n)
-                .and_then(|c| self.alloc_chunk(c))
+                .and_then(|c| {
+                    if n == payload {
+                        self.alloc_chunk(c)
+                    } else {
+                        self.try_alloc_chunk(c)
+                            .or_else(|| self.alloc_chunk(self.top_class()))
+                    }
+                })
             else {
                 release(&segs);
                 return None;
