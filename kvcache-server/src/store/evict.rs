@@ -149,8 +149,9 @@ impl Store {
     /// use, so it is passed over (a magazine's chunk may still carry the tag of what the
     /// slab held before, so each candidate is checked against the index first). Of the
     /// slabs looked at (largest chunks first, at most [`REBALANCE_SCAN`] chunks read), the
-    /// one whose eviction removes the fewest items wins (of those, the fewest bytes): a
-    /// slab of segments costs one or two large values, a slab of small items dozens. Its chunks go straight back to
+    /// one whose eviction removes the fewest items wins (of those, the one freeing the most
+    /// bytes): a slab of segments costs one or two large values, a slab of small items
+    /// dozens. Its chunks go straight back to
     /// the engine, past every magazine, so the slab empties at once; if it becomes its
     /// class's spare, the spare goes to the pool.
     pub(super) fn rebalance(&self, class: ClassId) -> bool {
@@ -217,9 +218,10 @@ impl Store {
                         last_segment = tag;
                     }
                 }
-                // Fewest items lost first (every key counts as much as any other), then
-                // fewest bytes.
-                let cost = (items << 40) | bytes.min((1 << 40) - 1);
+                // Fewest items lost first (every key counts as much as any other); of
+                // slabs losing as many, the one whose items free the most memory (a large
+                // value's other segments) rather than a lone small item.
+                let cost = (items << 40) | ((1 << 40) - 1 - bytes.min((1 << 40) - 1));
                 // Chunks in magazines or being written keep the slab in use.
                 if held < used
                     || (best.len() == REBALANCE_PICKS
@@ -368,7 +370,8 @@ struct RebalanceVictim {
     carved: usize,
     /// Chunks the engine counted as handed out when it was picked.
     used: usize,
-    /// Items its eviction removes (high bits), then bytes (estimated for chained items).
+    /// Items its eviction removes (high bits), then the bytes it frees (estimated for
+    /// chained items) subtracted from the low bits' maximum: lower is cheaper.
     cost: usize,
 }
 

@@ -1513,3 +1513,125 @@ fn crawl_of_listed_classes_reclaims_only_theirs() {
     assert_eq!(s.stats().curr_items, 1);
     assert_eq!(s.stats().crawler_reclaimed, 2);
 }
+
+/// Sizes from 16 KiB to 960 KiB in steps of 16 KiB, in a scrambled order: what `large.py
+/// mixed` loads, scaled down.
+fn mixed_sizes(n: u32) -> Vec<usize> {
+    (0..n)
+        .map(|i| ((i * 37) % n + 1) as usize * (16 << 10))
+        .collect()
+}
+
+/// A value of `len` bytes that differs per key and per position.
+fn mixed_value(i: u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|j| (j as u32).wrapping_mul(31).wrapping_add(i) as u8)
+        .collect()
+}
+
+#[test]
+fn mixed_sizes_keep_the_small_values() {
+    // 60 values of 16 KiB to 960 KiB (29 MiB) into 8 MiB: largest first eviction keeps
+    // the smallest ones, about as many as fit (the 30 smallest hold 7.3 MiB), where
+    // eviction by age would keep about as many as the average size allows (8 MiB / 488
+    // KiB: 16).
+    let limit = 8 << 20;
+    let s = Store::new(StoreConfig::new(limit)).unwrap();
+    let n = 60u32;
+    let sizes = mixed_sizes(n);
+    for (i, &len) in sizes.iter().enumerate() {
+        let key = format!("mixed:{i}");
+        assert_eq!(
+            s.store(
+                StoreMode::Set,
+                key.as_bytes(),
+                0,
+                0,
+                &mixed_value(i as u32, len)
+            ),
+            StoreOutcome::Stored,
+            "{i}"
+        );
+    }
+    let st = s.stats();
+    assert!(st.mapped_bytes as usize <= limit);
+    assert_eq!(st.curr_items + st.evictions, u64::from(n), "{st:?}");
+    // Every item kept reads back whole; none is lost without being counted.
+    let mut kept = Vec::new();
+    for (i, &len) in sizes.iter().enumerate() {
+        if let Some(v) = get_value(&s, format!("mixed:{i}").as_bytes()) {
+            assert_eq!(v, mixed_value(i as u32, len), "{i}");
+            kept.push(len);
+        }
+    }
+    assert_eq!(kept.len() as u64, st.curr_items);
+    assert!(kept.len() >= 20, "kept {} items: {kept:?}", kept.len());
+    // The small values stay: all of the ten smallest.
+    let mut small: Vec<usize> = sizes.clone();
+    small.sort_unstable();
+    for len in &small[..10] {
+        assert!(kept.contains(len), "{len} evicted, kept {kept:?}");
+    }
+    // Deleting what is left gives every chunk back (tails placed in the top class too).
+    for i in 0..n {
+        s.delete(format!("mixed:{i}").as_bytes());
+    }
+    assert_eq!(used_chunks(&s), 0);
+}
+
+#[test]
+fn small_values_survive_a_churn_of_large_ones() {
+    // Small inline values of many classes among chained ones: sets of new large values
+    // (every one a miss) evict large values and take slabs from them, never the small
+    // ones, and leave every item whole.
+    let limit = 8 << 20;
+    let s = Store::new(StoreConfig::new(limit)).unwrap();
+    let small: Vec<usize> = (0..40).map(|i| 10 + i * 700).collect();
+    for (i, &len) in small.iter().enumerate() {
+        let key = format!("small:{i}");
+        assert_eq!(
+            s.store(
+                StoreMode::Set,
+                key.as_bytes(),
+                0,
+                0,
+                &mixed_value(i as u32, len)
+            ),
+            StoreOutcome::Stored
+        );
+    }
+    let sizes = mixed_sizes(30);
+    for round in 0..4u32 {
+        for (i, &len) in sizes.iter().enumerate() {
+            let key = format!("large:{round}:{i}");
+            let v = mixed_value(round * 100 + i as u32, len);
+            assert_eq!(
+                s.store(StoreMode::Set, key.as_bytes(), 0, 0, &v),
+                StoreOutcome::Stored,
+                "{round} {i}"
+            );
+            assert_eq!(get_value(&s, key.as_bytes()).unwrap(), v);
+        }
+    }
+    let st = s.stats();
+    assert!(st.evictions > 0);
+    assert!(st.mapped_bytes as usize <= limit);
+    for (i, &len) in small.iter().enumerate() {
+        assert_eq!(
+            get_value(&s, format!("small:{i}").as_bytes()),
+            Some(mixed_value(i as u32, len)),
+            "small:{i} of {len} bytes"
+        );
+    }
+    let mut large = 0;
+    for round in 0..4u32 {
+        for (i, &len) in sizes.iter().enumerate() {
+            if let Some(v) = get_value(&s, format!("large:{round}:{i}").as_bytes()) {
+                assert_eq!(v, mixed_value(round * 100 + i as u32, len));
+                large += 1;
+            }
+        }
+    }
+    assert_eq!(large + small.len() as u64, st.curr_items);
+    assert_eq!(st.curr_items + st.evictions, 40 + 4 * 30);
+}

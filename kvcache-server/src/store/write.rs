@@ -179,18 +179,14 @@ impl Store {
             let n = left.min(payload);
             // A tail segment whose class is full takes a top-class chunk rather than
             // evicting the items of its class.
-            let Some(p) = self
-                .placement
-                .class_for(SEGMENT_DATA + n)
-                .and_then(|c| {
-                    if n == payload {
-                        self.alloc_chunk(c)
-                    } else {
-                        self.try_alloc_chunk(c)
-                            .or_else(|| self.alloc_chunk(self.top_class()))
-                    }
-                })
-            else {
+            let Some(p) = self.placement.class_for(SEGMENT_DATA + n).and_then(|c| {
+                if n == payload {
+                    self.alloc_chunk(c)
+                } else {
+                    self.try_alloc_chunk(c)
+                        .or_else(|| self.alloc_chunk(self.top_class()))
+                }
+            }) else {
                 release(&segs);
                 return None;
             };
