@@ -56,9 +56,13 @@
 //! class in use (~130 classes: 8.3 MiB). When a class cannot get a chunk it evicts from
 //! its own CLOCK; a class with nothing to evict (it got no slab before memory filled up,
 //! or holds only segments of chained values) takes the empty spare slab another class
-//! keeps, else empties the slab of another class that is cheapest to empty, evicting the
-//! items whose heads or segments it holds, and takes it (see `Store::rebalance` in
-//! `evict.rs`); with `-M` stores fail instead. Slabs also move
+//! keeps, else empties the slab of another class whose emptying loses the fewest items,
+//! evicting the items whose heads or segments it holds, and takes it (see
+//! `Store::rebalance` in `evict.rs`); with `-M` stores fail instead. While chained values
+//! are stored, eviction counts hits per byte rather than age alone (see `evict.rs`):
+//! segments come from evicting the largest chained value, and other classes take a slab
+//! (typically a large value's segments) before evicting their own items, so a mixed-size
+//! load keeps its many small values and loses its few large ones. Slabs also move
 //! between classes on request (`slabs reassign`) and by the automove policy that
 //! [`Store::maintenance`] runs, so pages follow the demand when item sizes change (see
 //! `automove.rs`).
