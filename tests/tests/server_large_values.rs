@@ -375,3 +375,67 @@ fn large_values_pipelined_to_a_client_that_reads_late_arrive_whole() {
     }
     c.roundtrip(b"mn\r\n", b"MN\r\n");
 }
+
+#[test]
+fn large_sets_split_at_every_point_around_their_trailer_are_stored_whole() {
+    // A value received into its item (longer than the read buffer's 16 KiB) sent in two
+    // writes, split at every byte from 16 before the value's end to the middle of the
+    // next request: the value's end, its `\r\n` and the next request may arrive in one
+    // read or in several.
+    let server = ServerProc::start(&["-m", "64"]);
+    let n = 100_000;
+    for proto in ["text", "meta"] {
+        let mut c = integration_tests::Client::connect(server.addr);
+        for (round, good) in [(0usize, true), (1, false)] {
+            let id = id_of(round, 1, 0);
+            let v = value(id, n).0;
+            let k = key(round);
+            let (line, stored, get, head) = match proto {
+                "text" => (
+                    format!("set {k} 0 0 {n}\r\n"),
+                    &b"STORED\r\n"[..],
+                    format!("get {k}\r\n"),
+                    format!("VALUE {k} 0 {n}\r\n"),
+                ),
+                _ => (
+                    format!("ms {k} {n} T0\r\n"),
+                    &b"HD\r\n"[..],
+                    format!("mg {k} v\r\n"),
+                    format!("VA {n}\r\n"),
+                ),
+            };
+            let mut req = line.clone().into_bytes();
+            req.extend_from_slice(&v);
+            req.extend_from_slice(if good { b"\r\n" } else { b"xy" });
+            req.extend_from_slice(get.as_bytes());
+            let end = line.len() + n;
+            for split in end - 16..=end + 2 + get.len() / 2 {
+                c.send(&req[..split]);
+                // Pacing only: lets the server read the first part on its own.
+                thread::sleep(std::time::Duration::from_millis(2));
+                c.send(&req[split..]);
+                if good {
+                    c.expect(stored);
+                    c.expect(head.as_bytes());
+                    let got = c.read_n(n + 2);
+                    assert!(
+                        got == [&v[..], b"\r\n"].concat(),
+                        "{proto} split at {split}"
+                    );
+                    if proto == "text" {
+                        c.expect(b"END\r\n");
+                    }
+                } else {
+                    // memcached's answer to a value not followed by `\r\n`; the item is
+                    // not stored and the next request is parsed after the two bytes.
+                    c.expect(b"CLIENT_ERROR bad data chunk\r\n");
+                    c.expect(if proto == "text" {
+                        &b"END\r\n"[..]
+                    } else {
+                        b"EN\r\n"
+                    });
+                }
+            }
+        }
+    }
+}

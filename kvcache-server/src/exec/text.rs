@@ -244,6 +244,9 @@ fn retrieve<'k>(
         c.cmd_touch += u64::from(touch.is_some());
         let mut vlen = 0;
         let mut sent_whole = false;
+        // The last key's large value goes out with `END` in the same `writev`.
+        let last = keys.peek().is_none();
+        let mut ended = false;
         let direct = ctx.direct.as_deref_mut();
         let min = if direct.is_some() {
             DIRECT_MIN
@@ -256,7 +259,12 @@ fn retrieve<'k>(
         };
         // Called only for a value of at least `min` bytes, so only with a socket.
         let hit = store.get_append_or(key, touch, out, head, min, |out, parts| {
-            put_value(direct, out, parts, b"\r\n");
+            if last {
+                put_value(direct, out, parts, b"\r\nEND\r\n");
+                ended = true;
+            } else {
+                put_value(direct, out, parts, b"\r\n");
+            }
             sent_whole = true;
         });
         if hit && !sent_whole {
@@ -275,6 +283,9 @@ fn retrieve<'k>(
                 c.get_misses += 1;
                 c.touch_misses += 1;
             }
+        }
+        if ended {
+            return (After::Sent, None);
         }
         if let (Some(next), Some(first)) = (keys.peek(), first) {
             let written = ctx.direct.as_ref().map_or(written, |d| d.written());
