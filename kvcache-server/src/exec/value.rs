@@ -207,11 +207,9 @@ impl Receiving {
         }
     }
 
-    /// Whether the value goes into its item with at least `min` bytes still to come.
-    pub fn wants_direct(&self, min: usize) -> bool {
-        self.into
-            .as_ref()
-            .is_some_and(|i| self.head.vlen() - i.got >= min)
+    /// Whether the value goes into its item and some of it is still to come.
+    pub fn wants_direct(&self) -> bool {
+        self.into.as_ref().is_some_and(|i| i.got < self.head.vlen())
     }
 
     /// Up to `max` regions of the item still to fill, in order, for a read straight from

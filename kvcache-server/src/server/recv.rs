@@ -23,7 +23,7 @@ const DIRECT_REGIONS: usize = 1023;
 
 /// Whether the next read should go straight into the item of the value being received.
 pub(crate) fn wants_direct(conn: &Conn) -> bool {
-    conn.rstart == conn.rend && conn.recv.as_ref().is_some_and(|r| r.wants_direct(1))
+    conn.rstart == conn.rend && conn.recv.as_ref().is_some_and(|r| r.wants_direct())
 }
 
 /// One `read` (a `readv` over the item's regions still to fill, then the read buffer)

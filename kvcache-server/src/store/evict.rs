@@ -27,12 +27,12 @@
 //!
 //! Measured (`benches/server/scenarios/large.py mixed --keys 200`, `-m 64 -t 2`, sizes
 //! uniform over 1 B-1 MB): after loading the 200 keys the store holds 153 items (61.5 MB
-//! of values), against 79 by age (62.4 MB) and memcached's 116 (49.5 MB); gets hit 75%
-//! of the time against 40% by age. Requests per second fall instead (0.70x at 4 clients,
-//! 0.75x at 32 against the eviction by age, `--memcached` given the older binary, median
-//! of 3): that load's Python clients are the bottleneck, and a hit costs them more than a
-//! miss and its set (a miss also counts twice). The server's CPU per MB is unchanged
-//! (0.99x, 1.00x).
+//! of values), against 79 by age (62.4 MB) and memcached's 116 (49.5 MB); gets hit 72-76%
+//! of the time against 39-40% by age. Requests per second fall instead (0.70x at 4
+//! clients, 0.75x at 32 against the eviction by age, `--memcached` given the older binary,
+//! median of 3): that load's Python clients are the bottleneck, and a miss counts as two
+//! requests (the get and its set) for the one value it moves. The server's CPU per MB is
+//! unchanged (0.99x, 1.00x).
 //!
 //! The walk holds no shard lock. It reads only the tag word of each chunk, atomically
 //! (every access to that word is atomic, see [`crate::item`]); the slabs stay mapped

@@ -1529,6 +1529,15 @@ fn mixed_value(i: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Sets `key` to `value`, which must be stored.
+fn set_stored(s: &Store, key: &str, value: &[u8]) {
+    assert_eq!(
+        s.store(StoreMode::Set, key.as_bytes(), 0, 0, value),
+        StoreOutcome::Stored,
+        "{key}"
+    );
+}
+
 #[test]
 fn mixed_sizes_keep_the_small_values() {
     // 60 values of 16 KiB to 960 KiB (29 MiB) into 8 MiB: largest first eviction keeps
@@ -1540,18 +1549,7 @@ fn mixed_sizes_keep_the_small_values() {
     let n = 60u32;
     let sizes = mixed_sizes(n);
     for (i, &len) in sizes.iter().enumerate() {
-        let key = format!("mixed:{i}");
-        assert_eq!(
-            s.store(
-                StoreMode::Set,
-                key.as_bytes(),
-                0,
-                0,
-                &mixed_value(i as u32, len)
-            ),
-            StoreOutcome::Stored,
-            "{i}"
-        );
+        set_stored(&s, &format!("mixed:{i}"), &mixed_value(i as u32, len));
     }
     let st = s.stats();
     assert!(st.mapped_bytes as usize <= limit);
@@ -1588,28 +1586,14 @@ fn small_values_survive_a_churn_of_large_ones() {
     let s = Store::new(StoreConfig::new(limit)).unwrap();
     let small: Vec<usize> = (0..40).map(|i| 10 + i * 700).collect();
     for (i, &len) in small.iter().enumerate() {
-        let key = format!("small:{i}");
-        assert_eq!(
-            s.store(
-                StoreMode::Set,
-                key.as_bytes(),
-                0,
-                0,
-                &mixed_value(i as u32, len)
-            ),
-            StoreOutcome::Stored
-        );
+        set_stored(&s, &format!("small:{i}"), &mixed_value(i as u32, len));
     }
     let sizes = mixed_sizes(30);
     for round in 0..4u32 {
         for (i, &len) in sizes.iter().enumerate() {
             let key = format!("large:{round}:{i}");
             let v = mixed_value(round * 100 + i as u32, len);
-            assert_eq!(
-                s.store(StoreMode::Set, key.as_bytes(), 0, 0, &v),
-                StoreOutcome::Stored,
-                "{round} {i}"
-            );
+            set_stored(&s, &key, &v);
             assert_eq!(get_value(&s, key.as_bytes()).unwrap(), v);
         }
     }

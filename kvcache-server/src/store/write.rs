@@ -102,18 +102,12 @@ impl Store {
     /// Allocates a chunk of `class`, evicting from the class when memory is full.
     pub(super) fn alloc_chunk(&self, class: ClassId) -> Option<NonNull<u8>> {
         for _ in 0..EVICT_TRIES {
-            match self.mem.alloc.alloc_class(class) {
-                Ok(p) => {
-                    self.counters.chunks_taken(class, 1);
-                    return Some(p);
-                }
-                Err(_) if self.cfg.evictions => {
-                    // A few at a time, so the next allocations come from the magazine.
-                    if !self.make_room(class, EVICT_BATCH) {
-                        return None;
-                    }
-                }
-                Err(_) => return None,
+            if let Some(p) = self.try_alloc_chunk(class) {
+                return Some(p);
+            }
+            // A few at a time, so the next allocations come from the magazine.
+            if !self.cfg.evictions || !self.make_room(class, EVICT_BATCH) {
+                return None;
             }
         }
         None
