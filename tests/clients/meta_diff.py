@@ -78,6 +78,8 @@ META = [
     b"ms x 2\r\nab\r\nmd x I\r\nmg x v\r\nms x 2 C1 I\r\nxy\r\nmg x v\r\n",
     b"ms x 2 C1 I\r\nxy\r\nms x 2 C1\r\nxy\r\nms x 2\r\nab\r\nms x 2 C1\r\nxy\r\n",
     b"ms x 2\r\nab\r\nms x 2 MA C1 I\r\nxy\r\nmg x v\r\n",
+    # Append and prepend with a CAS on a missing key are not stored (NS, not NF).
+    b"ms nokey 1 MA C123\r\nq\r\nms nokey 1 MP C5 q\r\nq\r\nms nokey 1 MA N0 C5\r\nq\r\nmn\r\n",
     b"ms z 0\r\n\r\nmg z v s\r\nms z 0 MA\r\n\r\nmg z v\r\n",
     # Known differences, left out: `me` reports our own class id and stored size; an
     # item stored with `b` is echoed in base64 by memcached even when fetched without

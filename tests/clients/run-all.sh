@@ -56,6 +56,7 @@ else
 fi
 if command -v memcached >/dev/null; then
     run meta-binary-diff-vs-memcached python3 "$here/meta_diff.py" "$bin"
+    run full-memory-diff-vs-memcached python3 "$here/oom_diff.py" "$bin"
 fi
 run transport-clients python3 "$here/transport_clients.py" "$bin"
 if command -v memcached >/dev/null; then

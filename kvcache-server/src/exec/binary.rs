@@ -150,14 +150,24 @@ pub(crate) fn run(ctx: &mut Ctx<'_>, h: &Header, cmd: &Command<'_>, out: &mut Ve
                             }
                         }
                         StoreOutcome::TooLarge | StoreOutcome::OutOfMemory => {
-                            binary::write_error(out, h, Status::OutOfMemory)
+                            binary::write_error_text(
+                                out,
+                                h,
+                                Status::OutOfMemory,
+                                b"Out of memory allocating new item",
+                            )
                         }
                         _ => binary::write_error(out, h, Status::NotStored),
                     }
                 }
                 IncrOutcome::NotFound => binary::write_error(out, h, Status::KeyNotFound),
                 IncrOutcome::NonNumeric => binary::write_error(out, h, Status::NonNumeric),
-                IncrOutcome::OutOfMemory => binary::write_error(out, h, Status::OutOfMemory),
+                IncrOutcome::OutOfMemory => binary::write_error_text(
+                    out,
+                    h,
+                    Status::OutOfMemory,
+                    b"Out of memory incrementing value",
+                ),
             }
         }
         Command::Quit => {
@@ -245,7 +255,12 @@ fn store_reply(h: &Header, kind: StoreKind, outcome: StoreOutcome, cas: u64, out
         StoreOutcome::Exists => binary::write_error(out, h, Status::KeyExists),
         StoreOutcome::NotFound => binary::write_error(out, h, Status::KeyNotFound),
         StoreOutcome::TooLarge => binary::write_error(out, h, Status::TooLarge),
-        StoreOutcome::OutOfMemory => binary::write_error(out, h, Status::OutOfMemory),
+        StoreOutcome::OutOfMemory => binary::write_error_text(
+            out,
+            h,
+            Status::OutOfMemory,
+            b"Out of memory allocating item",
+        ),
         StoreOutcome::NotStored => {
             let status = match kind {
                 StoreKind::Add => Status::KeyExists,

@@ -117,15 +117,10 @@ pub(crate) fn set(
     let key = args.key.bytes();
     let exptime = f.ttl.unwrap_or(0);
     let smode = set_mode(args, mode);
-    // Append and prepend with a CAS on a missing key answer NF (memcached's meta
-    // semantics); a present key's CAS is compared by the store, under its lock.
+    // Append and prepend compare a CAS in the store, under the key's lock; on a missing
+    // key they are not stored (`NS`, as memcached: only a CAS set misses with `NF`).
     let concat_cas = match (mode, f.compare_cas) {
-        (SetMode::Append | SetMode::Prepend, Some(c)) => {
-            if store.peek_cas(key).is_none() {
-                return meta::write_set_reply(out, args, Status::NotFound, 0);
-            }
-            Some(c)
-        }
+        (SetMode::Append | SetMode::Prepend, c) => c,
         _ => None,
     };
     let (outcome, new_cas) = match (smode, f.invalidate) {

@@ -27,7 +27,7 @@
 //!
 //! - the allocation failing (over `-I` in memcached's accounting, or no memory) is
 //!   answered `SERVER_ERROR object too large for cache` / `SERVER_ERROR out of memory
-//!   storing object` (binary: `Too large.` / `Out of memory`), a `set` drops the key's old
+//!   storing object` (binary: `Too large.` / `Out of memory allocating item`), a `set` drops the key's old
 //!   value, and the value is discarded as it arrives; a text or meta answer is sent once
 //!   the value has been discarded, as memcached sends it;
 //! - a value not followed by `\r\n` is answered `CLIENT_ERROR bad data chunk` (silenced

@@ -605,7 +605,12 @@ pub fn write_header(
 
 /// Appends an error response: the status and its message as the body, CAS 0.
 pub fn write_error(out: &mut Vec<u8>, req: &Header, status: Status) {
-    let msg = status.message();
+    write_error_text(out, req, status, status.message());
+}
+
+/// [`write_error`] with `msg` as the body instead of the status's usual text (memcached
+/// says where an allocation failed: `Out of memory allocating item`, ...).
+pub fn write_error_text(out: &mut Vec<u8>, req: &Header, status: Status, msg: &[u8]) {
     write_header(out, req, status, 0, 0, msg.len() as u32, 0);
     out.extend_from_slice(msg);
 }

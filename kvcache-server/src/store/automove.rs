@@ -34,6 +34,10 @@
 //!     tick as soon as the pressure shows.
 //!   - `2`: aggressive, like memcached's mode 2 (a move on any eviction): every receiver
 //!     takes slabs from the oldest class holding two or more, whatever the ages.
+//!   - Without evictions (`-M`) a donor must hold two slabs' worth of free chunks, so the
+//!     items of the slab it gives all move into its other slabs: a store that failed for
+//!     want of memory never costs an item already stored. memcached's mode 1 gets the
+//!     same by never taking a receiver that does not evict.
 //!
 //! The policy reads only the per-class counters the hot path keeps anyway (`evicted`,
 //! `outofmemory`, `evicted_time`, the crawler's `age`) and the engine's slab counts; its
@@ -72,12 +76,16 @@ pub struct Move {
 
 /// The automove decision: which slabs to move this tick, given the samples of the previous
 /// tick (`prev`) and of this one (`cur`), `quiet[c]` = seconds since class `c` last evicted,
-/// the mode (1 or 2; 0 moves nothing), the age ratio, a class that may never give (the
+/// the mode (1 or 2; 0 moves nothing), the age ratio, whether evictions are on (off, `-M`,
+/// a donor must hold two slabs' worth of free chunks, so that the items of the slab it
+/// gives move into its other slabs and none is evicted), a class that may never give (the
 /// segment class, whose chunks belong to chained items of other classes) and the most
 /// moves allowed. A pure function: see the module docs for the rules.
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     mode: u8,
     ratio: f64,
+    evictions: bool,
     prev: &[ClassSample],
     cur: &[ClassSample],
     quiet: &[u32],
@@ -130,7 +138,16 @@ pub fn plan(
             let best = (0..n)
                 .filter(|&d| d != r && Some(d) != never_donor && slabs[d] >= 2)
                 .filter_map(|d| {
-                    let spare = !is_receiver[d] && free[d] >= cur[d].chunks_per_slab.max(1);
+                    let cps = cur[d].chunks_per_slab.max(1);
+                    let spare = !is_receiver[d] && free[d] >= cps;
+                    if !evictions {
+                        // Whatever slab goes, its items fit in the free chunks of the rest.
+                        return (spare && free[d] >= 2 * cps).then_some((
+                            2,
+                            age[d],
+                            std::cmp::Reverse(d),
+                        ));
+                    }
                     let older = mode == 2 || f64::from(age[d]) * ratio > young;
                     let rank = if spare {
                         2
@@ -338,6 +355,7 @@ impl Store {
         let moves = plan(
             mode,
             self.automove_ratio(),
+            self.cfg.evictions,
             &planner.prev,
             &cur,
             &quiet,
@@ -415,15 +433,15 @@ mod tests {
     #[test]
     fn calcified_class_gets_slabs_from_the_old_one() {
         let (prev, cur, quiet) = calcified();
-        let m = plan(1, 0.8, &prev, &cur, &quiet, None, 64);
+        let m = plan(1, 0.8, true, &prev, &cur, &quiet, None, 64);
         // 146 evictions at 29 per slab: 6 slabs, all from the only class that can give.
         assert_eq!(m, vec![Move { src: 0, dst: 1 }; 6]);
         // The budget bounds the plan.
-        assert_eq!(plan(1, 0.8, &prev, &cur, &quiet, None, 2).len(), 2);
+        assert_eq!(plan(1, 0.8, true, &prev, &cur, &quiet, None, 2).len(), 2);
         // Off moves nothing.
-        assert!(plan(0, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+        assert!(plan(0, 0.8, true, &prev, &cur, &quiet, None, 64).is_empty());
         // The excluded class never gives.
-        assert!(plan(1, 0.8, &prev, &cur, &quiet, Some(0), 64).is_empty());
+        assert!(plan(1, 0.8, true, &prev, &cur, &quiet, Some(0), 64).is_empty());
     }
 
     #[test]
@@ -436,18 +454,18 @@ mod tests {
             c.evicted_time = 100;
         }
         let quiet = vec![0, 0];
-        assert!(plan(1, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+        assert!(plan(1, 0.8, true, &prev, &cur, &quiet, None, 64).is_empty());
         // ... nor when the donor is only a little older (within the ratio).
         cur[0].evicted_time = 120;
-        assert!(plan(1, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+        assert!(plan(1, 0.8, true, &prev, &cur, &quiet, None, 64).is_empty());
         // Past the ratio the younger class takes slabs from the older one.
         cur[0].evicted_time = 200;
-        let m = plan(1, 0.8, &prev, &cur, &quiet, None, 64);
+        let m = plan(1, 0.8, true, &prev, &cur, &quiet, None, 64);
         assert!(!m.is_empty());
         assert!(m.iter().all(|&x| x == Move { src: 0, dst: 1 }), "{m:?}");
         // Mode 2 moves on any pressure, even between equals.
         cur[0].evicted_time = 100;
-        assert!(!plan(2, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+        assert!(!plan(2, 0.8, true, &prev, &cur, &quiet, None, 64).is_empty());
     }
 
     #[test]
@@ -459,7 +477,7 @@ mod tests {
         cur[1].free_chunks = 200;
         cur[2].outofmemory = 25;
         let quiet = vec![0, 0, 0];
-        let m = plan(1, 0.8, &prev, &cur, &quiet, None, 64);
+        let m = plan(1, 0.8, true, &prev, &cur, &quiet, None, 64);
         // 25 failed stores at 10 per slab: 3 slabs; the free one first, and class 1 keeps
         // its last slab, so the rest come from the old class.
         assert_eq!(
@@ -484,9 +502,9 @@ mod tests {
             .collect();
         cur[1].evicted = 3;
         // cur < prev everywhere but class 1 (3 < 1000 too): nothing.
-        assert!(plan(1, 0.8, &prev2, &cur, &quiet, None, 64).is_empty());
+        assert!(plan(1, 0.8, true, &prev2, &cur, &quiet, None, 64).is_empty());
         // Mismatched lengths plan nothing rather than panic.
-        assert!(plan(1, 0.8, &prev[..2], &cur, &quiet, None, 64).is_empty());
+        assert!(plan(1, 0.8, true, &prev[..2], &cur, &quiet, None, 64).is_empty());
     }
 
     use crate::store::{StoreConfig, StoreMode, StoreOutcome};
@@ -737,12 +755,72 @@ mod tests {
         cur[1].evicted = 100;
         cur[1].evicted_time = 5;
         let quiet = vec![1, 0];
-        assert!(plan(1, 0.8, &prev, &cur, &quiet, None, 64).is_empty());
+        assert!(plan(1, 0.8, true, &prev, &cur, &quiet, None, 64).is_empty());
         // Once it has been quiet long enough, it gives.
         let quiet = vec![7, 0];
         assert_eq!(
-            plan(1, 0.8, &prev, &cur, &quiet, None, 64),
+            plan(1, 0.8, true, &prev, &cur, &quiet, None, 64),
             vec![Move { src: 0, dst: 1 }]
         );
+    }
+
+    #[test]
+    fn without_evictions_only_free_chunks_give() {
+        // `-M`: class 1 fails stores, class 0 is old and full. Nothing moves: a slab of
+        // class 0 could only go by evicting its items.
+        let prev = vec![class(10, 100), class(1, 100)];
+        let mut cur = prev.clone();
+        cur[0].age = 1000;
+        cur[1].outofmemory = 5;
+        let quiet = vec![1000, 1000];
+        assert!(plan(1, 0.8, false, &prev, &cur, &quiet, None, 64).is_empty());
+        assert!(plan(2, 0.8, false, &prev, &cur, &quiet, None, 64).is_empty());
+        // With evictions on it gives.
+        assert!(!plan(1, 0.8, true, &prev, &cur, &quiet, None, 64).is_empty());
+        // One slab's worth of free chunks is not enough: the emptied slab's items might
+        // not all fit in the others.
+        cur[0].free_chunks = 150;
+        assert!(plan(1, 0.8, false, &prev, &cur, &quiet, None, 64).is_empty());
+        // Two slabs' worth is.
+        cur[0].free_chunks = 200;
+        assert_eq!(
+            plan(1, 0.8, false, &prev, &cur, &quiet, None, 64),
+            vec![Move { src: 0, dst: 1 }]
+        );
+    }
+
+    #[test]
+    fn automove_without_evictions_loses_no_item() {
+        // memcached's `-M` with the automover on: memory full of one size, then stores of
+        // another size fail. The failed stores must not cost a stored item.
+        let mut cfg = StoreConfig::new(4 << 20);
+        cfg.slab_reassign = true;
+        cfg.slab_automove = 1;
+        cfg.evictions = false;
+        let s = Store::new(cfg).unwrap();
+        let big = vec![7u8; 10_000];
+        let mut n = 0;
+        while s.store(StoreMode::Set, &key(n), 0, 0, &big) == StoreOutcome::Stored {
+            n += 1;
+        }
+        assert!(n > 100, "{n}");
+        s.automove_tick();
+        for round in 0..4 {
+            s.clock().advance(5);
+            for k in 0..50 {
+                let small = format!("small-{round}-{k}");
+                assert_eq!(
+                    s.store(StoreMode::Set, small.as_bytes(), 0, 0, &value_of(k)),
+                    StoreOutcome::OutOfMemory
+                );
+            }
+            s.automove_tick();
+        }
+        assert_eq!(s.stats().slabs_automoved, 0);
+        for k in 0..n {
+            let mut v = None;
+            s.get(&key(k), |h| v = Some(h.value.to_vec()));
+            assert_eq!(v.as_deref(), Some(&big[..]), "item {k} lost");
+        }
     }
 }

@@ -53,7 +53,18 @@ impl Store {
             return (StoreOutcome::NotStored, 0);
         }
         if matches!(mode, StoreMode::Append | StoreMode::Prepend) {
-            return self.concat(mode == StoreMode::Append, key, value, expect_cas);
+            // As memcached: an item for the data alone is allocated first (memcached does
+            // it when it reads the command line, to receive the data into), and only then
+            // the joined one. When the first fails the answer is out of memory (text and
+            // binary keep the old value, meta `ms` drops it, as for every mode); when the
+            // join fails, not stored. The data item is held while the join is allocated.
+            let data_item = match self.begin_store(mode, key, flags, exptime, value.len()) {
+                Ok(p) => p,
+                Err(outcome) => return (outcome, 0),
+            };
+            let joined = self.concat(mode == StoreMode::Append, key, value, expect_cas);
+            self.abandon_store(data_item);
+            return joined;
         }
         let pending = match self.begin_store(mode, key, flags, exptime, value.len()) {
             Ok(p) => p,

@@ -1619,3 +1619,52 @@ fn small_values_survive_a_churn_of_large_ones() {
     assert_eq!(large + small.len() as u64, st.curr_items);
     assert_eq!(st.curr_items + st.evictions, 40 + 4 * 30);
 }
+
+#[test]
+fn concat_when_full_follows_memcached() {
+    // Memory full of one class (no evictions): an append whose data needs that class is
+    // out of memory and keeps the old value; a small append to a small item, whose
+    // classes (the data's and the joined value's) still have room, is stored.
+    let mut cfg = StoreConfig::new(8 << 20);
+    cfg.evictions = false;
+    let s = Store::new(cfg).unwrap();
+    // Slabs for the classes of the values the small appends below make.
+    for v in [&b"x"[..], b"xx", b"xxx"] {
+        assert_eq!(s.store(StoreMode::Set, b"b", 0, 0, v), StoreOutcome::Stored);
+        assert_eq!(
+            s.store(StoreMode::Set, format!("c{}", v.len()).as_bytes(), 0, 0, v),
+            StoreOutcome::Stored
+        );
+    }
+    assert_eq!(
+        s.store(StoreMode::Set, b"a", 0, 0, b"x"),
+        StoreOutcome::Stored
+    );
+    let big = vec![b'v'; 10_000];
+    let mut n = 0u32;
+    while s.store(StoreMode::Set, format!("f{n}").as_bytes(), 0, 0, &big) == StoreOutcome::Stored {
+        n += 1;
+    }
+    assert!(n > 100, "{n}");
+    for mode in [StoreMode::Append, StoreMode::Prepend] {
+        assert_eq!(s.store(mode, b"a", 0, 0, &big), StoreOutcome::OutOfMemory);
+        assert_eq!(
+            s.store(mode, b"nokey", 0, 0, &big),
+            StoreOutcome::OutOfMemory
+        );
+        assert_eq!(get_value(&s, b"a").as_deref(), Some(&b"x"[..]));
+    }
+    assert_eq!(
+        s.store(StoreMode::Append, b"a", 0, 0, b"q"),
+        StoreOutcome::Stored
+    );
+    assert_eq!(
+        s.store(StoreMode::Prepend, b"a", 0, 0, b"p"),
+        StoreOutcome::Stored
+    );
+    assert_eq!(get_value(&s, b"a").as_deref(), Some(&b"pxq"[..]));
+    assert_eq!(
+        s.store(StoreMode::Append, b"nokey", 0, 0, b"q"),
+        StoreOutcome::NotStored
+    );
+}

@@ -265,7 +265,8 @@ impl Store {
     }
 
     /// The first half of [`store_checked`](Self::store_checked) for `Set`, `Add`,
-    /// `Replace` and `Cas` (not `Append`/`Prepend`): allocates the item for a value of
+    /// `Replace` and `Cas` (for `Append`/`Prepend`, only the data's item that memcached
+    /// allocates before it joins the two values): allocates the item for a value of
     /// `vlen` bytes, as memcached does when it reads a storage command's line, so that a
     /// value being received is held inside `-m`. Fails with `TooLarge` or `OutOfMemory`
     /// (a `Set` then also removes the key's old value), or `NotStored` for a bad key; the
@@ -283,7 +284,6 @@ impl Store {
         exptime: i64,
         vlen: usize,
     ) -> Result<Pending, StoreOutcome> {
-        debug_assert!(!matches!(mode, StoreMode::Append | StoreMode::Prepend));
         if key.is_empty() || key.len() > KEY_MAX {
             return Err(StoreOutcome::NotStored);
         }
