@@ -531,6 +531,22 @@ fn memory_workload(secs: Duration, check_rss: bool) -> (u64, u64, u64) {
     (ops, oom, evictions)
 }
 
+/// The runs of equal bytes in `data` (offset, length, byte), at most 12 of them: what a
+/// corrupt value holds instead of its fill.
+fn describe_runs(data: &[u8]) -> String {
+    let mut runs: Vec<String> = Vec::new();
+    let mut start = 0;
+    for i in 1..=data.len() {
+        if i == data.len() || data[i] != data[start] {
+            if runs.len() < 12 {
+                runs.push(format!("{start}+{}:{:?}", i - start, data[start] as char));
+            }
+            start = i;
+        }
+    }
+    runs.join(" ")
+}
+
 /// One client of the memory test: returns the number of requests it made and how many
 /// sets were answered `SERVER_ERROR out of memory storing object`. Panics on any other
 /// error reply or a hit that is not the last value it stored under the key.
@@ -593,7 +609,9 @@ fn memory_client(addr: SocketAddr, t: u64, deadline: Instant, stop: &AtomicBool)
                 let fill = b'a' + (flags % 26) as u8;
                 assert!(
                     data[..len].iter().all(|&b| b == fill) && data.ends_with(b"\r\n"),
-                    "value of {key} is corrupt"
+                    "value of {key} ({len} bytes of {:?}) is corrupt: {}",
+                    fill as char,
+                    describe_runs(&data)
                 );
                 c.expect(b"END\r\n");
             }

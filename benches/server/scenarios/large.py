@@ -2,7 +2,7 @@
 """Large and mixed values, kvcache-server against memcached 1.6, in one run.
 
     large.py [mixed|big|all] [--ours BIN] [--memcached BIN] [--seconds S] [--repeats N]
-             [--clients N ...] [--memory MB] [--out DIR]
+             [--clients N ...] [--memory MB] [--driver rust|python] [--out DIR]
 
 `mixed`: for each size distribution (`uniform`: every size from 1 B to 1 MB equally
 likely; `log`: log-uniform over the same range) and each client count (default 4 and 32),
@@ -26,8 +26,13 @@ preloaded), 1 and 8 clients (`--big-clients`), `-m 1024 -t 2`; MB/s and CPU per 
 It also measures a plain loopback TCP sink (one writer, one reader, 1 MB writes, in
 this process's children) to give the ceiling of the machine.
 
+Clients (`--driver`): threads of `target/release/kvload` (`cargo build --release -p
+peer-benches --bin kvload`; the default when it is built), which run the same load with a
+`writev` per set and no value assembled, so on this 2-core machine the client takes far
+less of the CPU the servers share it with; or Python processes (`python`, standard
+library only, processes so the GIL does not bind them), which bound the figures.
+
 Results: a table on stdout, `large.csv` and `large.svg` in `--out`.
-Python 3 standard library only; clients are processes so the GIL does not bind them.
 """
 import argparse
 import math
@@ -35,8 +40,11 @@ import multiprocessing as mp
 import os
 import random
 import socket
+import json
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +57,9 @@ MAX = 1 << 20
 # with their item headers (a value of 2^20 bytes does not).
 BIG = 1_000_000
 OOM = b"SERVER_ERROR out of memory storing object"
+# The Rust client (`cargo build --release -p peer-benches --bin kvload`): the same load as
+# `client_loop`, with far less client CPU per request, so the server is what bounds it.
+KVLOAD = common.ROOT / "target" / "release" / "kvload"
 
 
 def bucket_of(size):
@@ -223,6 +234,39 @@ def drive(server, keys, sizes, clients, seconds, mode, seed):
             "bmb_s": [x / MB / wall for x in bbytes], "wall": wall}
 
 
+def drive_rust(server, sizes, clients, seconds, mode, seed, preload_first):
+    """`drive` with `kvload` as the clients (which also preloads, with its own values)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sizes") as f:
+        f.write("\n".join(map(str, sizes)) + "\n")
+        f.flush()
+        cmd = [str(KVLOAD), "--addr", f"127.0.0.1:{server.port}", "--sizes", f.name,
+               "--clients", str(clients), "--seconds", str(seconds), "--mode", mode,
+               "--seed", str(seed)] + (["--preload"] if preload_first else [])
+        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        if p.stdout.readline().strip() != "ready":
+            p.kill()
+            raise RuntimeError(f"kvload did not start: {cmd}")
+        time.sleep(0.3)
+        cpu0 = cpu_seconds(server.proc.pid)
+        t0 = time.monotonic()
+        p.stdin.write("go\n")
+        p.stdin.flush()
+        out = p.stdout.readline()
+        wall = time.monotonic() - t0
+        cpu = cpu_seconds(server.proc.pid) - cpu0
+        if p.wait() != 0 or not out:
+            raise RuntimeError(f"kvload failed: {cmd}")
+    r = json.loads(out)
+    counts = r["counts"]
+    reqs = counts["get"] + counts["stored"] + counts["oom"] + (
+        counts["error"] if mode != "get" else 0)
+    moved = sum(r["bbytes"]) / MB
+    return {"reqs_s": reqs / wall, "mb_s": moved / wall, "cpu": cpu,
+            "cpu_per_mb_ms": 1000 * cpu / moved if moved else float("nan"),
+            "counts": counts, "breq_s": [x / wall for x in r["breq"]],
+            "bmb_s": [x / MB / wall for x in r["bbytes"]], "wall": wall}
+
+
 def preload(server, keys, sizes):
     pattern = bytes(random.Random(0).randrange(256) for _ in range(4096)) * (MAX // 4096 + 1)
     c = common.Conn(server.port)
@@ -250,9 +294,12 @@ def scenario(args, name, dist, clients, nkeys, lo=1, hi=MAX, mode="mixed", memor
     for rep in range(args.repeats):
         for who, binary in (("ours", args.ours), ("memcached", args.memcached)):
             with common.Server(binary, srv_args) as s:
-                if preload_first:
-                    preload(s, keys, sizes)
-                r = drive(s, keys, sizes, clients, args.seconds, mode, seed=rep + 1)
+                if args.driver == "rust":
+                    r = drive_rust(s, sizes, clients, args.seconds, mode, rep + 1, preload_first)
+                else:
+                    if preload_first:
+                        preload(s, keys, sizes)
+                    r = drive(s, keys, sizes, clients, args.seconds, mode, seed=rep + 1)
                 r["stats"] = s.stats()
                 runs[who].append(r)
     o, m = runs["ours"], runs["memcached"]
@@ -265,7 +312,8 @@ def scenario(args, name, dist, clients, nkeys, lo=1, hi=MAX, mode="mixed", memor
     row["reqs_ratio"] = ratio(row["ours_reqs_s"], row["mc_reqs_s"])
     row["mb_ratio"] = ratio(row["ours_mb_s"], row["mc_mb_s"])
     row["cpu_ratio"] = ratio(row["ours_cpu_mb"], row["mc_cpu_mb"])
-    print(f"\n== {name}: {dist} {lo}-{hi} B, {mode}, {clients} clients, -m {mem} -t 2, "
+    print(f"\n== {name}: {dist} {lo}-{hi} B, {mode}, {clients} {args.driver} clients, "
+          f"-m {mem} -t 2, "
           f"{args.seconds} s x {args.repeats} (load {' '.join(common.machine_load())})")
     for who, rs in runs.items():
         for r in rs:
@@ -345,6 +393,10 @@ def main():
     ap.add_argument("--buckets", action="store_true",
                     help="one more run per size bucket, for CPU/MB per bucket")
     ap.add_argument("--out", default=str(common.RESULTS / "large"))
+    ap.add_argument("--driver", choices=["rust", "python"],
+                    default="rust" if KVLOAD.exists() else "python",
+                    help="clients: threads of target/release/kvload (default when built) "
+                         "or Python processes")
     args = ap.parse_args()
     common.check_binary(args.ours, "kvcache-server")
     out = os.path.abspath(args.out)
