@@ -30,7 +30,7 @@
 //!   8 and its data from [`SEGMENT_DATA`].
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
 /// Bytes of the fixed header: exptime (4), value and key length (4), tag (4), last
 /// access (2).
@@ -328,26 +328,24 @@ impl<'a> ItemRef<'a> {
 
     #[inline]
     pub(crate) fn access_low(&self) -> u16 {
-        // SAFETY: in-bounds header field.
-        unsafe {
-            self.ptr
-                .as_ptr()
-                .add(OFF_ACCESS)
-                .cast::<u16>()
-                .read_unaligned()
-        }
+        self.access_atomic().load(Ordering::Relaxed)
+    }
+
+    /// The access-time field, read and written atomically: readers of one item may hold
+    /// its shard's read lock together and each records its access.
+    #[inline]
+    fn access_atomic(&self) -> &AtomicU16 {
+        // SAFETY: bytes 12..14 are in bounds of every item head (see `tag_atomic` for
+        // the size and the 4-alignment of chunks, so offset 12 is 2-aligned); the chunk
+        // stays mapped while the item is reachable. Non-atomic writes of the field (an
+        // item being prepared, or copied by a move) happen only while no reader can
+        // reach the item: before it is linked, or under its shard's write lock.
+        unsafe { AtomicU16::from_ptr(self.ptr.as_ptr().add(OFF_ACCESS).cast::<u16>()) }
     }
 
     #[inline]
     pub(crate) fn set_access(&self, now: u32) {
-        // SAFETY: in-bounds header field, written under the shard lock.
-        unsafe {
-            self.ptr
-                .as_ptr()
-                .add(OFF_ACCESS)
-                .cast::<u16>()
-                .write_unaligned(now as u16)
-        }
+        self.access_atomic().store(now as u16, Ordering::Relaxed);
     }
 
     #[inline]

@@ -2,11 +2,15 @@
 //! value with `sendmsg` over the item's chunks: no copy into the output buffer first.
 //!
 //! The executor calls [`Direct::send`] with the value's parts while it holds the key's
-//! shard lock (the lock is what keeps the parts from being replaced, deleted or evicted
-//! meanwhile), so the write never blocks: the socket is non-blocking, and whatever it
-//! does not take now is copied into the output buffer and goes out with the rest. On a
-//! loopback or LAN socket with room for the reply the value is never copied by us; the
-//! lock is held for the `writev`, about as long as it would be for the copy.
+//! shard lock for reading (the lock is what keeps the parts from being replaced, deleted
+//! or evicted meanwhile), so the write never blocks: the socket is non-blocking, and
+//! whatever it does not take now is copied into the output buffer and goes out with the
+//! rest. On a loopback or LAN socket with room for the reply the value is never copied
+//! by us; the lock is held for the `writev`, about as long as it would be for the copy.
+//! Other gets of the shard, of the same key too, go on meanwhile (it is a read lock):
+//! with one mutex per shard, 8 clients getting the same 8 values of 1 MB completed
+//! 0.70-0.82x memcached's gets, the second worker asleep on the lock; with the read
+//! lock, 0.95-1.14x.
 
 use std::io::{self, IoSlice, Write};
 

@@ -11,13 +11,13 @@
 use std::hash::BuildHasher;
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use slab_core::engine::size_class::ClassId;
 
 use super::expiry::Dead;
 use super::stats::bump;
-use super::{lock, Index, Padded, Shard, Store};
+use super::{Index, Padded, Shard, Store};
 use crate::item::{pack_handle, tag_atomic, tag_hash, unpack_handle, ItemRef, FETCHED, LIVE};
 
 /// The hash of a key, split into what the store needs.
@@ -126,7 +126,7 @@ impl Index {
     pub(super) fn new(shards: usize, handle_shift: u32) -> Self {
         Index {
             shards: (0..shards)
-                .map(|_| Padded(Mutex::new(Shard::default())))
+                .map(|_| Padded(RwLock::new(Shard::default())))
                 .collect(),
             shard_map: shard_map(shards),
             hasher: hashbrown::DefaultHashBuilder::default(),
@@ -157,15 +157,25 @@ impl Index {
         usize::from(self.shard_map[(h24 >> 12) as usize])
     }
 
-    /// Locks shard `i`.
+    /// Locks shard `i` for writing: linking, unlinking, moving an item, or changing
+    /// an item's fields other than its tag bits and access time.
     #[inline]
-    pub(super) fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
-        lock(&self.shards[i].0)
+    pub(super) fn lock(&self, i: usize) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[i].0.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Locks shard `i` for reading: a lookup whose hit is only read (its value copied
+    /// or sent, its tag bits and access time set atomically). Readers of one shard run
+    /// together, so a large value written to a socket under this lock does not hold up
+    /// other gets of the shard; writers wait for it.
+    #[inline]
+    pub(super) fn read(&self, i: usize) -> RwLockReadGuard<'_, Shard> {
+        self.shards[i].0.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Locks the shard of an item whose tag holds these hash bits.
     #[inline]
-    pub(super) fn lock_tag(&self, h24: u32) -> MutexGuard<'_, Shard> {
+    pub(super) fn lock_tag(&self, h24: u32) -> RwLockWriteGuard<'_, Shard> {
         self.lock(self.shard_of(h24))
     }
 }
@@ -270,6 +280,19 @@ impl Store {
                 garbage.push(h);
                 Lookup::Dead(d)
             }
+        }
+    }
+
+    /// Looks a key up in a shard locked for reading: the handle of its item when it is
+    /// linked and neither expired nor flushed. `None` leaves a dead item linked: a
+    /// writer ([`find_live`](Self::find_live)) unlinks it.
+    pub(super) fn find_alive(&self, shard: &Shard, kh: &KeyHash, key: &[u8], now: u32) -> Lookup {
+        let Some(&h) = shard.table.find(kh.th, |&h| self.item(h).key() == key) else {
+            return Lookup::Miss;
+        };
+        match self.expiry.is_dead(&self.item(h), now) {
+            None => Lookup::Hit(h),
+            Some(d) => Lookup::Dead(d),
         }
     }
 

@@ -3,13 +3,17 @@
 //!
 //! The store's shard locks, chunk tags and free lists sit on std types inside a store too
 //! big for loom to explore, so these models rebuild the protocol in miniature, step for
-//! step, on loom's `Mutex`, `AtomicU32` and `UnsafeCell` (which reports any two accesses
-//! to a value word not ordered by happens-before), with the store's own tag bits:
+//! step, on loom's `Mutex`, `RwLock`, `AtomicU32` and `UnsafeCell` (which reports any
+//! two accesses to a value word not ordered by happens-before), with the store's own tag
+//! bits:
 //!
 //! * a chunk is a tag word (`LIVE` and the key's hash bits, read atomically by walks that
-//!   hold no shard lock, as `evict.rs` reads it) and a value word (read and written only
-//!   under the shard lock once linked, or by the thread that allocated it before);
-//! * a shard is a `Mutex` around the key's index slot (the chunk handle it names);
+//!   hold no shard lock, as `evict.rs` reads it), a value word (once linked, read under
+//!   the shard's read or write lock and written only under its write lock; before, by the
+//!   thread that allocated it) and an access-time word (written by every reader of a hit,
+//!   atomically, as `ItemRef::set_access` does: readers of one item run together);
+//! * a shard is a `RwLock` around the key's index slot (the chunk handle it names): a
+//!   `get` takes it for reading, everything that links, unlinks or moves for writing;
 //! * `relocate` is `index.rs`'s: under the shard lock, copy the value into a chunk only
 //!   this thread holds, store the copy's tag (Release), point the slot at the copy, clear
 //!   `LIVE` on the old chunk (AcqRel), unlock, then free the old chunk;
@@ -32,7 +36,7 @@
 
 use loom::cell::UnsafeCell;
 use loom::sync::atomic::{AtomicU32, Ordering};
-use loom::sync::{Arc, Mutex};
+use loom::sync::{Arc, Mutex, RwLock};
 use loom::thread;
 
 use crate::item::LIVE;
@@ -43,7 +47,9 @@ const CHUNKS: usize = 4;
 struct Mini {
     tags: [AtomicU32; CHUNKS],
     vals: [UnsafeCell<u64>; CHUNKS],
-    shards: [Mutex<Option<usize>>; 2],
+    /// The access time, atomic as the store keeps it.
+    access: [AtomicU32; CHUNKS],
+    shards: [RwLock<Option<usize>>; 2],
     free: Mutex<Vec<usize>>,
 }
 
@@ -80,7 +86,8 @@ impl Mini {
         let m = Arc::new(Mini {
             tags: std::array::from_fn(|_| AtomicU32::new(0)),
             vals: std::array::from_fn(|_| UnsafeCell::new(0)),
-            shards: [Mutex::new(None), Mutex::new(None)],
+            access: std::array::from_fn(|_| AtomicU32::new(0)),
+            shards: [RwLock::new(None), RwLock::new(None)],
             free: Mutex::new((0..CHUNKS).collect()),
         });
         m.set(key, val);
@@ -104,7 +111,7 @@ impl Mini {
         // SAFETY: `c` came off the free list: only this thread reaches it until it is linked.
         self.vals[c].with_mut(|p| unsafe { *p = val });
         let old = {
-            let mut slot = self.shards[key].lock().unwrap();
+            let mut slot = self.shards[key].write().unwrap();
             self.tags[c].store(tag(key), Ordering::Release);
             let old = slot.replace(c);
             if let Some(o) = old {
@@ -120,7 +127,7 @@ impl Mini {
     /// `delete`.
     fn delete(&self, key: usize) {
         let old = {
-            let mut slot = self.shards[key].lock().unwrap();
+            let mut slot = self.shards[key].write().unwrap();
             let old = slot.take();
             if let Some(o) = old {
                 self.tags[o].fetch_and(!LIVE, Ordering::AcqRel);
@@ -132,11 +139,25 @@ impl Mini {
         }
     }
 
-    /// `get`: the value, read under the lock.
+    /// `get` (`Store::get_item` without a touch): the value, read under the shard's read
+    /// lock, then the access time recorded (`now`).
+    ///
+    /// loom's `RwLock` orders its readers one after another (each acquisition sees the
+    /// previous release), so this model cannot show two readers' plain writes of one
+    /// field racing: that the access time must be atomic is argued in `item.rs`
+    /// (`ItemRef::access_atomic`), not checked here.
+    fn get_at(&self, key: usize, now: u32) -> Option<u64> {
+        let slot = self.shards[key].read().unwrap();
+        let c = (*slot)?;
+        // SAFETY: the chunk is linked in this shard, whose read lock we hold: only a
+        // holder of the write lock writes its value.
+        let v = self.vals[c].with(|p| unsafe { *p });
+        self.access[c].store(now, Ordering::Relaxed);
+        Some(v)
+    }
+
     fn get(&self, key: usize) -> Option<u64> {
-        let slot = self.shards[key].lock().unwrap();
-        // SAFETY: the chunk is linked in this shard, whose lock we hold.
-        slot.map(|c| self.vals[c].with(|p| unsafe { *p }))
+        self.get_at(key, 1)
     }
 
     /// A walk's move of whatever item chunk `c` holds (compaction, a slab move): read the
@@ -148,7 +169,7 @@ impl Mini {
             return false;
         }
         let key = (t >> 8) as usize - 1;
-        let mut slot = self.shards[key].lock().unwrap();
+        let mut slot = self.shards[key].write().unwrap();
         if !trust_tag && *slot != Some(c) {
             return false;
         }
@@ -159,6 +180,8 @@ impl Mini {
         let v = self.vals[c].with(|p| unsafe { *p });
         // SAFETY: as above, for `dest`.
         self.vals[dest].with_mut(|p| unsafe { *p = v });
+        // The access time travels with the bytes (the write lock keeps readers out).
+        self.access[dest].store(self.access[c].load(Ordering::Relaxed), Ordering::Relaxed);
         self.tags[dest].store(self.tags[c].load(Ordering::Acquire), Ordering::Release);
         *slot = Some(dest);
         self.tags[c].fetch_and(!LIVE, Ordering::AcqRel);
@@ -174,7 +197,7 @@ impl Mini {
             return false;
         }
         let key = (t >> 8) as usize - 1;
-        let mut slot = self.shards[key].lock().unwrap();
+        let mut slot = self.shards[key].write().unwrap();
         if *slot != Some(c) {
             return false;
         }
@@ -187,14 +210,14 @@ impl Mini {
 
     /// A metadump's copy of shard `shard`'s handles (`Store::dump_snapshot`).
     fn dump_snapshot(&self, shard: usize) -> Option<usize> {
-        *self.shards[shard].lock().unwrap()
+        *self.shards[shard].write().unwrap()
     }
 
     /// A metadump's visit of handle `c` copied from shard `shard` (`Store::dump_visit`):
     /// the key and value it reports, if the chunk is still an item that shard links
     /// (unless `trust_copy`, the bug the check prevents).
     fn dump_visit(&self, shard: usize, c: usize, trust_copy: bool) -> Option<(usize, u64)> {
-        let slot = self.shards[shard].lock().unwrap();
+        let slot = self.shards[shard].write().unwrap();
         let t = self.tags[c].load(Ordering::Acquire);
         if !trust_copy && (t & LIVE == 0 || *slot != Some(c)) {
             return None;
@@ -218,7 +241,7 @@ impl Mini {
             );
         }
         for k in 0..2 {
-            if let Some(c) = *self.shards[k].lock().unwrap() {
+            if let Some(c) = *self.shards[k].write().unwrap() {
                 seen[c] += 1;
                 assert_eq!(self.tags[c].load(Ordering::Relaxed), tag(k));
             }
@@ -231,7 +254,7 @@ impl Mini {
 fn loom_a_get_sees_one_whole_copy_while_its_item_moves() {
     model(|| {
         let m = Mini::new(0, 1);
-        let c0 = m.shards[0].lock().unwrap().expect("set");
+        let c0 = m.shards[0].write().unwrap().expect("set");
         let mover = on_thread(&m, move |m| {
             m.walk_move(c0, false);
         });
@@ -256,7 +279,7 @@ fn loom_a_walk_acts_only_on_the_item_its_shard_links() {
         // Key 0 in the last chunk; it is deleted and its chunk reused by key 1 while a
         // move and the eviction hand walk over that chunk.
         let m = Mini::new(0, 1);
-        let c0 = m.shards[0].lock().unwrap().expect("set");
+        let c0 = m.shards[0].write().unwrap().expect("set");
         let churn = on_thread(&m, |m| {
             m.delete(0);
             m.set(1, 7);
@@ -325,7 +348,7 @@ fn loom_a_metadump_that_trusts_its_copy_is_caught() {
 fn loom_a_walk_that_trusts_a_stale_tag_is_caught() {
     loom::model(|| {
         let m = Mini::new(0, 1);
-        let c0 = m.shards[0].lock().unwrap().expect("set");
+        let c0 = m.shards[0].write().unwrap().expect("set");
         let churn = on_thread(&m, |m| {
             m.delete(0);
             m.set(1, 7);
@@ -337,3 +360,28 @@ fn loom_a_walk_that_trusts_a_stale_tag_is_caught() {
         m.check_accounting();
     });
 }
+
+#[test]
+fn loom_readers_of_one_item_run_together_while_it_moves_and_is_replaced() {
+    model(|| {
+        // Two gets of key 0 under the shard's read lock, one of them on another thread,
+        // while a walk moves the item and a set replaces it.
+        let m = Mini::new(0, 1);
+        let c0 = m.shards[0].write().unwrap().expect("set");
+        let reader = on_thread(&m, |m| {
+            let v = m.get_at(0, 5).expect("never missing");
+            assert!((1..=2).contains(&v), "{v}");
+        });
+        let mover = on_thread(&m, move |m| {
+            m.walk_move(c0, false);
+        });
+        let a = m.get_at(0, 6).expect("never missing");
+        m.set(0, 2);
+        let b = m.get(0).expect("never missing");
+        assert!((1..=2).contains(&a) && b == 2, "{a} {b}");
+        reader.join().unwrap();
+        mover.join().unwrap();
+        m.check_accounting();
+    });
+}
+

@@ -31,8 +31,12 @@
 //!   line arrives, linked when the value is complete, so values in flight count against
 //!   `-m` as in memcached. Unlinked, it is invisible to readers and passed over by
 //!   eviction, compaction and slab moves.
-//! * Readers run their closure under the shard lock, so the value cannot be freed or
-//!   overwritten while they copy it out.
+//! * Readers run their closure under the shard's read lock (the shards are `RwLock`s;
+//!   everything else takes the write lock), so the value cannot be freed or overwritten
+//!   while they copy it out or write it to a socket, and readers of one shard, even of
+//!   one item, run together. A hit's access time and CLOCK bits are written atomically
+//!   for that reason. A `gat` (which sets the expiration time) and a lookup that finds
+//!   an expired item take the write lock.
 //!
 //! # Safety and correctness
 //!
@@ -371,11 +375,11 @@ const _: () = {
     send_sync::<Store>();
 };
 
-/// The index: `N` shards, each a `Mutex` around a table of chunk handles (operations in
+/// The index: `N` shards, each a `RwLock` around a table of chunk handles (operations in
 /// `index.rs`).
 #[derive(Debug)]
 struct Index {
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: Box<[Padded<RwLock<Shard>>]>,
     /// Shard of each value of the top 12 hash bits (see `index::shard_map`).
     shard_map: Box<[u8]>,
     hasher: hashbrown::DefaultHashBuilder,

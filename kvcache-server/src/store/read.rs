@@ -2,8 +2,8 @@
 //! buffer chained values are assembled in, and the lookups `get`, `gat` and the text
 //! protocol's `get_append`.
 //!
-//! Readers run under the key's shard lock, so the value cannot be freed or overwritten
-//! while they copy it out; a hit sets the item's CLOCK bit and access time after the
+//! Readers run under the key's shard lock (its read lock, but for `gat` and an expired
+//! item), so the value cannot be freed or overwritten while they copy it out; a hit sets the item's CLOCK bit and access time after the
 //! reader ran, so the reader sees the access before its own.
 
 use std::cell::Cell;
@@ -215,8 +215,8 @@ impl Store {
     /// As [`get_append`](Self::get_append), but gives `f` the value as the item holds it:
     /// the inline value, or each segment's part of a chained one, in order, borrowed
     /// under the key's shard lock for the duration of `f` (which must not block: a
-    /// replacement, delete or eviction of the key, and every other key of the shard,
-    /// waits for it).
+    /// replacement, delete or eviction of the key, and every write to another key of the
+    /// shard, waits for it; other reads do not).
     pub fn get_parts(
         &self,
         key: &[u8],
@@ -255,9 +255,33 @@ impl Store {
     /// Looks `key` up, setting the expiration time first with `touch`; on a hit calls `f`
     /// with the item under the shard lock and the time of its previous access. Counts
     /// hits, misses and touches (not `cmd_touch`).
+    ///
+    /// Without `touch` the shard is locked for reading (see [`Index::read`]): readers of
+    /// one shard, and of one item, run together. An expired or flushed item found so is
+    /// looked up again under the write lock, which unlinks it.
+    ///
+    /// [`Index::read`]: super::Index::read
     fn get_item(&self, key: &[u8], touch: Option<i64>, f: impl FnOnce(&ItemRef<'_>, u32)) -> bool {
         let kh = self.index.hash_key(key);
         let now = self.now();
+        if touch.is_none() {
+            let shard = self.index.read(kh.shard);
+            match self.find_alive(&shard, &kh, key, now) {
+                Lookup::Hit(h) => {
+                    let it = self.item(h);
+                    bump(&self.counters.class(self.class_of(h)).get_hits);
+                    self.read_hit(&it, now, f);
+                    return true;
+                }
+                Lookup::Miss => {
+                    drop(shard);
+                    bump(&self.counters.global.get_misses);
+                    return false;
+                }
+                // Dead: unlinked and counted below.
+                Lookup::Dead(_) => {}
+            }
+        }
         let mut garbage = Garbage::default();
         let mut shard = self.index.lock(kh.shard);
         let hit = match self.find_live(&mut shard, &kh, key, now, &mut garbage) {
@@ -269,10 +293,7 @@ impl Store {
                     it.set_exptime(self.clock().realtime_at(e, now));
                     bump(&c.touch_hits);
                 }
-                let prev = widen_access(now, it.access_low());
-                f(&it, prev);
-                it.set_access(now);
-                it.set_bits(REF | FETCHED);
+                self.read_hit(&it, now, f);
                 true
             }
             other => {
@@ -291,5 +312,16 @@ impl Store {
         drop(shard);
         self.free_garbage(garbage);
         hit
+    }
+
+    /// Runs a reader on a hit (its shard locked, for reading at least) with the time of
+    /// the item's previous access, then records this access. The access time and the
+    /// CLOCK bits are written atomically, so readers of one item may do this together.
+    #[inline]
+    fn read_hit(&self, it: &ItemRef<'_>, now: u32, f: impl FnOnce(&ItemRef<'_>, u32)) {
+        let prev = widen_access(now, it.access_low());
+        f(it, prev);
+        it.set_access(now);
+        it.set_bits(REF | FETCHED);
     }
 }

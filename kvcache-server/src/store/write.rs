@@ -10,7 +10,7 @@
 
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
-use std::sync::MutexGuard;
+use std::sync::RwLockWriteGuard;
 
 use slab_core::engine::size_class::ClassId;
 
@@ -245,7 +245,7 @@ impl Store {
         now: u32,
         prep: Prepared,
         same: impl FnOnce(u32) -> bool,
-    ) -> Option<(MutexGuard<'_, Shard>, Garbage, Prepared)> {
+    ) -> Option<(RwLockWriteGuard<'_, Shard>, Garbage, Prepared)> {
         let mut garbage = Garbage::default();
         let mut shard = self.index.lock(kh.shard);
         match self.find_live(&mut shard, kh, key, now, &mut garbage) {
