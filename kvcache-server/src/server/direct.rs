@@ -8,7 +8,8 @@
 //! rest. On a loopback or LAN socket with room for the reply the value is never copied
 //! by us; the lock is held for the `writev`, about as long as it would be for the copy.
 //! Other gets of the shard, of the same key too, go on meanwhile (it is a read lock):
-//! with one mutex per shard, 8 clients getting the same 8 values of 1 MB completed
+//! with one mutex per shard, 8 kvload clients getting the same 8 values of 10^6 bytes
+//! (`-m 1024 -t 2`, 5 s runs alternating with memcached 1.6.18) completed
 //! 0.70-0.82x memcached's gets, the second worker asleep on the lock; with the read
 //! lock, 0.95-1.14x.
 

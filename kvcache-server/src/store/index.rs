@@ -284,8 +284,8 @@ impl Store {
     }
 
     /// Looks a key up in a shard locked for reading: the handle of its item when it is
-    /// linked and neither expired nor flushed. `None` leaves a dead item linked: a
-    /// writer ([`find_live`](Self::find_live)) unlinks it.
+    /// linked and neither expired nor flushed. `Lookup::Dead` leaves the dead item
+    /// linked: a writer ([`find_live`](Self::find_live)) unlinks it.
     pub(super) fn find_alive(&self, shard: &Shard, kh: &KeyHash, key: &[u8], now: u32) -> Lookup {
         let Some(&h) = shard.table.find(kh.th, |&h| self.item(h).key() == key) else {
             return Lookup::Miss;

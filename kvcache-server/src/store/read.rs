@@ -3,8 +3,9 @@
 //! protocol's `get_append`.
 //!
 //! Readers run under the key's shard lock (its read lock, but for `gat` and an expired
-//! item), so the value cannot be freed or overwritten while they copy it out; a hit sets the item's CLOCK bit and access time after the
-//! reader ran, so the reader sees the access before its own.
+//! item), so the value cannot be freed or overwritten while they copy it out; a hit sets
+//! the item's CLOCK bit and access time after the reader ran, so the reader sees the
+//! access before its own.
 
 use std::cell::Cell;
 
