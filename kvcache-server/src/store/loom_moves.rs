@@ -384,4 +384,3 @@ fn loom_readers_of_one_item_run_together_while_it_moves_and_is_replaced() {
         m.check_accounting();
     });
 }
-
