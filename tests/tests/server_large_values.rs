@@ -439,3 +439,59 @@ fn large_sets_split_at_every_point_around_their_trailer_are_stored_whole() {
         }
     }
 }
+
+#[test]
+fn readers_of_the_same_large_keys_at_once_see_whole_values_while_replaced() {
+    // Several connections read the same few chained values at once (the shard's readers
+    // run together) while one connection replaces and deletes them under the readers.
+    let server = ServerProc::start(&["-m", "256", "-t", "2"]);
+    let addr = server.addr;
+    let sizes = Arc::new(vec![64 * 1024 + 1, 300_000, largest_value(addr)]);
+    let mut setup = KvClient::connect(addr, Proto::Text);
+    for (i, &n) in sizes.iter().enumerate() {
+        let id = id_of(i, 7, 0);
+        let r = setup.run(&key(i), &Cmd::Set(write(id)), &value(id, n));
+        assert!(matches!(r, Reply::Stored(_)), "preload of {n} bytes: {r:?}");
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for r in 0..6 {
+        let (sizes, done) = (Arc::clone(&sizes), Arc::clone(&done));
+        let proto = PROTOS[r % 3];
+        readers.push(thread::spawn(move || {
+            let mut c = KvClient::connect(addr, proto);
+            let (mut reads, mut hits) = (0u64, 0u64);
+            while !done.load(Ordering::Relaxed) || reads < 100 {
+                let i = (reads as usize + r) % sizes.len();
+                let reply = c.run(&key(i), &Cmd::Get, &Bytes(Vec::new()));
+                check_read(&reply, i, sizes[i], proto);
+                hits += u64::from(matches!(reply, Reply::Value { .. }));
+                reads += 1;
+            }
+            hits
+        }));
+    }
+    let mut rng = Rng(0x1a26e);
+    for round in 0..300 {
+        let i = round % sizes.len();
+        if rng.below(6) == 0 {
+            let r = setup.run(&key(i), &Cmd::Delete, &Bytes(Vec::new()));
+            assert!(
+                matches!(r, Reply::Deleted | Reply::NotFound),
+                "delete: {r:?}"
+            );
+        } else {
+            let id = id_of(i, round % 7, round);
+            let r = setup.run(&key(i), &Cmd::Set(write(id)), &value(id, sizes[i]));
+            assert!(
+                matches!(r, Reply::Stored(_)),
+                "set of {} bytes: {r:?}",
+                sizes[i]
+            );
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let hits: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();
+    // Most reads find a value: a delete is followed by a set of the key within 3 rounds.
+    assert!(hits > 300, "only {hits} hits");
+}
