@@ -413,16 +413,34 @@ impl Store {
     pub(super) fn free_item_to(&self, handle: u32, to: FreeTo) {
         let it = self.item(handle);
         debug_assert_eq!(it.bits() & LIVE, 0);
+        // The tags first, then the chunks: a segment's tag is a store to a line not in
+        // the cache, and the atomic chunk count after it would wait for that store to
+        // finish, once per segment; stored together they overlap. The count drops once
+        // per run of segments of one class (all but the tail are of the top class).
         for seg in self.segments(&it) {
             tag_atomic(seg).store(0, Ordering::Release);
-            // SAFETY: the segment belongs to this unlinked item, which nobody else can
-            // reach any more (it left the index under the shard lock), and it is freed
-            // exactly once, here.
-            unsafe { self.free_chunk(seg, to) };
         }
-        let p = it.ptr();
-        // SAFETY: as above for the head chunk.
-        unsafe { self.free_chunk(p, to) };
+        let engine = self.mem.alloc.engine();
+        let mut run: Option<(ClassId, u64)> = None;
+        for p in self.segments(&it).chain([it.ptr()]) {
+            let class = engine.class_of(p.as_ptr()).expect("a chunk of the engine");
+            run = match run {
+                Some((c, n)) if c == class => Some((c, n + 1)),
+                other => {
+                    if let Some((c, n)) = other {
+                        self.counters.chunks_freed(c, n);
+                    }
+                    Some((class, 1))
+                }
+            };
+            // SAFETY: the segments and the head belong to this unlinked item, which
+            // nobody else can reach any more (it left the index under the shard lock),
+            // and each is freed exactly once, here; `class` is the chunk's class.
+            unsafe { self.release_chunk(p, class, to) };
+        }
+        if let Some((c, n)) = run {
+            self.counters.chunks_freed(c, n);
+        }
     }
 
     /// Gives a chunk back, to this thread's magazine or straight to the engine.
@@ -434,11 +452,21 @@ impl Store {
         let engine = self.mem.alloc.engine();
         let class = engine.class_of(p.as_ptr()).expect("a chunk of the engine");
         self.counters.chunks_freed(class, 1);
+        // SAFETY: forwarded from the caller; `class` is the chunk's class.
+        unsafe { self.release_chunk(p, class, to) };
+    }
+
+    /// Gives a chunk of `class` back without counting it (the caller does).
+    ///
+    /// # Safety
+    /// As for [`free_chunk`](Self::free_chunk), and `class` is the chunk's class.
+    #[inline]
+    unsafe fn release_chunk(&self, p: NonNull<u8>, class: ClassId, to: FreeTo) {
         match to {
-            // SAFETY: forwarded from the caller; `class` is the chunk's class.
+            // SAFETY: forwarded from the caller.
             FreeTo::Magazine => unsafe { self.mem.alloc.dealloc_class(p, class) },
             // SAFETY: as above.
-            FreeTo::Engine => unsafe { engine.free_batch(class, &[p]) },
+            FreeTo::Engine => unsafe { self.mem.alloc.engine().free_batch(class, &[p]) },
         }
     }
 

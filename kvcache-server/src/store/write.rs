@@ -184,9 +184,13 @@ impl Store {
                 release(&segs);
                 return None;
             };
-            tag_atomic(p).store(SEGMENT | (kh.h24 << 8), Ordering::Release);
             segs.push(self.handle_of(p));
             left -= n;
+        }
+        // The tags after the allocations, as in `free_item_to`: a store to a cold line
+        // between two atomic chunk counts would hold up the second.
+        for &s in &segs {
+            tag_atomic(self.ptr(s)).store(SEGMENT | (kh.h24 << 8), Ordering::Release);
         }
         let Some(p) = self.alloc_chunk(head_class) else {
             release(&segs);
