@@ -164,6 +164,24 @@ fn check_read(r: &Reply, i: usize, n: usize, proto: Proto) {
     }
 }
 
+/// Deletes key `i` (`delete`) or sets it to write `id`'s value of `n` bytes, checking the
+/// reply.
+fn set_or_delete(c: &mut KvClient, proto: Proto, i: usize, delete: bool, id: u32, n: usize) {
+    if delete {
+        let r = c.run(&key(i), &Cmd::Delete, &Bytes(Vec::new()));
+        assert!(
+            matches!(r, Reply::Deleted | Reply::NotFound),
+            "{proto:?} delete: {r:?}"
+        );
+    } else {
+        let r = c.run(&key(i), &Cmd::Set(write(id)), &value(id, n));
+        assert!(
+            matches!(r, Reply::Stored(_)),
+            "{proto:?} set of {n} bytes: {r:?}"
+        );
+    }
+}
+
 #[test]
 fn boundary_sizes_read_back_whole_under_replacement_and_delete() {
     let chunks = chunk_sizes();
@@ -200,21 +218,8 @@ fn boundary_sizes_read_back_whole_under_replacement_and_delete() {
             for round in 0..2 {
                 for _ in 0..sizes.len() {
                     let i = rng.below(sizes.len() as u64) as usize;
-                    if rng.below(5) == 0 {
-                        let r = c.run(&key(i), &Cmd::Delete, &Bytes(Vec::new()));
-                        assert!(
-                            matches!(r, Reply::Deleted | Reply::NotFound),
-                            "{proto:?} delete: {r:?}"
-                        );
-                    } else {
-                        let id = id_of(i, w, round);
-                        let r = c.run(&key(i), &Cmd::Set(write(id)), &value(id, sizes[i]));
-                        assert!(
-                            matches!(r, Reply::Stored(_)),
-                            "{proto:?} set of {} bytes: {r:?}",
-                            sizes[i]
-                        );
-                    }
+                    let delete = rng.below(5) == 0;
+                    set_or_delete(&mut c, proto, i, delete, id_of(i, w, round), sizes[i]);
                 }
             }
         }));
@@ -474,21 +479,15 @@ fn readers_of_the_same_large_keys_at_once_see_whole_values_while_replaced() {
     let mut rng = Rng(0x1a26e);
     for round in 0..300 {
         let i = round % sizes.len();
-        if rng.below(6) == 0 {
-            let r = setup.run(&key(i), &Cmd::Delete, &Bytes(Vec::new()));
-            assert!(
-                matches!(r, Reply::Deleted | Reply::NotFound),
-                "delete: {r:?}"
-            );
-        } else {
-            let id = id_of(i, round % 7, round);
-            let r = setup.run(&key(i), &Cmd::Set(write(id)), &value(id, sizes[i]));
-            assert!(
-                matches!(r, Reply::Stored(_)),
-                "set of {} bytes: {r:?}",
-                sizes[i]
-            );
-        }
+        let delete = rng.below(6) == 0;
+        set_or_delete(
+            &mut setup,
+            Proto::Text,
+            i,
+            delete,
+            id_of(i, round % 7, round),
+            sizes[i],
+        );
     }
     done.store(true, Ordering::Relaxed);
     let hits: u64 = readers.into_iter().map(|r| r.join().expect("reader")).sum();

@@ -19,15 +19,15 @@
 //! * Socket buffers of 4 MiB (`SO_RCVBUF` and `SO_SNDBUF` on every accepted socket, which
 //!   turns the kernel's autotuning off): 1 client 14955 and 18376 against 11551 and 18138
 //!   with autotuning (memcached 20169, 20832); 8 clients 32326, 34418 against 30946,
-//!   36292; gets the same within a few percent either way. No steady gain, so the kernel
+//!   36292; gets within 10% of autotuning either way. No steady gain, so the kernel
 //!   sizes them, as it does for memcached's TCP sockets.
 //! * Reading again after a short direct read while the value is still incomplete (what
 //!   memcached's `conn_nread` does) instead of waiting for the next edge: medians of 3,
 //!   1 client 0.88x memcached's sets (0.92x when those reads do not count towards the
 //!   worker's bound of 4 reads per event) against 0.89x as it is; 8 clients 0.94x
 //!   (0.99x) against 1.10x. Per 1 MB set ours makes 1.6 `readv`s and 1.7 `epoll_wait`s,
-//!   memcached 3.5 `read`s and 1 `epoll_wait` (`strace -c`, 1 client): the extra wait
-//!   costs less than the reads that would replace it.
+//!   memcached 3.5 `read`s and 1 `epoll_wait` (`strace -c`, 1 client); replacing the
+//!   extra wait with reads did not pay.
 
 use std::io::{self, IoSliceMut, Read};
 
